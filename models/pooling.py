@@ -1,0 +1,45 @@
+"""Pooling written in torch for the export wrappers (imported by the builder only).
+
+The same functions run in the exported graph and in the transformers-only reference, so a
+checkpoint without sentence-transformers files is checked against exactly this maths.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """hidden (b, s, d), mask (b, s) -> (b, d) in float32; right padding assumed."""
+    hidden = hidden.float()
+    if mode == "cls":
+        return hidden[:, 0]
+    if mode == "mean":
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+    if mode == "last":
+        # The last real token of each row: right padding puts it at sum(mask) - 1.
+        last = (mask.sum(1) - 1).clamp(min=0).long()
+        index = last.view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
+        return hidden.gather(1, index).squeeze(1)
+    raise ValueError(f"unknown pooling {mode!r}")
+
+
+def l2_normalize(vectors: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(vectors.float(), p=2.0, dim=-1)
+
+
+class PooledEncoder(torch.nn.Module):
+    """A transformers encoder/decoder body + pooling (+ L2 norm): ids, mask -> vectors."""
+
+    def __init__(self, body: torch.nn.Module, pooling: str, normalize: bool, **fixed: object):
+        super().__init__()
+        self.body = body
+        self.pooling = pooling
+        self.normalize = normalize
+        self.fixed = fixed  # extra constant kwargs, e.g. use_cache=False
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.body(input_ids=input_ids, attention_mask=attention_mask, **self.fixed)
+        vectors = pool(out.last_hidden_state, attention_mask, self.pooling)
+        return l2_normalize(vectors) if self.normalize else vectors

@@ -1,0 +1,41 @@
+"""Match a checkpoint to its family. A new family is one file and one line in FAMILIES."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models import bert
+from models.checkpoint import CheckpointInfo, read_checkpoint
+from models.family import Family
+from models.spec import ModelSpec, UnsupportedModelError
+
+FAMILIES: tuple[Family, ...] = (
+    bert.FAMILY,
+)
+
+
+def supported_families() -> str:
+    return "; ".join(f"{f.name}: {f.description} ({', '.join(f.architectures)})" for f in FAMILIES)
+
+
+def family_for(info: CheckpointInfo) -> Family:
+    for family in FAMILIES:
+        if family.matches(info):
+            return family
+    raise UnsupportedModelError(
+        f"{info.path}: architecture {info.architecture!r} is not supported. "
+        f"Supported families: {supported_families()}"
+    )
+
+
+def family_by_name(name: str) -> Family:
+    for family in FAMILIES:
+        if family.name == name:
+            return family
+    raise UnsupportedModelError(f"unknown family {name!r}; supported: {supported_families()}")
+
+
+def resolve(path: str | Path) -> tuple[Family, ModelSpec]:
+    info = read_checkpoint(path)
+    family = family_for(info)
+    return family, family.make_spec(info)

@@ -1,0 +1,43 @@
+"""The Backend contract: padded token batches in, pooled vectors out.
+
+Two implementations: runtime.onnxruntime (any machine) and runtime.tensorrt (NVIDIA GPU).
+The batcher and server only see this protocol, never the libraries behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BackendLimits:
+    max_batch_size: int  # rows per call
+    max_seq_len: int  # tokens per row
+    # Sequence-length boundaries the backend runs best at (TensorRT profiles); the batcher
+    # keeps a batch's rows inside one bucket. Empty: any length mixes.
+    seq_buckets: tuple[int, ...] = ()
+
+
+class Backend(Protocol):
+    name: str
+    limits: BackendLimits
+
+    def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """int64 (b, s) ids and mask, right-padded -> float32 (b, dims) vectors."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token rows to the longest: (input_ids, attention_mask), both int64."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask

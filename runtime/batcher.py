@@ -1,0 +1,186 @@
+"""Asyncio dynamic batcher: rows from concurrent requests packed by a padded-token budget.
+
+Each request's rows go into one pending list; whenever a backend slot is free, the pending
+rows are sorted by length and cut into batches whose padded size (rows x longest row) fits
+the token budget, and the batch holding the oldest row runs next (length-aware, yet nobody
+starves). Results go back to each request's own future; rows of a cancelled request are
+dropped before they reach the backend. No polling: waits are on events and futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from runtime.errors import OverloadedError
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_batch_tokens: int = 16384  # rows x longest row, padding included
+    max_batch_size: int = 64
+    max_wait_ms: float = 1.0  # gather window once the backend is idle
+    max_queue_rows: int = 8192  # pending rows beyond which requests get 429
+    concurrency: int = 1  # batches in flight (TensorRT: one per execution context)
+    seq_buckets: tuple[int, ...] = ()  # rows of one batch stay within one bucket
+
+
+def _bucket(length: int, buckets: tuple[int, ...]) -> int:
+    return next((i for i, edge in enumerate(buckets) if length <= edge), len(buckets))
+
+
+def plan_batches(lengths: Sequence[int], cfg: BatchConfig) -> list[list[int]]:
+    """Indices of `lengths` grouped into batches: sorted by length, padded budget respected."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        width = lengths[i]  # ascending order: the newest row is the longest
+        fits = (
+            current
+            and len(current) < cfg.max_batch_size
+            and (len(current) + 1) * width <= cfg.max_batch_tokens
+            and _bucket(width, cfg.seq_buckets) == _bucket(lengths[current[0]], cfg.seq_buckets)
+        )
+        if current and not fits:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass(eq=False)
+class _Job:
+    future: asyncio.Future
+    out: list[np.ndarray | None]
+    remaining: int
+    created: float = field(default_factory=time.monotonic)
+
+    def deliver(self, index: int, vector: np.ndarray) -> None:
+        self.out[index] = vector
+        self.remaining -= 1
+        if self.remaining == 0 and not self.future.done():
+            self.future.set_result(np.stack(self.out))  # type: ignore[arg-type]
+
+
+@dataclass(eq=False)
+class _Row:
+    job: _Job
+    index: int
+    tokens: Sequence[int]
+
+
+RunFn = Callable[[list[Sequence[int]]], np.ndarray]
+
+
+class Batcher:
+    def __init__(self, run: RunFn, cfg: BatchConfig):
+        self._run = run
+        self.cfg = cfg
+        self._pending: list[_Row] = []
+        self._arrived = asyncio.Event()
+        self._slots = asyncio.Semaphore(cfg.concurrency)
+        self._executor = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="backend")
+        self._task: asyncio.Task | None = None
+        self._inflight: set[asyncio.Task] = set()
+        self.batches_run = 0  # observability and tests
+        self.rows_run = 0
+
+    @property
+    def queue_rows(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        """Embed `rows`; returns (len(rows), dims) in input order."""
+        if len(self._pending) + len(rows) > self.cfg.max_queue_rows:
+            raise OverloadedError(
+                f"The server is overloaded: {len(self._pending)} inputs are queued. Retry later."
+            )
+        job = _Job(asyncio.get_running_loop().create_future(), [None] * len(rows), len(rows))
+        self._pending.extend(_Row(job, i, r) for i, r in enumerate(rows))
+        self._arrived.set()
+        return await job.future  # cancelling the caller cancels the future: rows get dropped
+
+    async def _loop(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                batch = await self._next_batch()
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _next_batch(self) -> list[_Row]:
+        while True:
+            self._drop_cancelled()
+            if not self._pending:
+                self._arrived.clear()
+                await self._arrived.wait()
+                await self._gather_window()
+                continue
+            lengths = [len(r.tokens) for r in self._pending]
+            # The batch with the oldest pending row (index 0) goes next: no starvation.
+            chosen = next(b for b in plan_batches(lengths, self.cfg) if 0 in b)
+            picked = set(chosen)
+            batch = [self._pending[i] for i in sorted(chosen)]
+            self._pending = [r for i, r in enumerate(self._pending) if i not in picked]
+            return batch
+
+    async def _gather_window(self) -> None:
+        """After an idle spell, wait up to max_wait for company unless the budget is full."""
+        deadline = time.monotonic() + self.cfg.max_wait_ms / 1000
+        while (remaining := deadline - time.monotonic()) > 0:
+            if len(self._pending) >= self.cfg.max_batch_size:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _drop_cancelled(self) -> None:
+        if any(r.job.future.done() for r in self._pending):
+            self._pending = [r for r in self._pending if not r.job.future.done()]
+
+    async def _execute(self, batch: list[_Row]) -> None:
+        try:
+            live = [r for r in batch if not r.job.future.done()]
+            if not live:
+                return
+            loop = asyncio.get_running_loop()
+            try:
+                vectors = await loop.run_in_executor(
+                    self._executor, self._run, [r.tokens for r in live]
+                )
+            except Exception as exc:  # the backend failed: every job in the batch learns why
+                for job in {r.job for r in live}:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                return
+            self.batches_run += 1
+            self.rows_run += len(live)
+            for row, vector in zip(live, vectors):
+                if not row.job.future.done():
+                    row.job.deliver(row.index, vector)
+        finally:
+            self._slots.release()

@@ -1,0 +1,22 @@
+"""Runtime configuration: one frozen dataclass, built once at the entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runtime.batcher import BatchConfig
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    backend: str = "auto"
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    threads: int = 0  # ONNX Runtime intra-op threads; 0: every core this process may use
+    tokenizer_threads: int = 2
+    allow_auto_truncate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")

@@ -1,0 +1,127 @@
+"""The facade the server calls: tokenise, batch, run the backend, post-process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from models.spec import ModelSpec
+from runtime.backend import Backend, BackendLimits, pad_batch
+from runtime.batcher import Batcher
+from runtime.config import RuntimeConfig
+from runtime.errors import InvalidRequestError
+from runtime.manifest import Manifest
+from runtime.tokenize import TextTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    vectors: np.ndarray  # (n, dims) float32, in input order
+    prompt_tokens: int
+
+
+def load_backend(artifact: Path, manifest: Manifest, config: RuntimeConfig) -> Backend:
+    """Pick the backend; TensorRT support plugs in here (runtime.tensorrt)."""
+    limits = BackendLimits(config.batch.max_batch_size, manifest.spec.max_len)
+    if config.backend == "tensorrt":
+        from runtime.errors import MissingDependencyError
+
+        raise MissingDependencyError("the TensorRT backend is not available in this build")
+    from runtime.onnxruntime import OnnxRuntimeBackend
+
+    log.info("backend onnxruntime: %s", "requested" if config.backend == "onnxruntime"
+             else "no TensorRT plan in the artifact")
+    return OnnxRuntimeBackend(artifact / manifest.graphs["text"], limits, config.threads)
+
+
+class Embedder:
+    def __init__(self, artifact: str | Path, manifest: Manifest, backend: Backend,
+                 config: RuntimeConfig):
+        self.artifact = Path(artifact)
+        self.manifest = manifest
+        self.spec: ModelSpec = manifest.spec
+        self.backend = backend
+        self.config = config
+        self.tokenizer = TextTokenizer(self.artifact / manifest.tokenizer, self.spec.max_len)
+        batch_cfg = replace(config.batch, seq_buckets=backend.limits.seq_buckets or
+                            config.batch.seq_buckets)
+        self.batcher = Batcher(self._run_batch, batch_cfg)
+        self._tok_pool = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="tokenize")
+
+    @classmethod
+    def load(cls, artifact: str | Path, config: RuntimeConfig) -> "Embedder":
+        manifest = Manifest.load(artifact)
+        backend = load_backend(Path(artifact), manifest, config)
+        return cls(artifact, manifest, backend, config)
+
+    def _run_batch(self, rows: list[Sequence[int]]) -> np.ndarray:
+        ids, mask = pad_batch(rows)
+        return self.backend.embed(ids, mask)
+
+    async def start(self) -> None:
+        self.batcher.start()
+        await self.batcher.submit([[0, 0]])  # warm-up: first ORT run allocates its arenas
+
+    async def close(self) -> None:
+        await self.batcher.stop()
+        self._tok_pool.shutdown(wait=False)
+        self.backend.close()
+
+    async def embed_texts(self, texts: Sequence[str], *, truncate: bool = False,
+                          prompt_name: str | None = None,
+                          dimensions: int | None = None) -> EmbeddingResult:
+        self.check_dimensions(dimensions)
+        prompt = self._prompt(prompt_name)
+        if prompt:
+            texts = [prompt + t for t in texts]
+        truncate = truncate or self.config.allow_auto_truncate
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(self._tok_pool, self.tokenizer.encode, texts, truncate)
+        return await self._embed_rows(rows, dimensions)
+
+    async def embed_tokens(self, rows: Sequence[Sequence[int]], *, truncate: bool = False,
+                           dimensions: int | None = None) -> EmbeddingResult:
+        self.check_dimensions(dimensions)
+        checked = self.tokenizer.check_ids(rows, truncate or self.config.allow_auto_truncate)
+        return await self._embed_rows(checked, dimensions)
+
+    async def _embed_rows(self, rows: list[list[int]], dimensions: int | None) -> EmbeddingResult:
+        vectors = await self.batcher.submit(rows)
+        if dimensions is not None and dimensions != vectors.shape[1]:
+            vectors = vectors[:, :dimensions]
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return EmbeddingResult(np.ascontiguousarray(vectors, dtype=np.float32),
+                               sum(len(r) for r in rows))
+
+    def check_dimensions(self, dimensions: int | None) -> None:
+        if dimensions is None:
+            return
+        if not self.spec.matryoshka:
+            raise InvalidRequestError(
+                f"This model does not support the 'dimensions' parameter: it was not trained "
+                f"for shortened embeddings (its size is {self.spec.dims}).",
+                param="dimensions", code="unsupported_parameter")
+        if not 1 <= dimensions <= self.spec.dims:
+            raise InvalidRequestError(
+                f"'dimensions' must be between 1 and {self.spec.dims}, got {dimensions}.",
+                param="dimensions", code="invalid_value")
+
+    def _prompt(self, prompt_name: str | None) -> str:
+        if prompt_name is None:
+            name = self.spec.default_prompt_name
+            return (self.spec.prompt(name) or "") if name else ""
+        prompt = self.spec.prompt(prompt_name)
+        if prompt is None:
+            known = ", ".join(name for name, _ in self.spec.prompts) or "none"
+            raise InvalidRequestError(
+                f"Unknown prompt_name {prompt_name!r}; this model's prompts: {known}.",
+                param="prompt_name", code="invalid_value")
+        return prompt

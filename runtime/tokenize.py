@@ -1,0 +1,70 @@
+"""Tokenisation with HF `tokenizers` (no transformers): prompts, truncation, token-id checks.
+
+The builder saves the model's own fast tokenizer (with its post-processor, so special
+tokens such as BERT's [CLS]/[SEP] or Qwen3's trailing EOS are added exactly as the
+reference does) with padding and truncation switched off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from runtime.errors import ArtifactError, InvalidRequestError
+
+
+class TextTokenizer:
+    def __init__(self, path: str | Path, max_len: int):
+        from tokenizers import Tokenizer
+
+        try:
+            self._plain = Tokenizer.from_file(str(path))
+            self._truncating = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception on bad files
+            raise ArtifactError(f"cannot load tokenizer {path}: {exc}") from exc
+        self._plain.no_padding()
+        self._plain.no_truncation()
+        self._truncating.no_padding()
+        self._truncating.enable_truncation(max_len)
+        self.max_len = max_len
+        self.vocab_size = self._plain.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, texts: Sequence[str], truncate: bool) -> list[list[int]]:
+        """Token ids per text, special tokens included; too long -> 400 unless truncating."""
+        encodings = self._plain.encode_batch(list(texts), add_special_tokens=True)
+        rows = [e.ids for e in encodings]
+        too_long = [i for i, row in enumerate(rows) if len(row) > self.max_len]
+        if too_long and not truncate:
+            raise _too_long(too_long[0], len(rows[too_long[0]]), self.max_len)
+        if too_long:
+            cut = self._truncating.encode_batch([texts[i] for i in too_long], add_special_tokens=True)
+            for i, enc in zip(too_long, cut):
+                rows[i] = enc.ids
+        return rows
+
+    def check_ids(self, rows: Sequence[Sequence[int]], truncate: bool) -> list[list[int]]:
+        """Token-id inputs are used as given: checked against the vocabulary and max length."""
+        out: list[list[int]] = []
+        for i, row in enumerate(rows):
+            bad = next((t for t in row if t < 0 or t >= self.vocab_size), None)
+            if bad is not None:
+                raise InvalidRequestError(
+                    f"Invalid token id {bad} in input[{i}]: ids must be in [0, {self.vocab_size}).",
+                    param="input",
+                    code="invalid_token_id",
+                )
+            if len(row) > self.max_len:
+                if not truncate:
+                    raise _too_long(i, len(row), self.max_len)
+                row = row[: self.max_len]
+            out.append(list(row))
+        return out
+
+
+def _too_long(index: int, length: int, max_len: int) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"input[{index}] has {length} tokens, more than this model's maximum of {max_len}. "
+        "Shorten it, or send \"truncate\": true to cut it to the maximum.",
+        param="input",
+        code="context_length_exceeded",
+    )

@@ -1,0 +1,20 @@
+"""Server configuration: one frozen dataclass, built once by launch_server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runtime.config import RuntimeConfig
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    artifact: Path  # built artifact dir (launch_server builds checkpoints first)
+    model_path: str  # what the user passed, reported by /get_model_info
+    served_model_name: str
+    host: str = "127.0.0.1"
+    port: int = 30000
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    chat_template: str | None = None
+    max_inputs_per_request: int = 2048

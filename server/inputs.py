@@ -1,0 +1,41 @@
+"""Classify and check the `input` field: text, token ids, or multimodal items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.errors import InvalidRequestError
+from server.protocol import MultimodalItem
+
+
+def _invalid(message: str) -> InvalidRequestError:
+    return InvalidRequestError(message, param="input", code="invalid_value")
+
+
+def classify_input(value: Any, max_inputs: int) -> tuple[str, list]:
+    """-> ("text", [str]) | ("tokens", [[int]]) | ("items", [MultimodalItem])."""
+    if isinstance(value, str):
+        value = [value]
+    if not value:
+        raise _invalid("'input' must not be empty.")
+    if len(value) > max_inputs:
+        raise _invalid(f"'input' has {len(value)} items; at most {max_inputs} are allowed "
+                       "per request.")
+    first = value[0]
+    if isinstance(first, int):
+        return "tokens", [list(value)]
+    if isinstance(first, list):
+        if any(len(row) == 0 for row in value):
+            raise _invalid("Token-id lists in 'input' must not be empty.")
+        return "tokens", [list(row) for row in value]
+    if isinstance(first, MultimodalItem):
+        for i, item in enumerate(value):
+            if item.text is None and item.image is None:
+                raise _invalid(f"input[{i}] needs a 'text' or an 'image'.")
+            if item.text == "":
+                raise _invalid(f"input[{i}].text must not be empty.")
+        return "items", list(value)
+    empty = next((i for i, text in enumerate(value) if text == ""), None)
+    if empty is not None:
+        raise _invalid(f"input[{empty}] is an empty string; every input must have text.")
+    return "text", list(value)

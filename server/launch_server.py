@@ -1,0 +1,104 @@
+"""SGLang-compatible entry point:
+
+    python -m server.launch_server --model-path M --is-embedding --host 0.0.0.0 --port 30000
+
+`--model-path` takes a built artifact dir, a checkpoint dir or a hub id; the last two are
+built on first use into the artifact cache by a separate builder process, so this serving
+process never loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from runtime.batcher import BatchConfig
+from runtime.config import BACKENDS, RuntimeConfig
+from runtime.manifest import is_artifact
+from server.config import ServerConfig
+
+log = logging.getLogger("server")
+DEFAULT_CACHE = Path(os.environ.get("TRT_EMBED_CACHE", Path.home() / ".cache" / "trt-embed"))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m server.launch_server", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sg = p.add_argument_group("SGLang-compatible flags")
+    sg.add_argument("--model-path", required=True, help="artifact dir, checkpoint dir or hub id")
+    sg.add_argument("--is-embedding", action="store_true", help="accepted; always embedding")
+    sg.add_argument("--host", default="127.0.0.1")
+    sg.add_argument("--port", type=int, default=30000)
+    sg.add_argument("--chat-template", default=None, help="e.g. gme-qwen2-vl")
+    sg.add_argument("--trust-remote-code", action="store_true", help="accepted; families are built in")
+    sg.add_argument("--served-model-name", default=None)
+    sg.add_argument("--allow-auto-truncate", action="store_true",
+                    help="truncate over-long inputs instead of answering 400")
+    sg.add_argument("--log-level", default="info")
+    ap = p.add_argument_group("appliance flags")
+    ap.add_argument("--backend", default="auto", choices=BACKENDS)
+    ap.add_argument("--artifact-cache", type=Path, default=DEFAULT_CACHE,
+                    help="where checkpoints are built on first use (env TRT_EMBED_CACHE)")
+    ap.add_argument("--max-batch-tokens", type=int, default=16384,
+                    help="padded tokens (rows x longest row) per backend call")
+    ap.add_argument("--max-batch-size", type=int, default=64)
+    ap.add_argument("--max-wait-ms", type=float, default=1.0,
+                    help="how long an idle batcher waits for company")
+    ap.add_argument("--max-queue", type=int, default=8192, help="queued inputs before 429")
+    ap.add_argument("--max-inputs-per-request", type=int, default=2048)
+    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
+    return p
+
+
+def artifact_dir(model_path: str, cache: Path) -> Path:
+    """Where a checkpoint or hub id is built: named for it, keyed by its absolute location."""
+    key = os.path.abspath(model_path) if os.path.isdir(model_path) else model_path
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    name = Path(model_path.rstrip("/")).name or "model"
+    return cache / "artifacts" / f"{name}-{digest}"
+
+
+def ensure_artifact(model_path: str, cache: Path) -> Path:
+    if is_artifact(model_path):
+        return Path(model_path)
+    target = artifact_dir(model_path, cache)
+    log.info("building %s into %s (a separate builder process)", model_path, target)
+    cmd = [sys.executable, "-m", "builder", "--model-path", model_path, "--output", str(target)]
+    if subprocess.run(cmd, check=False).returncode != 0:
+        raise SystemExit(f"error: building {model_path} failed; see the builder's output above")
+    return target
+
+
+def build_config(args: argparse.Namespace, artifact: Path) -> ServerConfig:
+    batch = BatchConfig(max_batch_tokens=args.max_batch_tokens,
+                        max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                        max_queue_rows=args.max_queue)
+    runtime = RuntimeConfig(backend=args.backend, batch=batch, threads=args.threads,
+                            allow_auto_truncate=args.allow_auto_truncate)
+    return ServerConfig(artifact=artifact, model_path=args.model_path,
+                        served_model_name=args.served_model_name or args.model_path,
+                        host=args.host, port=args.port, runtime=runtime,
+                        chat_template=args.chat_template,
+                        max_inputs_per_request=args.max_inputs_per_request)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = build_config(args, ensure_artifact(args.model_path, args.artifact_cache))
+    import uvicorn
+
+    from server.app import create_app
+
+    uvicorn.run(create_app(config), host=config.host, port=config.port,
+                log_level=args.log_level.lower())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""OpenAI embeddings request/response models, in OpenAI's field order."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from runtime.errors import InvalidRequestError
+
+TokenIds = list[StrictInt]
+
+
+class MultimodalItem(BaseModel):
+    """One `{text, image}` item (multimodal models); either field may be absent."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: StrictStr | None = None
+    image: StrictStr | None = None
+
+
+EmbeddingInput = Union[StrictStr, list[StrictStr], TokenIds, list[TokenIds], list[MultimodalItem]]
+
+
+class EmbeddingRequest(BaseModel):
+    # Unknown fields are ignored, as SGLang and vLLM do, so richer clients keep working.
+    model_config = ConfigDict(extra="ignore")
+
+    input: EmbeddingInput
+    model: StrictStr | None = None  # accepted as sent (SGLang behaviour)
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: StrictInt | None = None
+    user: StrictStr | None = None
+    # Extensions shared with SGLang/vLLM/TEI clients.
+    truncate: bool = False
+    prompt_name: StrictStr | None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    embedding: list[float] | str
+    index: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData] = Field(default_factory=list)
+    model: str
+    usage: Usage
+
+
+REQUEST_SCHEMA = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": EmbeddingRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+
+
+def parse_request(raw: bytes) -> EmbeddingRequest:
+    """JSON bytes -> EmbeddingRequest; any mistake -> InvalidRequestError (400)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            "We could not parse the JSON body of your request: it is not valid JSON.",
+            param=None, code="invalid_json") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequestError("The request body must be a JSON object.", param=None,
+                                  code="invalid_value")
+    try:
+        return EmbeddingRequest.model_validate(data)
+    except ValidationError as exc:
+        message, param = validation_message(exc.errors())
+        raise InvalidRequestError(message, param=param, code="invalid_value") from exc
+
+
+def validation_message(errors: list[Any]) -> tuple[str, str | None]:
+    """The first pydantic error as an OpenAI-style message and the offending param."""
+    if not errors:
+        return "Invalid request.", None
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = loc[0] if loc else None
+    if param == "input":
+        kind = "is required" if first.get("type") == "missing" else "is invalid"
+        return (f"'input' {kind}: it must be a non-empty string, a list of strings, a list of "
+                "token ids, a list of token-id lists, or a list of {text, image} items."), "input"
+    if first.get("type") == "missing":
+        return f"'{param}' is required.", param
+    return f"Invalid value for '{'.'.join(loc)}': {first.get('msg')}.", param
