@@ -61,7 +61,7 @@ def run_artifact(artifact: Path, texts: list[str]) -> np.ndarray:
     backend = OnnxRuntimeBackend(artifact / manifest.graphs["text"],
                                  BackendLimits(len(texts), manifest.spec.max_len))
     ids, mask = pad_batch(tokenizer.encode(texts, truncate=True))
-    return backend.embed(ids, mask)
+    return backend.embed({"input_ids": ids, "attention_mask": mask})
 
 
 def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path) -> Verification:

@@ -7,7 +7,7 @@ The batcher and server only see this protocol, never the libraries behind it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -25,8 +25,12 @@ class Backend(Protocol):
     name: str
     limits: BackendLimits
 
-    def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """int64 (b, s) ids and mask, right-padded -> float32 (b, dims) vectors."""
+    def embed(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Named graph inputs for one batch -> float32 (b, dims) vectors.
+
+        Text towers take int64 (b, s) `input_ids` and `attention_mask`, right-padded;
+        other towers (images) name their own inputs in the manifest.
+        """
         ...
 
     def close(self) -> None: ...

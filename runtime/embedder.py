@@ -64,7 +64,7 @@ class Embedder:
 
     def _run_batch(self, rows: list[Sequence[int]]) -> np.ndarray:
         ids, mask = pad_batch(rows)
-        return self.backend.embed(ids, mask)
+        return self.backend.embed({"input_ids": ids, "attention_mask": mask})
 
     async def start(self) -> None:
         self.batcher.start()

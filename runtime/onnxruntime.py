@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -46,8 +47,7 @@ class OnnxRuntimeBackend:
         self.limits = limits
         log.info("onnxruntime %s, providers %s, %d threads", ort.__version__, self.providers, threads)
 
-    def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+    def embed(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         (vectors,) = self.session.run(None, {k: feeds[k] for k in self.input_names})
         return np.asarray(vectors, dtype=np.float32)
 
