@@ -1,0 +1,70 @@
+"""The builder: manifest contents, skip when unchanged, refusal below the parity gate."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from builder import build as build_module
+from builder.build import BuildConfig, BuildError, build
+from models.registry import resolve
+from runtime.manifest import Manifest, fingerprint
+from tests.helpers import ROOT
+
+
+def run_builder(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "builder", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_manifest_records_what_was_built(minilm_artifact: Path, minilm_path: Path) -> None:
+    manifest = Manifest.load(minilm_artifact)
+    assert manifest.source["fingerprint"] == fingerprint(minilm_path)
+    assert manifest.spec == resolve(minilm_path)[1]
+    assert (manifest.precision, manifest.opset, manifest.graphs) == ("fp32", 17, {"text": "model.onnx"})
+    assert manifest.inputs == {"input_ids": ["batch", "sequence"],
+                               "attention_mask": ["batch", "sequence"]}
+    assert {"torch", "transformers", "onnx", "onnxruntime"} <= set(manifest.versions)
+    assert manifest.verification["min_cosine"] >= 0.9999
+    assert manifest.verification["probes"] >= 10
+    for name in ("model.onnx", "tokenizer.json", "manifest.json"):
+        assert (minilm_artifact / name).is_file()
+
+
+def test_second_build_of_unchanged_checkpoint_is_skipped(minilm_artifact: Path,
+                                                         minilm_path: Path) -> None:
+    before = (minilm_artifact / "model.onnx").stat().st_mtime_ns
+    result = run_builder("--model-path", str(minilm_path), "--output", str(minilm_artifact))
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stderr
+    assert (minilm_artifact / "model.onnx").stat().st_mtime_ns == before
+
+
+def test_parity_gate_refuses_to_publish(tmp_path: Path, minilm_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    family, spec = resolve(minilm_path)
+
+    def drifting_reference(path: object, spec: object, texts: list[str]) -> np.ndarray:
+        good = family.reference(path, spec, texts)
+        return good + np.random.default_rng(0).normal(0, 0.02, good.shape)  # cosine ~0.93
+
+    bad = dataclasses.replace(family, reference=drifting_reference)
+    monkeypatch.setattr(build_module, "resolve", lambda path: (bad, spec))
+    out = tmp_path / "refused"
+    with pytest.raises(BuildError, match="parity gate failed"):
+        build(BuildConfig(model=str(minilm_path), output=out))
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # the staging dir is gone too
+
+
+def test_unsupported_checkpoint_fails_with_the_families(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"]}')
+    result = run_builder("--model-path", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "GPT2LMHeadModel" in result.stderr and "Supported families" in result.stderr
+    assert not (tmp_path / "out").exists()
