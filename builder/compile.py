@@ -77,7 +77,8 @@ def compile_plan(onnx_path: Path, spec: ModelSpec, precision: str, out_dir: Path
         raise CompileError("TensorRT could not build the engine; see its log above")
     (out_dir / PLAN_NAME).write_bytes(memoryview(plan))
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    cache_path.write_bytes(memoryview(config.get_timing_cache().serialize()))
+    timing = config.get_timing_cache()
+    cache_path.write_bytes(memoryview(timing.serialize()))
     return {
         "plan": PLAN_NAME,
         "tensorrt_version": here.tensorrt_version,

@@ -50,7 +50,7 @@ def plan_profiles(spec: ModelSpec, max_batch_size: int, max_batch_tokens: int) -
     lo = 1
     for name, hi in zip(names, edges):
         max_batch = max(1, min(max_batch_size, max_batch_tokens // lo))
-        opt_seq = _round_up((lo + hi + 1) // 2, 8, hi)
+        opt_seq = _round_up((lo + hi) // 2, 8, hi)
         opt_batch = max(1, min(max_batch, max_batch_tokens // opt_seq))
         shape = ShapeRange((1, lo), (opt_batch, opt_seq), (max_batch, hi))
         reason = (f"sequences {lo}..{hi}: opt length {opt_seq} is the bucket's middle "
