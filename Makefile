@@ -24,10 +24,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[build,test]'
 	touch $(STAMP)
 
-# make build MODEL=<checkpoint dir or hub id> [PRECISION=fp32] -> artifacts/<name>
+# make build MODEL=<checkpoint dir or hub id> [PRECISION=fp32|fp16|bf16] [BACKEND=tensorrt]
+#   -> artifacts/<name>; BACKEND=tensorrt also compiles model.plan (GPU + TensorRT needed)
 build: install
 	model="$(MODEL_ARG)"; $(PY) -m builder --model-path "$$model" \
-	  --output "$(ARTIFACTS)/$$(basename "$$model")" --precision $(PRECISION)
+	  --output "$(ARTIFACTS)/$$(basename "$$model")" --precision $(PRECISION) \
+	  --backend $(if $(filter tensorrt,$(BACKEND)),tensorrt,onnxruntime) $(BUILD_ARGS)
 
 # make serve [MODEL=<artifact dir, checkpoint dir or hub id>]: built on first use
 serve: install

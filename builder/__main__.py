@@ -6,29 +6,46 @@ import argparse
 import sys
 from pathlib import Path
 
-from builder.build import PRECISIONS, BuildConfig, BuildError, build
+from builder.build import BACKENDS, PRECISIONS, BuildConfig, BuildError, build
+from builder.compile import CompileError, CompileOptions
 from builder.progress import say
 from models.spec import UnsupportedModelError
+from runtime.errors import ApplianceError
 
 
 def parse_args(argv: list[str] | None = None) -> BuildConfig:
     parser = argparse.ArgumentParser(prog="python -m builder", description=__doc__)
     parser.add_argument("--model-path", required=True, help="checkpoint dir or hub id")
     parser.add_argument("--output", required=True, type=Path, help="artifact dir to write")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                        help="chosen in the exported graph (norms/softmax/pooling stay fp32)")
+    parser.add_argument("--backend", default="onnxruntime", choices=BACKENDS,
+                        help="tensorrt: also compile model.plan (needs a GPU and TensorRT)")
+    trt = parser.add_argument_group("TensorRT (--backend tensorrt)")
+    trt.add_argument("--max-batch-size", type=int, default=64, help="as the server's flag")
+    trt.add_argument("--max-batch-tokens", type=int, default=16384, help="as the server's flag")
+    trt.add_argument("--workspace-mib", type=int, default=4096, help="builder memory-pool limit")
+    trt.add_argument("--opt-level", type=int, default=3, choices=range(6),
+                     help="builder optimisation level")
+    trt.add_argument("--timing-cache", type=Path, default=None,
+                     help="timing cache file to reuse across builds (default: in the artifact)")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="accepted for SGLang compatibility; families are built in")
     args = parser.parse_args(argv)
+    compile_options = CompileOptions(args.max_batch_size, args.max_batch_tokens,
+                                     args.workspace_mib, args.opt_level, args.timing_cache)
     return BuildConfig(model=args.model_path, output=args.output.resolve(),
-                       precision=args.precision, force=args.force)
+                       precision=args.precision, force=args.force, backend=args.backend,
+                       compile_options=compile_options)
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     try:
         build(cfg)
-    except (BuildError, UnsupportedModelError, FileNotFoundError) as exc:
+    except (BuildError, CompileError, ApplianceError, UnsupportedModelError,
+            FileNotFoundError) as exc:
         say(f"error: {exc}")
         return 1
     return 0

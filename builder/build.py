@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import export, verify
+from builder import precision as precisions
+from builder.compile import CompileOptions
+from builder.precision import PRECISIONS
 from builder.progress import say, step
 from models.registry import resolve
 from runtime.manifest import Manifest, fingerprint, is_artifact
 
-PRECISIONS = ("fp32",)
+BACKENDS = ("onnxruntime", "tensorrt")  # tensorrt: also compile model.plan
 VERSIONED = ("torch", "transformers", "onnx", "onnxruntime", "tokenizers",
              "sentence-transformers")
 
@@ -27,6 +30,8 @@ class BuildConfig:
     output: Path
     precision: str = "fp32"
     force: bool = False
+    backend: str = "onnxruntime"
+    compile_options: CompileOptions = CompileOptions()  # --backend tensorrt only
 
 
 def package_versions() -> dict[str, str]:
@@ -49,7 +54,7 @@ def local_checkpoint(model: str) -> Path:
         return Path(snapshot_download(model))
 
 
-def up_to_date(output: Path, source_fingerprint: str, precision: str) -> bool:
+def up_to_date(output: Path, source_fingerprint: str, precision: str, backend: str) -> bool:
     if not is_artifact(output):
         return False
     try:
@@ -57,16 +62,24 @@ def up_to_date(output: Path, source_fingerprint: str, precision: str) -> bool:
     except Exception:  # any unreadable manifest means: rebuild
         return False
     return (manifest.source.get("fingerprint") == source_fingerprint
-            and manifest.precision == precision)
+            and manifest.precision == precision
+            and (manifest.tensorrt is not None) == (backend == "tensorrt"))
 
 
 def build(cfg: BuildConfig) -> Path:
     if cfg.precision not in PRECISIONS:
-        raise BuildError(f"precision {cfg.precision!r} is not supported; choose from {PRECISIONS}")
+        raise BuildError(f"precision {cfg.precision!r} is not supported; "
+                         f"choose from {', '.join(PRECISIONS)}")
+    if cfg.backend not in BACKENDS:
+        raise BuildError(f"backend {cfg.backend!r} is not one of {', '.join(BACKENDS)}")
+    if cfg.backend == "tensorrt":  # fail before exporting, not after minutes of work
+        from runtime.select import require_tensorrt
+
+        require_tensorrt()
     checkpoint = local_checkpoint(cfg.model)
     with step(f"fingerprinting {checkpoint}"):
         source_fp = fingerprint(checkpoint)
-    if not cfg.force and up_to_date(cfg.output, source_fp, cfg.precision):
+    if not cfg.force and up_to_date(cfg.output, source_fp, cfg.precision, cfg.backend):
         say(f"{cfg.output} is up to date with {checkpoint}; skipping the build")
         return cfg.output
     family, spec = resolve(checkpoint)
@@ -89,7 +102,7 @@ def build(cfg: BuildConfig) -> Path:
 def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  # type: ignore[no-untyped-def]
                 cfg: BuildConfig) -> None:
     with step("exporting ONNX (dynamic batch and sequence, pooling in-graph)"):
-        onnx_path = export.export_text(family, checkpoint, spec, staging)
+        onnx_path = export.export_text(family, checkpoint, spec, staging, cfg.precision)
     export.save_tokenizer(checkpoint, staging)
     manifest = Manifest(
         spec=spec,
@@ -102,12 +115,33 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
         verification={},
     )
     manifest.save(staging)
-    with step("verifying ONNX Runtime against the reference implementation"):
-        result = verify.verify(family, checkpoint, spec, staging)
+    checked = _verify(family, checkpoint, spec, staging, cfg.precision, onnx_path)
+    tensorrt = None
+    if cfg.backend == "tensorrt":
+        from builder.compile import compile_plan
+
+        with step("compiling the TensorRT plan"):
+            tensorrt = compile_plan(onnx_path, spec, cfg.precision, staging,
+                                    cfg.compile_options)
+    Manifest(**{**manifest.__dict__, "verification": checked, "tensorrt": tensorrt}).save(staging)
+
+
+def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # type: ignore[no-untyped-def]
+            onnx_path: Path) -> dict:
+    """The parity gate, on ONNX Runtime CPU wherever its kernels can run the graph."""
+    method, unsupported = "onnxruntime", []
+    if precisions.get(precision).torch_dtype is not None:
+        unsupported = precisions.unsupported_ops(onnx_path)
+    if unsupported:
+        say(f"ONNX Runtime CPU has no kernels for {precision} {', '.join(unsupported)}: "
+            "verifying the exported module in torch instead")
+        method = "torch"
+    with step(f"verifying {method} ({precision}) against the float32 reference"):
+        result = verify.verify(family, checkpoint, spec, staging, precision, method)
     say(f"parity: min cosine {result.min_cosine:.6f}, mean {result.mean_cosine:.6f} "
-        f"over {result.probes} probes (threshold {verify.MIN_COSINE})")
-    if result.min_cosine < verify.MIN_COSINE:
+        f"over {result.probes} probes (threshold {result.threshold})")
+    if result.min_cosine < result.threshold:
         raise BuildError(
-            f"parity gate failed: min cosine {result.min_cosine:.6f} < {verify.MIN_COSINE}; "
+            f"parity gate failed: min cosine {result.min_cosine:.6f} < {result.threshold}; "
             "the artifact was not published")
-    Manifest(**{**manifest.__dict__, "verification": result.to_dict()}).save(staging)
+    return {**result.to_dict(), "onnxruntime_cpu_unsupported": unsupported}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from builder import precision as precisions
 from models.family import Family
 from models.spec import ModelSpec
 
@@ -25,16 +26,18 @@ def input_shapes(spec: ModelSpec) -> dict[str, list[Any]]:
     return {name: ["batch", "sequence"] for name in spec.inputs}
 
 
-def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path) -> Path:
+def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path,
+                precision: str = "fp32") -> Path:
     import torch
 
-    module = family.export_module(checkpoint, spec)
+    prec = precisions.get(precision)
+    module = precisions.prepare(family.export_module(checkpoint, spec), prec)
     # A sample with real padding so the traced graph keeps the masking path.
     ids = torch.tensor([[1, 2, 3, 4, 5, 6], [1, 2, 3, 0, 0, 0]], dtype=torch.long)
     mask = (ids != 0).long()
     mask[0] = 1
     path = out / "model.onnx"
-    with torch.inference_mode():
+    with torch.inference_mode(), precisions.float32_softmax(prec):
         torch.onnx.export(
             module,
             (ids, mask),

@@ -32,10 +32,12 @@ class Verification:
     min_cosine: float
     mean_cosine: float
     probes: int
+    threshold: float = MIN_COSINE
+    method: str = "onnxruntime"  # what ran the artifact's graph (or its export module)
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | str]:
         return {"min_cosine": self.min_cosine, "mean_cosine": self.mean_cosine,
-                "probes": self.probes, "threshold": MIN_COSINE}
+                "probes": self.probes, "threshold": self.threshold, "method": self.method}
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -51,22 +53,56 @@ def probe_texts(spec: ModelSpec) -> list[str]:
 
 def run_artifact(artifact: Path, texts: list[str]) -> np.ndarray:
     """Embed with the runtime's own tokenizer and ONNX Runtime backend, mixed-length batch."""
-    from runtime.backend import BackendLimits, pad_batch
+    from runtime.backend import BackendLimits
     from runtime.manifest import Manifest
     from runtime.onnxruntime import OnnxRuntimeBackend
+
+    manifest = Manifest.load(artifact)
+    backend = OnnxRuntimeBackend(artifact / manifest.graphs["text"],
+                                 BackendLimits(len(texts), manifest.spec.max_len))
+    return backend.embed(probe_feeds(artifact, texts))
+
+
+def probe_feeds(artifact: Path, texts: list[str]) -> dict[str, np.ndarray]:
+    """The texts through the artifact's own tokenizer, as one right-padded batch."""
+    from runtime.backend import pad_batch
+    from runtime.manifest import Manifest
     from runtime.tokenize import TextTokenizer
 
     manifest = Manifest.load(artifact)
     tokenizer = TextTokenizer(artifact / manifest.tokenizer, manifest.spec.max_len)
-    backend = OnnxRuntimeBackend(artifact / manifest.graphs["text"],
-                                 BackendLimits(len(texts), manifest.spec.max_len))
     ids, mask = pad_batch(tokenizer.encode(texts, truncate=True))
-    return backend.embed({"input_ids": ids, "attention_mask": mask})
+    return {"input_ids": ids, "attention_mask": mask}
 
 
-def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path) -> Verification:
+def run_export_module(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path,
+                      texts: list[str], precision: str) -> np.ndarray:
+    """The module that was exported, run by torch in its precision (for graphs ONNX Runtime's
+    CPU kernels cannot run, e.g. bfloat16)."""
+    import torch
+
+    from builder import precision as precisions
+
+    prec = precisions.get(precision)
+    module = precisions.prepare(family.export_module(checkpoint, spec), prec)
+    feeds = probe_feeds(artifact, texts)
+    with torch.inference_mode(), precisions.float32_softmax(prec):
+        out = module(*(torch.from_numpy(feeds[name]) for name in spec.inputs))
+    return out.float().numpy()
+
+
+def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path,
+           precision: str = "fp32", method: str = "onnxruntime") -> Verification:
+    """Cosine of the artifact (run by `method`: onnxruntime or torch) to the float32
+    reference, gated at the precision's threshold by the caller."""
+    from builder import precision as precisions
+
     texts = probe_texts(spec)
-    ours = run_artifact(artifact, texts)
+    if method == "onnxruntime":
+        ours = run_artifact(artifact, texts)
+    else:
+        ours = run_export_module(family, checkpoint, spec, artifact, texts, precision)
     reference = np.asarray(family.reference(checkpoint, spec, texts), dtype=np.float32)
     cos = cosines(ours, reference)
-    return Verification(float(cos.min()), float(cos.mean()), len(texts))
+    return Verification(float(cos.min()), float(cos.mean()), len(texts),
+                        precisions.get(precision).min_cosine, method)

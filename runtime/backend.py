@@ -19,6 +19,7 @@ class BackendLimits:
     # Sequence-length boundaries the backend runs best at (TensorRT profiles); the batcher
     # keeps a batch's rows inside one bucket. Empty: any length mixes.
     seq_buckets: tuple[int, ...] = ()
+    concurrency: int = 1  # batches the backend runs at once (TensorRT: execution contexts)
 
 
 class Backend(Protocol):

@@ -12,11 +12,12 @@ from typing import Sequence
 import numpy as np
 
 from models.spec import ModelSpec
-from runtime.backend import Backend, BackendLimits, pad_batch
+from runtime.backend import Backend, pad_batch
 from runtime.batcher import Batcher
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequestError
 from runtime.manifest import Manifest
+from runtime.select import load_backend
 from runtime.tokenize import TextTokenizer
 
 log = logging.getLogger(__name__)
@@ -26,20 +27,6 @@ log = logging.getLogger(__name__)
 class EmbeddingResult:
     vectors: np.ndarray  # (n, dims) float32, in input order
     prompt_tokens: int
-
-
-def load_backend(artifact: Path, manifest: Manifest, config: RuntimeConfig) -> Backend:
-    """Pick the backend; TensorRT support plugs in here (runtime.tensorrt)."""
-    limits = BackendLimits(config.batch.max_batch_size, manifest.spec.max_len)
-    if config.backend == "tensorrt":
-        from runtime.errors import MissingDependencyError
-
-        raise MissingDependencyError("the TensorRT backend is not available in this build")
-    from runtime.onnxruntime import OnnxRuntimeBackend
-
-    log.info("backend onnxruntime: %s", "requested" if config.backend == "onnxruntime"
-             else "no TensorRT plan in the artifact")
-    return OnnxRuntimeBackend(artifact / manifest.graphs["text"], limits, config.threads)
 
 
 class Embedder:
@@ -52,7 +39,8 @@ class Embedder:
         self.config = config
         self.tokenizer = TextTokenizer(self.artifact / manifest.tokenizer, self.spec.max_len)
         batch_cfg = replace(config.batch, seq_buckets=backend.limits.seq_buckets or
-                            config.batch.seq_buckets)
+                            config.batch.seq_buckets,
+                            concurrency=max(config.batch.concurrency, backend.limits.concurrency))
         self.batcher = Batcher(self._run_batch, batch_cfg)
         self._tok_pool = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="tokenize")
 

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from runtime.batcher import BatchConfig
 from runtime.config import BACKENDS, RuntimeConfig
+from runtime.errors import MissingDependencyError
 from runtime.manifest import is_artifact
+from runtime.select import require_tensorrt, tensorrt_missing
 from server.config import ServerConfig
 
 log = logging.getLogger("server")
@@ -52,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-queue", type=int, default=8192, help="queued inputs before 429")
     ap.add_argument("--max-inputs-per-request", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
+    ap.add_argument("--trt-contexts", type=int, default=2,
+                    help="TensorRT execution contexts, one CUDA stream each (batches in flight)")
     return p
 
 
@@ -63,12 +67,22 @@ def artifact_dir(model_path: str, cache: Path) -> Path:
     return cache / "artifacts" / f"{name}-{digest}"
 
 
-def ensure_artifact(model_path: str, cache: Path) -> Path:
+def build_backend(backend: str) -> str:
+    """What a first-use build compiles for: a TensorRT plan when it will be served by one.
+    `--backend tensorrt` without TensorRT or a GPU fails here, before any build starts."""
+    if backend == "tensorrt":
+        require_tensorrt()
+        return "tensorrt"
+    return "tensorrt" if backend == "auto" and not tensorrt_missing() else "onnxruntime"
+
+
+def ensure_artifact(model_path: str, cache: Path, backend: str = "onnxruntime") -> Path:
     if is_artifact(model_path):
         return Path(model_path)
     target = artifact_dir(model_path, cache)
     log.info("building %s into %s (a separate builder process)", model_path, target)
-    cmd = [sys.executable, "-m", "builder", "--model-path", model_path, "--output", str(target)]
+    cmd = [sys.executable, "-m", "builder", "--model-path", model_path, "--output", str(target),
+           "--backend", backend]
     if subprocess.run(cmd, check=False).returncode != 0:
         raise SystemExit(f"error: building {model_path} failed; see the builder's output above")
     return target
@@ -79,7 +93,8 @@ def build_config(args: argparse.Namespace, artifact: Path) -> ServerConfig:
                         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                         max_queue_rows=args.max_queue)
     runtime = RuntimeConfig(backend=args.backend, batch=batch, threads=args.threads,
-                            allow_auto_truncate=args.allow_auto_truncate)
+                            allow_auto_truncate=args.allow_auto_truncate,
+                            trt_contexts=args.trt_contexts)
     return ServerConfig(artifact=artifact, model_path=args.model_path,
                         served_model_name=args.served_model_name or args.model_path,
                         host=args.host, port=args.port, runtime=runtime,
@@ -91,7 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = build_config(args, ensure_artifact(args.model_path, args.artifact_cache))
+    try:
+        backend = build_backend(args.backend)
+    except MissingDependencyError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    config = build_config(args, ensure_artifact(args.model_path, args.artifact_cache, backend))
     import uvicorn
 
     from server.app import create_app

@@ -1,0 +1,114 @@
+"""Pure TensorRT helpers: profiles, profile choice, buffer sizing, manifest compatibility."""
+
+from __future__ import annotations
+
+import pytest
+
+from builder.profiles import plan_profiles, seq_edges
+from models.spec import ModelSpec
+from runtime.batcher import BatchConfig, plan_batches
+from runtime.errors import ApplianceError, ArtifactError
+from runtime.trt_plan import (Machine, Profile, ShapeRange, buffer_bytes, check_compatible,
+                              choose_profile, seq_buckets, split_rows)
+
+
+def spec(max_len: int) -> ModelSpec:
+    return ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=384,
+                     max_len=max_len)
+
+
+@pytest.mark.parametrize("max_len, edges", [
+    (64, (64,)), (128, (128,)), (512, (128, 512)), (2047, (128, 2047)),
+    (8192, (128, 1024, 8192)), (32768, (128, 2048, 32768))])
+def test_seq_edges(max_len: int, edges: tuple[int, ...]) -> None:
+    assert seq_edges(max_len) == edges
+
+
+def test_profiles_for_bge_512() -> None:
+    short, long = plan_profiles(spec(512), max_batch_size=64, max_batch_tokens=16384)
+    assert [short.name, long.name] == ["short", "long"]
+    assert [name for name, _ in short.shapes] == ["input_ids", "attention_mask"]
+    # short: rows of 1..128 tokens, up to 64 rows; opt at the bucket middle (64 tokens)
+    assert short.first == ShapeRange((1, 1), (64, 64), (64, 128))
+    # long: rows of >= 129 tokens, so the token budget allows at most 16384 // 129 = 127
+    # rows, capped at 64; opt length 320 -> 16384 // 320 = 51 rows
+    assert long.first == ShapeRange((1, 129), (51, 320), (64, 512))
+    assert "320" in long.reason and "16384" in long.reason
+
+
+def test_profiles_for_long_context_shrink_batch() -> None:
+    short, medium, long = plan_profiles(spec(32768), max_batch_size=64, max_batch_tokens=16384)
+    assert (medium.min_seq, medium.max_seq) == (129, 2048)
+    assert (long.min_seq, long.max_seq) == (2049, 32768)
+    assert long.max_batch == 16384 // 2049 == 7
+    assert long.first.opt == (1, 17408)  # middle of 2049..32768 rounded up to 8; budget: 1 row
+    assert all(r.opt[1] % 8 == 0 for p in (short, medium, long) for _, r in p.shapes)
+
+
+def test_single_profile_and_bad_limits() -> None:
+    (only,) = plan_profiles(spec(100), max_batch_size=8, max_batch_tokens=400)
+    assert only.name == "all" and only.first == ShapeRange((1, 1), (7, 56), (8, 100))  # 400 // 56 = 7 rows
+    with pytest.raises(ValueError):
+        plan_profiles(spec(100), max_batch_size=0, max_batch_tokens=400)
+    with pytest.raises(ValueError):
+        ShapeRange((1, 1), (9, 8), (8, 100))
+
+
+def test_profile_round_trip_and_buckets() -> None:
+    profiles = plan_profiles(spec(8192), 32, 8192)
+    again = tuple(Profile.from_dict(p.to_dict()) for p in profiles)
+    assert again == profiles
+    assert seq_buckets(profiles) == (128, 1024, 8192)
+
+
+def test_choose_tightest_profile() -> None:
+    profiles = plan_profiles(spec(8192), 64, 16384)
+    assert [choose_profile(profiles, s) for s in (1, 128, 129, 1024, 1025, 8192)] == \
+        [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ApplianceError, match="8193"):
+        choose_profile(profiles, 8193)
+
+
+def test_batcher_batches_fit_one_profile_each() -> None:
+    """With the engine's buckets the batcher never mixes rows of two profiles, and a batch
+    never exceeds its profile's max batch when the budgets match the build's."""
+    profiles = plan_profiles(spec(512), 64, 4096)
+    cfg = BatchConfig(max_batch_tokens=4096, max_batch_size=64, seq_buckets=seq_buckets(profiles))
+    lengths = [3, 120, 128, 129, 130, 500, 512, 7, 300, 64] * 12
+    for batch in plan_batches(lengths, cfg):
+        width = max(lengths[i] for i in batch)
+        profile = profiles[choose_profile(profiles, width)]
+        assert all(profile.fits(lengths[i]) for i in batch)
+        assert len(batch) <= profile.max_batch
+
+
+def test_split_rows() -> None:
+    assert split_rows(5, 2) == [(0, 2), (2, 4), (4, 5)]
+    assert split_rows(2, 64) == [(0, 2)]
+
+
+def test_buffer_bytes_cover_every_profile_max() -> None:
+    profiles = plan_profiles(spec(512), 64, 16384)
+    sizes = buffer_bytes(profiles, {"input_ids": 8, "attention_mask": 8}, {"embeddings": 384 * 4})
+    # the long profile's max shape (64, 512) is the largest: 64 * 512 int64s
+    assert sizes == {"input_ids": 64 * 512 * 8, "attention_mask": 64 * 512 * 8,
+                     "embeddings": 64 * 384 * 4}
+
+
+PLAN = {"tensorrt_version": "11.4.0.106", "gpu_name": "NVIDIA H100 80GB HBM3",
+        "compute_capability": "9.0"}
+
+
+def test_compatible_plan_passes_and_other_card_warns() -> None:
+    assert check_compatible(PLAN, Machine("11.4.0.106", "NVIDIA H100 80GB HBM3", "9.0")) == []
+    (warning,) = check_compatible(PLAN, Machine("11.4.0.106", "NVIDIA H100 PCIe", "9.0"))
+    assert "NVIDIA H100 PCIe" in warning
+
+
+def test_mismatch_is_one_clear_error() -> None:
+    with pytest.raises(ArtifactError) as err:
+        check_compatible(PLAN, Machine("11.5.0.1", "NVIDIA L4", "8.9"))
+    message = str(err.value)
+    assert "TensorRT 11.4.0.106" in message and "11.5.0.1" in message
+    assert "compute capability 9.0" in message and "8.9 (NVIDIA L4)" in message
+    assert "--backend tensorrt --force" in message
