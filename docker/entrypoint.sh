@@ -15,6 +15,7 @@
 #   PRECISION      builder precision (fp32)
 #   FORCE_BUILD=1  rebuild even if the cache is up to date
 #   BUILD_ONLY=1   build (or check) the cache entry, then exit 0: a Kubernetes init step
+#   SERVED_MODEL_NAME  the name /v1/models reports (MODEL)
 #   PYTHON         the serving interpreter (python on PATH)
 #   BUILDER_PYTHON the interpreter with torch for the export (PYTHON); the image has its own
 set -euo pipefail

@@ -131,3 +131,12 @@ def test_serving_images_are_non_root_with_healthcheck_and_no_torch() -> None:
     # torch goes into /opt/builder only; the server venv is installed without [build].
     serve_installs = re.findall(r"/opt/venv/bin/pip install (\S+)", "".join(stages))
     assert serve_installs and not any("build" in s or "torch" in s for s in serve_installs)
+
+
+def test_build_context_allows_every_copied_path() -> None:
+    ignore = (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+    allowed = {line[1:] for line in ignore if line.startswith("!")}
+    copies = re.findall(r"^COPY (?!--from)(.+)$", (DOCKER / "Dockerfile").read_text(), flags=re.M)
+    sources = {src for line in copies for src in line.split()[:-1]}
+    assert sources and sources <= allowed, sources - allowed
+    assert all((ROOT / src).exists() for src in sources)
