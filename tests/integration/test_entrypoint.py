@@ -32,14 +32,16 @@ class Cache:
     checkpoint: Path  # a private copy of MiniLM: the tests modify it
     root: Path  # ENGINE_CACHE
 
-    def artifact(self) -> Path:
-        manifests = list(self.root.glob("*/*/manifest.json"))
-        assert len(manifests) == 1, manifests
-        return manifests[0].parent
+    def artifact(self, build: str = "cpu-trtnone-fp32") -> Path:
+        """The entry for one GPU / TensorRT / precision under the model's directory."""
+        models = list(self.root.glob("minilm-*"))
+        assert len(models) == 1, models
+        return models[0] / build
 
 
-def env_for(cache: Cache, **extra: str) -> dict[str, str]:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+def env_for(cache: Cache, path_prefix: str = "", **extra: str) -> dict[str, str]:
+    path = f"{path_prefix}{Path(sys.executable).parent}:{os.environ['PATH']}"
+    return {**os.environ, "PATH": path,
             "PYTHONPATH": str(ROOT), "MODEL": str(cache.checkpoint),
             "ENGINE_CACHE": str(cache.root), "HOST": "127.0.0.1", **extra}
 
@@ -65,11 +67,21 @@ def started(cache: Cache, log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
             proc.wait()
 
 
-def build_only(cache: Cache) -> str:
-    result = subprocess.run([str(ENTRYPOINT)], cwd=ROOT, env=env_for(cache, BUILD_ONLY="1"),
+def build_only(cache: Cache, path_prefix: str = "") -> str:
+    result = subprocess.run([str(ENTRYPOINT)], cwd=ROOT,
+                            env=env_for(cache, path_prefix, BUILD_ONLY="1"),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return result.stderr
+
+
+def concurrent_build_only(cache: Cache, replicas: int) -> list[str]:
+    """Several replicas starting at once on one shared cache; their logs."""
+    procs = [subprocess.Popen([str(ENTRYPOINT)], cwd=ROOT, env=env_for(cache, BUILD_ONLY="1"),
+                              stderr=subprocess.PIPE, text=True) for _ in range(replicas)]
+    logs = [proc.communicate(timeout=600)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * replicas, logs
+    return logs
 
 
 def embed(url: str) -> np.ndarray:
@@ -162,25 +174,38 @@ def test_nginx_config_balances_onto_the_server(first_start: dict, cache: Cache,
             nginx.wait(timeout=30)
 
 
-def test_changed_checkpoint_rebuilds(first_start: dict, cache: Cache) -> None:
+def test_changed_checkpoint_rebuilds_once_for_concurrent_replicas(first_start: dict,
+                                                                  cache: Cache) -> None:
     onnx = cache.artifact() / "model.onnx"
     before = onnx.stat().st_mtime_ns
     readme = cache.checkpoint / "README.md"
     readme.write_text(readme.read_text() + "\nA local note changes the checkpoint.\n")
-    log = build_only(cache)
-    assert "cache stale, rebuilding: the checkpoint" in log and "changed" in log
-    assert "[build] artifact ready" in log
-    assert cache.artifact() / "model.onnx" == onnx and onnx.stat().st_mtime_ns != before
-    assert "cache hit" in build_only(cache)  # and now it is up to date again
+    logs = concurrent_build_only(cache, replicas=2)
+    builder, waiter = sorted(logs, key=lambda log: "[build] artifact ready" not in log)
+    assert "cache stale, rebuilding: the checkpoint" in builder and "changed" in builder
+    assert "[build] artifact ready" in builder and onnx.stat().st_mtime_ns != before
+    # The other replica waited on the cache lock, then reused what the first one built.
+    assert "waiting for it" in waiter and "cache hit" in waiter and "[build]" not in waiter
+    assert "cache hit" in build_only(cache)
 
 
-def test_manifest_for_another_gpu_rebuilds(first_start: dict, cache: Cache) -> None:
-    manifest_path = cache.artifact() / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["tensorrt"] = {"plan": "model.plan", "gpu": "NVIDIA H100 80GB HBM3",
+def test_manifest_for_another_gpu_rebuilds(first_start: dict, cache: Cache,
+                                           tmp_path: Path) -> None:
+    """A shared volume holds an entry for this GPU type whose plan was built elsewhere."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3'\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    h100 = cache.artifact("nvidia-h100-80gb-hbm3-trtnone-fp32")
+    shutil.copytree(cache.artifact(), h100)
+    manifest = json.loads((h100 / "manifest.json").read_text())
+    manifest["tensorrt"] = {"plan": "model.plan", "gpu": "NVIDIA A100-SXM4-80GB",
                             "version": "11.4.0.106"}
-    manifest_path.write_text(json.dumps(manifest))
-    log = build_only(cache)
-    assert "cache stale, rebuilding: the plan was built for GPU 'NVIDIA H100 80GB HBM3'" in log
-    assert "this is 'cpu' with TensorRT 'none'" in log and "[build] artifact ready" in log
-    assert json.loads(manifest_path.read_text())["tensorrt"] is None
+    (h100 / "manifest.json").write_text(json.dumps(manifest))
+    log = build_only(cache, path_prefix=f"{fake}:")
+    assert "GPU NVIDIA H100 80GB HBM3, TensorRT none" in log
+    assert ("cache stale, rebuilding: the plan was built for GPU 'NVIDIA A100-SXM4-80GB' with "
+            "TensorRT '11.4.0.106'; this is 'NVIDIA H100 80GB HBM3' with TensorRT 'none'") in log
+    assert "[build] artifact ready" in log
+    assert json.loads((h100 / "manifest.json").read_text())["tensorrt"] is None
+    assert "cache hit" in build_only(cache, path_prefix=f"{fake}:")
