@@ -27,7 +27,8 @@ from runtime.errors import ArtifactError
 from runtime.manifest import Manifest, fingerprint, is_artifact
 
 # manifest.tensorrt is written by the TensorRT builder (issue 3); these are the keys it
-# may use for the GPU name and the TensorRT version, first match wins.
+# may use for the GPU name and the TensorRT version, first match wins (the version may
+# also sit with the other package versions, in manifest.versions["tensorrt"]).
 GPU_KEYS = ("gpu", "gpu_name", "device")
 VERSION_KEYS = ("version", "tensorrt_version", "tensorrt")
 
@@ -70,7 +71,8 @@ def plan_mismatch(manifest: Manifest, target: Target) -> str | None:
     info = manifest.tensorrt
     if not info:
         return "no TensorRT plan in the artifact" if target.backend == "tensorrt" else None
-    gpu, version = _first(info, GPU_KEYS), _first(info, VERSION_KEYS)
+    gpu = _first(info, GPU_KEYS)
+    version = _first(info, VERSION_KEYS) or manifest.versions.get("tensorrt")
     if not _same(gpu, target.gpu) or not _same(version, target.tensorrt):
         return (f"the plan was built for GPU {gpu!r} with TensorRT {version!r}; "
                 f"this is {target.gpu!r} with TensorRT {target.tensorrt!r}")

@@ -95,6 +95,14 @@ def test_other_gpu_tensorrt_or_precision_rebuilds(tmp_path: Path, checkpoint: Pa
     assert verdict == "rebuild" and needle in why, why
 
 
+def test_tensorrt_version_may_be_recorded_with_the_package_versions(tmp_path: Path,
+                                                                    checkpoint: Path) -> None:
+    art = write_manifest(tmp_path / "art", checkpoint, versions={"tensorrt": "11.4.0.106"},
+                         tensorrt={"plan": "model.plan", "gpu_name": H100})
+    assert cache_key.decide(art, target(checkpoint))[0] == "reuse"
+    assert cache_key.decide(art, target(checkpoint, tensorrt="11.5.0"))[0] == "rebuild"
+
+
 def test_tensorrt_wanted_but_onnx_only_artifact_rebuilds(tmp_path: Path, checkpoint: Path) -> None:
     art = write_manifest(tmp_path / "art", checkpoint, tensorrt=None)
     assert cache_key.decide(art, target(checkpoint)) == ("rebuild",
