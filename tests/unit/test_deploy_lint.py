@@ -140,3 +140,27 @@ def test_build_context_allows_every_copied_path() -> None:
     sources = {src for line in copies for src in line.split()[:-1]}
     assert sources and sources <= allowed, sources - allowed
     assert all((ROOT / src).exists() for src in sources)
+
+
+def test_builder_venv_sees_the_server_venv_but_keeps_its_own_packages(tmp_path: Path) -> None:
+    """The image's two-venv layout: the builder imports tensorrt from the server venv."""
+    purelib = {}
+    for name in ("server", "builder"):
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path / name],
+                       check=True)
+        purelib[name] = Path(subprocess.run(
+            [tmp_path / name / "bin" / "python", "-c",
+             "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True, text=True, check=True).stdout.strip())
+    (purelib["server"] / "fake_tensorrt.py").write_text("WHERE = 'server'\n")
+    (purelib["server"] / "shared_pkg.py").write_text("WHERE = 'server'\n")
+    (purelib["builder"] / "shared_pkg.py").write_text("WHERE = 'builder'\n")
+    env = {"SERVER_VENV": str(tmp_path / "server"), "BUILDER_VENV": str(tmp_path / "builder"),
+           "PATH": os.environ["PATH"]}
+    assert_clean(subprocess.run(["sh", str(DOCKER / "link-builder-venv.sh")], env=env,
+                                capture_output=True, text=True))
+    seen = subprocess.run([tmp_path / "builder" / "bin" / "python", "-c",
+                           "import fake_tensorrt, shared_pkg; "
+                           "print(fake_tensorrt.WHERE, shared_pkg.WHERE)"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert seen == ["server", "builder"]
