@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import export, verify
+from builder import export, verify, verify_items
 from builder.progress import say, step
 from models.registry import resolve
 from runtime.manifest import Manifest, fingerprint, is_artifact
@@ -89,25 +89,30 @@ def build(cfg: BuildConfig) -> Path:
 def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  # type: ignore[no-untyped-def]
                 cfg: BuildConfig) -> None:
     with step("exporting ONNX (dynamic batch and sequence, pooling in-graph)"):
-        onnx_path = export.export_text(family, checkpoint, spec, staging)
+        graphs = (export.export_towers(family, checkpoint, spec, staging) if family.towers
+                  else {"text": export.export_text(family, checkpoint, spec, staging).name})
     export.save_tokenizer(checkpoint, staging)
+    export.copy_preprocessor(checkpoint, staging)
     manifest = Manifest(
         spec=spec,
         source={"path": str(checkpoint), "fingerprint": source_fp},
         precision=cfg.precision,
         opset=export.OPSET,
-        graphs={"text": onnx_path.name},
+        graphs=graphs,
         inputs=export.input_shapes(spec),
         versions=package_versions(),
         verification={},
     )
     manifest.save(staging)
     with step("verifying ONNX Runtime against the reference implementation"):
-        result = verify.verify(family, checkpoint, spec, staging)
+        result = (verify_items.verify(family, checkpoint, spec, staging)
+                  if family.reference_items else verify.verify(family, checkpoint, spec, staging))
     say(f"parity: min cosine {result.min_cosine:.6f}, mean {result.mean_cosine:.6f} "
-        f"over {result.probes} probes (threshold {verify.MIN_COSINE})")
-    if result.min_cosine < verify.MIN_COSINE:
+        f"over {result.probes} probes (threshold {verify.MIN_COSINE}; images "
+        f"{result.image_min_cosine:.6f}, threshold {verify.IMAGE_MIN_COSINE})")
+    if not result.passed:
         raise BuildError(
-            f"parity gate failed: min cosine {result.min_cosine:.6f} < {verify.MIN_COSINE}; "
-            "the artifact was not published")
+            f"parity gate failed: min cosine {result.min_cosine:.6f} (text, needs "
+            f"{verify.MIN_COSINE}), {result.image_min_cosine:.6f} (images, needs "
+            f"{verify.IMAGE_MIN_COSINE}); the artifact was not published")
     Manifest(**{**manifest.__dict__, "verification": result.to_dict()}).save(staging)

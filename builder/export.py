@@ -26,22 +26,37 @@ def input_shapes(spec: ModelSpec) -> dict[str, list[Any]]:
 
 
 def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path) -> Path:
-    import torch
+    from models.pooling import sample_ids
 
     module = family.export_module(checkpoint, spec)
-    # A sample with real padding so the traced graph keeps the masking path.
-    ids = torch.tensor([[1, 2, 3, 4, 5, 6], [1, 2, 3, 0, 0, 0]], dtype=torch.long)
-    mask = (ids != 0).long()
-    mask[0] = 1
-    path = out / "model.onnx"
+    axes = dynamic_axes(spec)
+    axes.pop("embeddings")
+    return export_graph(module, out / "model.onnx", axes, sample_ids())
+
+
+def export_towers(family: Family, checkpoint: str | Path, spec: ModelSpec,
+                  out: Path) -> dict[str, str]:
+    """Every tower of a multi-tower family -> <tower>.onnx; {tower: file name}."""
+    graphs = {}
+    for name, (module, input_axes, sample) in family.towers(checkpoint, spec).items():
+        graphs[name] = export_graph(module, out / f"{name}.onnx", input_axes, sample).name
+    return graphs
+
+
+def export_graph(module: Any, path: Path, input_axes: dict[str, dict[int, str]],
+                 sample: tuple[Any, ...]) -> Path:
+    """One tower -> ONNX: inputs named and dynamic as given, output `embeddings` (batch, d)."""
+    import torch
+
+    axes = {**input_axes, "embeddings": {0: "batch"}}
     with torch.inference_mode():
         torch.onnx.export(
             module,
-            (ids, mask),
+            sample,
             str(path),
-            input_names=list(spec.inputs),
+            input_names=list(input_axes),
             output_names=["embeddings"],
-            dynamic_axes=dynamic_axes(spec),
+            dynamic_axes=axes,
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
@@ -60,3 +75,13 @@ def save_tokenizer(checkpoint: str | Path, out: Path) -> Path:
     path = out / "tokenizer.json"
     backend.save(str(path))
     return path
+
+
+def copy_preprocessor(checkpoint: str | Path, out: Path) -> Path | None:
+    """The image preprocessing constants the runtime applies in numpy (image families)."""
+    source = Path(checkpoint) / "preprocessor_config.json"
+    if not source.is_file():
+        return None
+    target = out / source.name
+    target.write_bytes(source.read_bytes())
+    return target

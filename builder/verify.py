@@ -12,6 +12,7 @@ from models.family import Family
 from models.spec import ModelSpec
 
 MIN_COSINE = 0.9999
+IMAGE_MIN_COSINE = 0.999  # image towers: resampling and patch maths in another library
 
 PROBES: tuple[str, ...] = (
     "What is the capital of France?",
@@ -32,10 +33,16 @@ class Verification:
     min_cosine: float
     mean_cosine: float
     probes: int
+    image_min_cosine: float = 1.0  # over image and text+image probes (1.0: none)
+
+    @property
+    def passed(self) -> bool:
+        return self.min_cosine >= MIN_COSINE and self.image_min_cosine >= IMAGE_MIN_COSINE
 
     def to_dict(self) -> dict[str, float | int]:
         return {"min_cosine": self.min_cosine, "mean_cosine": self.mean_cosine,
-                "probes": self.probes, "threshold": MIN_COSINE}
+                "probes": self.probes, "threshold": MIN_COSINE,
+                "image_min_cosine": self.image_min_cosine, "image_threshold": IMAGE_MIN_COSINE}
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

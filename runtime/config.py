@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from runtime.batcher import BatchConfig
+from runtime.media import MediaConfig
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
 
@@ -16,6 +17,7 @@ class RuntimeConfig:
     threads: int = 0  # ONNX Runtime intra-op threads; 0: every core this process may use
     tokenizer_threads: int = 2
     allow_auto_truncate: bool = False
+    media: MediaConfig = field(default_factory=MediaConfig)  # image fetch and decode limits
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

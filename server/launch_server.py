@@ -20,6 +20,7 @@ from pathlib import Path
 from runtime.batcher import BatchConfig
 from runtime.config import BACKENDS, RuntimeConfig
 from runtime.manifest import is_artifact
+from runtime.media import MediaConfig
 from server.config import ServerConfig
 
 log = logging.getLogger("server")
@@ -52,6 +53,15 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-queue", type=int, default=8192, help="queued inputs before 429")
     ap.add_argument("--max-inputs-per-request", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
+    md = p.add_argument_group("image inputs (multimodal models)")
+    md.add_argument("--allowed-media-domains", nargs="*", default=[],
+                    help="hosts whose image URLs may resolve to loopback/private addresses")
+    md.add_argument("--allowed-local-media-path", type=Path, default=None,
+                    help="serve local image paths under this directory (refused otherwise)")
+    md.add_argument("--media-timeout", type=float, default=10.0, help="seconds per image fetch")
+    md.add_argument("--max-image-bytes", type=int, default=20 * 1024 * 1024)
+    md.add_argument("--max-image-pixels", type=int, default=32_000_000,
+                    help="width x height above which an image is refused before decoding")
     return p
 
 
@@ -78,8 +88,12 @@ def build_config(args: argparse.Namespace, artifact: Path) -> ServerConfig:
     batch = BatchConfig(max_batch_tokens=args.max_batch_tokens,
                         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                         max_queue_rows=args.max_queue)
+    media = MediaConfig(allowed_domains=tuple(args.allowed_media_domains),
+                        allowed_local_path=args.allowed_local_media_path,
+                        timeout_s=args.media_timeout, max_bytes=args.max_image_bytes,
+                        max_pixels=args.max_image_pixels)
     runtime = RuntimeConfig(backend=args.backend, batch=batch, threads=args.threads,
-                            allow_auto_truncate=args.allow_auto_truncate)
+                            allow_auto_truncate=args.allow_auto_truncate, media=media)
     return ServerConfig(artifact=artifact, model_path=args.model_path,
                         served_model_name=args.served_model_name or args.model_path,
                         host=args.host, port=args.port, runtime=runtime,
