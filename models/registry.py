@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models import bert, clip
+from models import bert, clip, gme
 from models.checkpoint import CheckpointInfo, read_checkpoint
 from models.family import Family
 from models.spec import ModelSpec, UnsupportedModelError
@@ -12,6 +12,7 @@ from models.spec import ModelSpec, UnsupportedModelError
 FAMILIES: tuple[Family, ...] = (
     bert.FAMILY,
     clip.FAMILY,
+    gme.FAMILY,
 )
 
 
