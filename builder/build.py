@@ -89,8 +89,11 @@ def build(cfg: BuildConfig) -> Path:
 def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  # type: ignore[no-untyped-def]
                 cfg: BuildConfig) -> None:
     with step("exporting ONNX (dynamic batch and sequence, pooling in-graph)"):
-        graphs = (export.export_towers(family, checkpoint, spec, staging) if family.towers
-                  else {"text": export.export_text(family, checkpoint, spec, staging).name})
+        if family.towers:
+            graphs, inputs = export.export_towers(family, checkpoint, spec, staging)
+        else:
+            graphs = {"text": export.export_text(family, checkpoint, spec, staging).name}
+            inputs = export.input_shapes(spec)
     export.save_tokenizer(checkpoint, staging)
     export.copy_preprocessor(checkpoint, staging)
     manifest = Manifest(
@@ -99,7 +102,7 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
         precision=cfg.precision,
         opset=export.OPSET,
         graphs=graphs,
-        inputs=export.input_shapes(spec),
+        inputs=inputs,
         versions=package_versions(),
         verification={},
     )

@@ -35,12 +35,16 @@ def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Pa
 
 
 def export_towers(family: Family, checkpoint: str | Path, spec: ModelSpec,
-                  out: Path) -> dict[str, str]:
-    """Every tower of a multi-tower family -> <tower>.onnx; {tower: file name}."""
-    graphs = {}
+                  out: Path) -> tuple[dict[str, str], dict[str, list[Any]]]:
+    """Every tower of a multi-tower family -> <tower>.onnx: ({tower: file}, {input: shape}),
+    shapes with the dynamic axes named (what TensorRT profiles are built from)."""
+    graphs: dict[str, str] = {}
+    shapes: dict[str, list[Any]] = {}
     for name, (module, input_axes, sample) in family.towers(checkpoint, spec).items():
         graphs[name] = export_graph(module, out / f"{name}.onnx", input_axes, sample).name
-    return graphs
+        for (input_name, axes), tensor in zip(input_axes.items(), sample):
+            shapes[input_name] = [axes.get(i, int(d)) for i, d in enumerate(tensor.shape)]
+    return graphs, shapes
 
 
 def export_graph(module: Any, path: Path, input_axes: dict[str, dict[int, str]],

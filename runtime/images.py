@@ -31,6 +31,16 @@ def read_preprocessor(artifact: str | Path) -> dict[str, Any]:
         raise ArtifactError(f"{path} is missing or unreadable: rebuild the artifact") from exc
 
 
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB as transformers converts: transparency composited onto white, not dropped."""
+    if image.mode == "RGB":
+        return image
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
+
+
 def _normalize(pixels: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (3, H, W), rescaled and normalised as transformers does."""
     image = pixels.transpose(2, 0, 1).astype(np.float32)
@@ -55,7 +65,7 @@ class ClipPreprocessor:
         return int(crop["height"]), int(crop["width"])
 
     def __call__(self, image: Image.Image) -> np.ndarray:
-        image = image.convert("RGB")
+        image = to_rgb(image)
         size = self.config.get("size", {"shortest_edge": 224})
         short = size["shortest_edge"] if isinstance(size, dict) else int(size)
         width, height = image.size
@@ -122,7 +132,7 @@ class QwenVisionPreprocessor:
         return h_bar, w_bar
 
     def __call__(self, image: Image.Image) -> tuple[np.ndarray, tuple[int, int, int]]:
-        image = image.convert("RGB")
+        image = to_rgb(image)
         height, width = self.target_size(image.height, image.width)
         image = image.resize((width, height), resample=int(self.config.get("resample", 3)))
         pixels = _normalize(np.asarray(image), self.config)

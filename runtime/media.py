@@ -29,6 +29,7 @@ from urllib.parse import urljoin, urlsplit
 from PIL import Image, UnidentifiedImageError
 
 from runtime.errors import InvalidRequestError
+from runtime.images import to_rgb
 
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+=*\s*$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
@@ -113,7 +114,7 @@ def decode_image(data: bytes, cfg: MediaConfig) -> Image.Image:
                 raise refused(f"The image has {width}x{height} pixels, more than the "
                               f"{cfg.max_pixels} this server decodes.", code="image_too_large")
             image.load()
-            return image.convert("RGB")
+            return to_rgb(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise refused("The image is a decompression bomb.", code="image_too_large") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
@@ -185,11 +186,12 @@ def _allowed_host(host: str, allowed: tuple[str, ...]) -> bool:
 
 
 def is_public(address: str) -> bool:
+    """Globally routable unicast only: no loopback, private, link-local, shared (CGNAT),
+    documentation, reserved or multicast ranges."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified)
+    return ip.is_global and not ip.is_multicast
 
 
 class _PinnedHTTP(http.client.HTTPConnection):

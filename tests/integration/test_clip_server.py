@@ -3,6 +3,7 @@ transformers' get_text_features / get_image_features; images from every accepted
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
 from typing import Iterator
@@ -131,3 +132,28 @@ def test_text_and_image_in_one_clip_item_is_400(clip_server: str, media: str) ->
     r = embed(clip_server, [{"text": "a", "image": f"{media}/astronaut.png"}])
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "unsupported_input"
+
+
+async def test_images_of_concurrent_requests_share_tower_batches(clip_artifact: Path) -> None:
+    """Requests arriving together are batched on the image tower; answers stay per request."""
+    from builder.verify_items import Item
+    from runtime.batcher import BatchConfig
+    from runtime.config import RuntimeConfig
+    from runtime.embedder import Embedder
+
+    names = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "camera.png"]
+    sources = ["data:image/png;base64," + base64.b64encode(photo_path(n).read_bytes()).decode()
+               for n in names]
+    # A wide gather window so the concurrent requests meet in the batcher.
+    emb = Embedder.load(clip_artifact, RuntimeConfig(batch=BatchConfig(max_wait_ms=1000)))
+    await emb.start()
+    try:
+        before = emb.image_batcher.batches_run
+        together = await asyncio.gather(*(emb.embed_items([Item(image=s)]) for s in sources))
+        batched = emb.image_batcher.batches_run - before
+        alone = [await emb.embed_items([Item(image=s)]) for s in sources]
+    finally:
+        await emb.close()
+    assert batched < len(sources)
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)

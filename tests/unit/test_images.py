@@ -10,7 +10,8 @@ from PIL import Image
 
 from runtime.images import ClipPreprocessor, QwenVisionPreprocessor, read_preprocessor
 
-PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "camera.png")
+# camera: greyscale; logo: RGBA with transparency (composited onto white).
+PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "camera.png", "logo.png")
 
 
 def photo(name: str) -> Image.Image:

@@ -108,5 +108,12 @@ def test_unsafe_or_bad_sources_refused(source: str, code: str) -> None:
 def test_public_address_classification() -> None:
     assert is_public("93.184.216.34") and is_public("2606:4700::1111")
     for address in ("127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.0.1", "169.254.1.1",
-                    "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "224.0.0.1", "0.0.0.0"):
+                    "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "224.0.0.1", "0.0.0.0",
+                    "100.64.0.1", "192.0.2.1", "ff02::1"):
         assert not is_public(address), address
+
+
+def test_slow_server_times_out(server: str) -> None:
+    cfg = MediaConfig(allowed_domains=("127.0.0.1",), timeout_s=0.5)
+    assert "Timeout" in refused(f"{server}/slow", cfg, "image_fetch_failed").message
+    assert load_image(f"{server}/slow", ALLOW_LOOPBACK).size == (600, 400)  # patient: fine
