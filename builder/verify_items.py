@@ -25,12 +25,13 @@ class Item:
 
 
 def probe_images() -> list[Any]:
-    """Deterministic pictures of several sizes and aspect ratios (gradients and noise)."""
+    """Deterministic pictures of several sizes and aspect ratios (gradients and noise); the
+    last is large enough that every family scales it down."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
     out = []
-    for width, height in ((64, 48), (40, 90), (33, 33), (120, 70)):
+    for width, height in ((64, 48), (40, 90), (33, 33), (120, 70), (400, 300)):
         y, x = np.mgrid[0:height, 0:width]
         base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], -1)
         noisy = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)

@@ -29,19 +29,29 @@ def make_spec(info: CheckpointInfo) -> ModelSpec:
     text = info.config.get("text_config") or info.config
     positions = int(text.get("max_position_embeddings", 32768))
     vision = info.config.get("vision_config") or {}
+    merge = int(vision.get("spatial_merge_size", 2))
+    factor = int(vision.get("patch_size", 14)) * merge
     return ModelSpec(
         family="gme",
         architecture=info.architecture,
         pooling="last",
         dims=int(text["hidden_size"]),
-        # GME's own code caps prompts at max_length (1800 for the released models).
-        max_len=min(int(info.config.get("max_length", positions)), info.max_len(positions)),
+        # GME's own code (gme_inference.py) caps prompts at max_length, 1800 by default.
+        max_len=min(int(info.config.get("max_length", 1800)), info.max_len(positions)),
         normalize=True,
         chat_template=TEMPLATE,
         modalities=("text", "image"),
         inputs=INPUTS,
-        extra=(("spatial_merge_size", int(vision.get("spatial_merge_size", 2))),),
+        extra=(("spatial_merge_size", merge),) + image_pixels(info.config, factor),
     )
+
+
+def image_pixels(config: dict[str, Any], factor: int) -> tuple[tuple[str, int], ...]:
+    """GME resizes images to 256..1280 merged tokens (min/max_image_tokens), not to the
+    preprocessor_config.json range (up to 16384 tokens) that plain Qwen2-VL uses."""
+    low = int(config.get("min_image_tokens", 256)) * factor * factor
+    high = int(config.get("max_image_tokens", 1280)) * factor * factor
+    return (("min_pixels", low), ("max_pixels", high))
 
 
 def _load(path: str | Path) -> Any:
@@ -160,20 +170,22 @@ def reference_items(path: str | Path, spec: ModelSpec, items: list[tuple[Any, An
     from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
 
     model = _load(path)
-    images = Qwen2VLImageProcessorPil.from_pretrained(str(path))
+    extra = dict(spec.extra)
+    images = Qwen2VLImageProcessorPil.from_pretrained(
+        str(path), min_pixels=extra["min_pixels"], max_pixels=extra["max_pixels"])
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     pad_id = model.config.image_token_id
     out = []
     with torch.inference_mode():
         for text, image in items:
-            text_in, extra = prompt(text, image is not None), {}
+            text_in, vision = prompt(text, image is not None), {}
             if image is not None:
-                extra = dict(images(images=[image], return_tensors="pt"))
-                n = int(extra["image_grid_thw"][0].prod()) // images.merge_size ** 2
+                vision = dict(images(images=[image], return_tensors="pt"))
+                n = int(vision["image_grid_thw"][0].prod()) // images.merge_size ** 2
                 text_in = text_in.replace("<|image_pad|>", "<|image_pad|>" * n)
             enc = tokenizer([text_in], return_tensors="pt")
             enc["mm_token_type_ids"] = (enc["input_ids"] == pad_id).int()
-            hidden = model(**enc, **extra, use_cache=False).last_hidden_state
+            hidden = model(**enc, **vision, use_cache=False).last_hidden_state
             out.append(torch.nn.functional.normalize(hidden[:, -1], dim=-1).numpy()[0])
     return np.stack(out)
 

@@ -42,8 +42,12 @@ class GmeEmbedder(MultimodalEmbedder):
         super().__init__(*args, **kwargs)
         from tokenizers import Tokenizer
 
-        self.preprocess = QwenVisionPreprocessor(self.preprocessor_config)
-        self.merge = int(dict(self.spec.extra)["spatial_merge_size"])
+        extra = dict(self.spec.extra)
+        self.merge = int(extra["spatial_merge_size"])
+        # GME's image-token range (min/max_image_tokens), not preprocessor_config.json's.
+        self.preprocess = QwenVisionPreprocessor({**self.preprocessor_config,
+                                                  "min_pixels": extra["min_pixels"],
+                                                  "max_pixels": extra["max_pixels"]})
         vocab = Tokenizer.from_file(str(self.artifact / self.manifest.tokenizer))
         self.image_token_id = vocab.token_to_id(IMAGE_PAD)
 

@@ -107,9 +107,10 @@ class QwenVisionPreprocessor:
         return int(self.config.get("merge_size", 2))
 
     def pixel_range(self) -> tuple[int, int]:
+        """min_pixels / max_pixels win over `size`, as in Qwen2VLImageProcessor.__init__."""
         size = self.config.get("size") or {}
-        low = size.get("shortest_edge", self.config.get("min_pixels", 56 * 56))
-        high = size.get("longest_edge", self.config.get("max_pixels", 28 * 28 * 1280))
+        low = self.config.get("min_pixels") or size.get("shortest_edge", 56 * 56)
+        high = self.config.get("max_pixels") or size.get("longest_edge", 28 * 28 * 1280)
         return int(low), int(high)
 
     def target_size(self, height: int, width: int) -> tuple[int, int]:

@@ -84,6 +84,16 @@ def ensure_artifact(model_path: str, cache: Path) -> Path:
     return target
 
 
+def check_chat_template(requested: str | None, artifact: Path) -> None:
+    """A model with its own template (GME: gme-qwen2-vl) refuses a different one."""
+    from runtime.manifest import Manifest
+
+    own = Manifest.load(artifact).spec.chat_template
+    if requested and own and requested != own:
+        raise SystemExit(f"error: --chat-template {requested} does not fit this model; "
+                         f"it is served with its own template {own!r}")
+
+
 def build_config(args: argparse.Namespace, artifact: Path) -> ServerConfig:
     batch = BatchConfig(max_batch_tokens=args.max_batch_tokens,
                         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
@@ -105,7 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = build_config(args, ensure_artifact(args.model_path, args.artifact_cache))
+    artifact = ensure_artifact(args.model_path, args.artifact_cache)
+    check_chat_template(args.chat_template, artifact)
+    config = build_config(args, artifact)
     import uvicorn
 
     from server.app import create_app

@@ -28,9 +28,13 @@ def media() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def gme_server(tmp_path_factory: pytest.TempPathFactory, gme_checkpoint: Path) -> Iterator[str]:
-    artifact = build_artifact(gme_checkpoint, tmp_path_factory.mktemp("art") / "gme")
-    with running_server(artifact, "--chat-template", "gme-qwen2-vl",
+def gme_artifact(tmp_path_factory: pytest.TempPathFactory, gme_checkpoint: Path) -> Path:
+    return build_artifact(gme_checkpoint, tmp_path_factory.mktemp("art") / "gme")
+
+
+@pytest.fixture(scope="module")
+def gme_server(gme_artifact: Path) -> Iterator[str]:
+    with running_server(gme_artifact, "--chat-template", "gme-qwen2-vl",
                         "--allowed-media-domains", "127.0.0.1") as url:
         yield url
 
@@ -78,3 +82,30 @@ def test_unsafe_image_is_400_and_server_stays_healthy(gme_server: str, media: st
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "forbidden_image_source"
     assert httpx.get(f"{gme_server}/health").status_code == 200
+
+
+def test_another_chat_template_is_refused_at_launch(gme_artifact: Path) -> None:
+    from server.launch_server import check_chat_template
+
+    check_chat_template("gme-qwen2-vl", gme_artifact)
+    check_chat_template(None, gme_artifact)
+    with pytest.raises(SystemExit, match="gme-qwen2-vl"):
+        check_chat_template("chatml", gme_artifact)
+
+
+def test_token_ids_used_as_given_and_no_dimensions(gme_server: str, gme_checkpoint: Path) -> None:
+    import torch
+
+    from models.gme import _load
+
+    rows = [[1, 2, 3], [4, 5, 6, 7, 8]]
+    r = httpx.post(f"{gme_server}/v1/embeddings", json={"input": rows}, timeout=60)
+    assert r.status_code == 200, r.text
+    model = _load(gme_checkpoint)
+    with torch.inference_mode():
+        ref = np.stack([torch.nn.functional.normalize(
+            model(input_ids=torch.tensor([row])).last_hidden_state[:, -1], dim=-1).numpy()[0]
+            for row in rows])
+    assert_parity(decode_embeddings(r.json()), ref)
+    r = httpx.post(f"{gme_server}/v1/embeddings", json={"input": "x", "dimensions": 8})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions"

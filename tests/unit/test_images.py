@@ -60,9 +60,14 @@ def test_qwen2_vl_matches_transformers(name: str, pixels: tuple[int, int]) -> No
     np.testing.assert_allclose(patches, expected["pixel_values"], atol=1e-6, rtol=0)
 
 
-def test_min_max_pixels_keys_of_older_configs() -> None:
-    cfg = QwenVisionPreprocessor({"min_pixels": 100, "max_pixels": 200})
-    assert cfg.pixel_range() == (100, 200)
+def test_min_max_pixels_keys_win_over_size() -> None:
+    from transformers import Qwen2VLImageProcessorPil
+
+    cfg = {"min_pixels": 100, "max_pixels": 200,
+           "size": {"shortest_edge": 1, "longest_edge": 2}}
+    theirs = Qwen2VLImageProcessorPil(**cfg).size
+    assert QwenVisionPreprocessor(cfg).pixel_range() == (100, 200) == (
+        theirs["shortest_edge"], theirs["longest_edge"])
 
 
 def test_missing_preprocessor_is_an_artifact_error(tmp_path: Path) -> None:
