@@ -9,6 +9,7 @@ mrope positions, an index mapping image-pad tokens to rows of the image embeddin
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,11 +17,12 @@ from PIL import Image
 
 from models.gme import prompt
 from runtime.backend import pad_batch
+from runtime.batcher import BatchConfig
 from runtime.embedder import EmbeddingResult
-from runtime.errors import InvalidRequestError
+from runtime.errors import ArtifactError, InvalidRequestError
 from runtime.images import QwenVisionPreprocessor
 from runtime.multimodal import ImageRow, MultimodalEmbedder
-from runtime.qwen2_vl import mrope_positions, pack_vision
+from runtime.qwen2_vl import Grid, mrope_positions, pack_vision
 
 IMAGE_PAD = "<|image_pad|>"
 
@@ -50,20 +52,30 @@ class GmeEmbedder(MultimodalEmbedder):
                                                   "max_pixels": extra["max_pixels"]})
         vocab = Tokenizer.from_file(str(self.artifact / self.manifest.tokenizer))
         self.image_token_id = vocab.token_to_id(IMAGE_PAD)
+        if self.image_token_id is None:
+            raise ArtifactError(f"{self.artifact}: the tokenizer has no {IMAGE_PAD} token")
+
+    def image_batch_config(self) -> BatchConfig:
+        """Packed images attend within one (n x n) sequence: n is capped at one largest
+        image's patches (5120 for GME's 1280 tokens), so small images share a batch, large
+        ones run alone, and the attention scores stay bounded."""
+        patch = int(self.preprocessor_config.get("patch_size", 14))
+        largest = int(dict(self.spec.extra)["max_pixels"]) // (patch * patch)
+        return replace(self.config.batch, max_batch_tokens=largest)
 
     def _run_images(self, rows: list[ImageRow]) -> list[np.ndarray]:
         merged = self.image_backend.embed(pack_vision([r.data for r in rows], self.merge))
         sizes = np.cumsum([len(r.data[0]) // self.merge ** 2 for r in rows])[:-1]
         return np.split(merged, sizes)
 
-    async def _embed_images(self, images: list[Image.Image]) -> list[np.ndarray]:
-        """Per image: (tokens, dims) embeddings for its <|image_pad|> tokens."""
+    async def _embed_images(self, images: list[Image.Image]) -> list[tuple[np.ndarray, Grid]]:
+        """Per image: (tokens, dims) embeddings for its <|image_pad|> tokens, and its grid."""
         loop = asyncio.get_running_loop()
         prepared = await asyncio.gather(*(
             loop.run_in_executor(self._media_pool, self.preprocess, i) for i in images))
         outs = await asyncio.gather(*(self.image_batcher.submit([ImageRow(p, len(p[0]))])
                                       for p in prepared))
-        return [(o[0], p[1]) for o, p in zip(outs, prepared)]  # type: ignore[misc]
+        return [(out[0], grid) for out, (_, grid) in zip(outs, prepared)]
 
     def _run_batch(self, rows: list[Any]) -> np.ndarray:
         rows = [r if isinstance(r, LmRow) else _plain_row(r) for r in rows]

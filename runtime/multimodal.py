@@ -10,6 +10,7 @@ the vision tower first and feeds its output into the language tower with the tex
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from runtime.backend import Backend
-from runtime.batcher import Batcher
+from runtime.batcher import BatchConfig, Batcher
 from runtime.config import RuntimeConfig
 from runtime.embedder import Embedder, EmbeddingResult, load_backend
 from runtime.errors import InvalidRequestError
@@ -38,13 +39,13 @@ class ImageRow:
         return self.tokens
 
 
-class MultimodalEmbedder(Embedder):
+class MultimodalEmbedder(Embedder, ABC):
     def __init__(self, artifact: str | Path, manifest: Manifest, backend: Backend,
                  config: RuntimeConfig, image_backend: Backend):
         super().__init__(artifact, manifest, backend, config)
         self.image_backend = image_backend
-        self.image_batcher = Batcher(self._run_images, config.batch)
         self.preprocessor_config = read_preprocessor(self.artifact)
+        self.image_batcher = Batcher(self._run_images, self.image_batch_config())
         self._media_pool = ThreadPoolExecutor(config.media.threads, thread_name_prefix="media")
 
     @classmethod
@@ -71,11 +72,16 @@ class MultimodalEmbedder(Embedder):
             loop.run_in_executor(self._media_pool, load_image, s, self.config.media)
             for s in sources)))
 
-    def _run_images(self, rows: list[ImageRow]) -> Any:
-        raise NotImplementedError
+    def image_batch_config(self) -> BatchConfig:
+        return self.config.batch
 
-    async def _embed_images(self, images: list[Image.Image]) -> tuple[np.ndarray, int]:
-        raise NotImplementedError
+    @abstractmethod
+    def _run_images(self, rows: list[ImageRow]) -> Any:
+        """One image-tower batch (on the batcher's thread): one result per row."""
+
+    @abstractmethod
+    async def _embed_images(self, images: list[Image.Image]) -> Any:
+        """Decoded images -> what the family's items need from the image tower."""
 
 
 class ClipEmbedder(MultimodalEmbedder):

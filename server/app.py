@@ -81,4 +81,3 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
         }
 
     return app
-

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from runtime.batcher import BatchConfig
 from runtime.config import BACKENDS, RuntimeConfig
-from runtime.manifest import is_artifact
+from runtime.manifest import Manifest, is_artifact
 from runtime.media import MediaConfig
 from server.config import ServerConfig
 
@@ -86,8 +86,6 @@ def ensure_artifact(model_path: str, cache: Path) -> Path:
 
 def check_chat_template(requested: str | None, artifact: Path) -> None:
     """A model with its own template (GME: gme-qwen2-vl) refuses a different one."""
-    from runtime.manifest import Manifest
-
     own = Manifest.load(artifact).spec.chat_template
     if requested and own and requested != own:
         raise SystemExit(f"error: --chat-template {requested} does not fit this model; "
