@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import export, verify
+from builder import export, verify, verify_items
 from builder import precision as precisions
 from builder.compile import CompileOptions
 from builder.precision import PRECISIONS
@@ -83,6 +83,9 @@ def build(cfg: BuildConfig) -> Path:
         say(f"{cfg.output} is up to date with {checkpoint}; skipping the build")
         return cfg.output
     family, spec = resolve(checkpoint)
+    if family.towers and (cfg.backend == "tensorrt" or cfg.precision != "fp32"):
+        raise BuildError(f"{family.name}: multi-tower families are built in fp32 for ONNX "
+                         "Runtime only; TensorRT plans cover single-graph text families")
     say(f"family {family.name}: {spec.architecture}, pooling {spec.pooling}, "
         f"{spec.dims} dims, max {spec.max_len} tokens")
     staging = cfg.output.parent / f".{cfg.output.name}.building"
@@ -102,15 +105,21 @@ def build(cfg: BuildConfig) -> Path:
 def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  # type: ignore[no-untyped-def]
                 cfg: BuildConfig) -> None:
     with step("exporting ONNX (dynamic batch and sequence, pooling in-graph)"):
-        onnx_path = export.export_text(family, checkpoint, spec, staging, cfg.precision)
+        if family.towers:
+            graphs, inputs = export.export_towers(family, checkpoint, spec, staging)
+            onnx_path = None
+        else:
+            onnx_path = export.export_text(family, checkpoint, spec, staging, cfg.precision)
+            graphs, inputs = {"text": onnx_path.name}, export.input_shapes(spec)
     export.save_tokenizer(checkpoint, staging)
+    export.copy_preprocessor(checkpoint, staging)
     manifest = Manifest(
         spec=spec,
         source={"path": str(checkpoint), "fingerprint": source_fp},
         precision=cfg.precision,
         opset=export.OPSET,
-        graphs={"text": onnx_path.name},
-        inputs=export.input_shapes(spec),
+        graphs=graphs,
+        inputs=inputs,
         versions=package_versions(),
         verification={},
     )
@@ -127,10 +136,13 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
 
 
 def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # type: ignore[no-untyped-def]
-            onnx_path: Path) -> dict:
+            onnx_path: Path | None) -> dict:
     """The parity gate, on ONNX Runtime CPU wherever its kernels can run the graph."""
+    if family.reference_items:  # image towers: text, image and text+image probes
+        with step("verifying ONNX Runtime against the reference implementation"):
+            return _gate(verify_items.verify(family, checkpoint, spec, staging), [])
     method, unsupported = "onnxruntime", []
-    if precisions.get(precision).torch_dtype is not None:
+    if onnx_path is not None and precisions.get(precision).torch_dtype is not None:
         unsupported = precisions.unsupported_ops(onnx_path)
     if unsupported:
         say(f"ONNX Runtime CPU has no kernels for {precision} {', '.join(unsupported)}: "
@@ -138,10 +150,16 @@ def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # ty
         method = "torch"
     with step(f"verifying {method} ({precision}) against the float32 reference"):
         result = verify.verify(family, checkpoint, spec, staging, precision, method)
+    return _gate(result, unsupported)
+
+
+def _gate(result: verify.Verification, unsupported: list[str]) -> dict:
     say(f"parity: min cosine {result.min_cosine:.6f}, mean {result.mean_cosine:.6f} "
-        f"over {result.probes} probes (threshold {result.threshold})")
-    if result.min_cosine < result.threshold:
+        f"over {result.probes} probes (threshold {result.threshold}; images "
+        f"{result.image_min_cosine:.6f}, threshold {verify.IMAGE_MIN_COSINE})")
+    if not result.passed:
         raise BuildError(
-            f"parity gate failed: min cosine {result.min_cosine:.6f} < {result.threshold}; "
-            "the artifact was not published")
+            f"parity gate failed: min cosine {result.min_cosine:.6f} (text, needs "
+            f"{result.threshold}), {result.image_min_cosine:.6f} (images, needs "
+            f"{verify.IMAGE_MIN_COSINE}); the artifact was not published")
     return {**result.to_dict(), "onnxruntime_cpu_unsupported": unsupported}

@@ -28,23 +28,43 @@ def input_shapes(spec: ModelSpec) -> dict[str, list[Any]]:
 
 def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path,
                 precision: str = "fp32") -> Path:
-    import torch
+    from models.pooling import sample_ids
 
     prec = precisions.get(precision)
     module = precisions.prepare(family.export_module(checkpoint, spec), prec)
-    # A sample with real padding so the traced graph keeps the masking path.
-    ids = torch.tensor([[1, 2, 3, 4, 5, 6], [1, 2, 3, 0, 0, 0]], dtype=torch.long)
-    mask = (ids != 0).long()
-    mask[0] = 1
-    path = out / "model.onnx"
-    with torch.inference_mode(), precisions.float32_softmax(prec):
+    axes = dynamic_axes(spec)
+    axes.pop("embeddings")
+    with precisions.float32_softmax(prec):
+        return export_graph(module, out / "model.onnx", axes, sample_ids())
+
+
+def export_towers(family: Family, checkpoint: str | Path, spec: ModelSpec,
+                  out: Path) -> tuple[dict[str, str], dict[str, list[Any]]]:
+    """Every tower of a multi-tower family -> <tower>.onnx: ({tower: file}, {input: shape}),
+    shapes with the dynamic axes named (what TensorRT profiles are built from)."""
+    graphs: dict[str, str] = {}
+    shapes: dict[str, list[Any]] = {}
+    for name, (module, input_axes, sample) in family.towers(checkpoint, spec).items():
+        graphs[name] = export_graph(module, out / f"{name}.onnx", input_axes, sample).name
+        for (input_name, axes), tensor in zip(input_axes.items(), sample):
+            shapes[input_name] = [axes.get(i, int(d)) for i, d in enumerate(tensor.shape)]
+    return graphs, shapes
+
+
+def export_graph(module: Any, path: Path, input_axes: dict[str, dict[int, str]],
+                 sample: tuple[Any, ...]) -> Path:
+    """One tower -> ONNX: inputs named and dynamic as given, output `embeddings` (batch, d)."""
+    import torch
+
+    axes = {**input_axes, "embeddings": {0: "batch"}}
+    with torch.inference_mode():
         torch.onnx.export(
             module,
-            (ids, mask),
+            sample,
             str(path),
-            input_names=list(spec.inputs),
+            input_names=list(input_axes),
             output_names=["embeddings"],
-            dynamic_axes=dynamic_axes(spec),
+            dynamic_axes=axes,
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
@@ -63,3 +83,13 @@ def save_tokenizer(checkpoint: str | Path, out: Path) -> Path:
     path = out / "tokenizer.json"
     backend.save(str(path))
     return path
+
+
+def copy_preprocessor(checkpoint: str | Path, out: Path) -> Path | None:
+    """The image preprocessing constants the runtime applies in numpy (image families)."""
+    source = Path(checkpoint) / "preprocessor_config.json"
+    if not source.is_file():
+        return None
+    target = out / source.name
+    target.write_bytes(source.read_bytes())
+    return target

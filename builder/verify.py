@@ -12,6 +12,7 @@ from models.family import Family
 from models.spec import ModelSpec
 
 MIN_COSINE = 0.9999
+IMAGE_MIN_COSINE = 0.999  # image towers: resampling and patch maths in another library
 
 PROBES: tuple[str, ...] = (
     "What is the capital of France?",
@@ -34,10 +35,16 @@ class Verification:
     probes: int
     threshold: float = MIN_COSINE
     method: str = "onnxruntime"  # what ran the artifact's graph (or its export module)
+    image_min_cosine: float = 1.0  # over image and text+image probes (1.0: none)
+
+    @property
+    def passed(self) -> bool:
+        return self.min_cosine >= self.threshold and self.image_min_cosine >= IMAGE_MIN_COSINE
 
     def to_dict(self) -> dict[str, float | int | str]:
         return {"min_cosine": self.min_cosine, "mean_cosine": self.mean_cosine,
-                "probes": self.probes, "threshold": self.threshold, "method": self.method}
+                "probes": self.probes, "threshold": self.threshold, "method": self.method,
+                "image_min_cosine": self.image_min_cosine, "image_threshold": IMAGE_MIN_COSINE}
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

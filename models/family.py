@@ -24,6 +24,13 @@ class Family:
     export_module: Callable[[Any, ModelSpec], Any]
     # (checkpoint path, spec, texts) -> reference vectors (numpy), for the build-time gate.
     reference: Callable[[Any, ModelSpec, list[str]], Any]
+    # Multi-tower families (CLIP, GME): (checkpoint, spec) -> {tower: (torch module,
+    # {input: dynamic axes}, sample inputs)}, each exported as <tower>.onnx; None: one
+    # text graph from export_module.
+    towers: Callable[[Any, ModelSpec], dict[str, tuple[Any, dict, tuple]]] | None = None
+    # (checkpoint, spec, [(text | None, PIL image | None)]) -> reference vectors; set for
+    # families that take images, so the parity gate covers every modality.
+    reference_items: Callable[[Any, ModelSpec, list[tuple[Any, Any]]], Any] | None = None
 
     def matches(self, info: CheckpointInfo) -> bool:
         return info.architecture in self.architectures

@@ -43,3 +43,11 @@ class PooledEncoder(torch.nn.Module):
         out = self.body(input_ids=input_ids, attention_mask=attention_mask, **self.fixed)
         vectors = pool(out.last_hidden_state, attention_mask, self.pooling)
         return l2_normalize(vectors) if self.normalize else vectors
+
+
+def sample_ids() -> tuple[torch.Tensor, torch.Tensor]:
+    """An export sample with real padding so the traced graph keeps the masking path."""
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6], [1, 2, 3, 0, 0, 0]], dtype=torch.long)
+    mask = (ids != 0).long()
+    mask[0] = 1
+    return ids, mask

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models import bert
+from models import bert, clip, gme
 from models.checkpoint import CheckpointInfo, read_checkpoint
 from models.family import Family
 from models.spec import ModelSpec, UnsupportedModelError
 
 FAMILIES: tuple[Family, ...] = (
     bert.FAMILY,
+    clip.FAMILY,
+    gme.FAMILY,
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from runtime.batcher import BatchConfig
+from runtime.media import MediaConfig
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
 
@@ -17,6 +18,7 @@ class RuntimeConfig:
     tokenizer_threads: int = 2
     allow_auto_truncate: bool = False
     trt_contexts: int = 2  # TensorRT execution contexts (one CUDA stream each) = batches in flight
+    media: MediaConfig = field(default_factory=MediaConfig)  # image fetch and decode limits
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

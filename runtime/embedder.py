@@ -47,6 +47,10 @@ class Embedder:
     @classmethod
     def load(cls, artifact: str | Path, config: RuntimeConfig) -> "Embedder":
         manifest = Manifest.load(artifact)
+        if "image" in manifest.spec.modalities:  # one backend per tower: runtime.multimodal
+            from runtime.multimodal import load_multimodal
+
+            return load_multimodal(artifact, manifest, config)
         backend = load_backend(Path(artifact), manifest, config)
         return cls(artifact, manifest, backend, config)
 
@@ -81,13 +85,26 @@ class Embedder:
         checked = self.tokenizer.check_ids(rows, truncate or self.config.allow_auto_truncate)
         return await self._embed_rows(checked, dimensions)
 
+    async def embed_items(self, items: Sequence, *, truncate: bool = False,
+                          prompt_name: str | None = None,
+                          dimensions: int | None = None) -> EmbeddingResult:
+        """{text, image} items; a text-only model takes text items only."""
+        if any(item.image is not None for item in items):
+            raise InvalidRequestError("This model does not accept images; send text inputs.",
+                                      param="input", code="unsupported_modality")
+        return await self.embed_texts([item.text for item in items], truncate=truncate,
+                                      prompt_name=prompt_name, dimensions=dimensions)
+
     async def _embed_rows(self, rows: list[list[int]], dimensions: int | None) -> EmbeddingResult:
         vectors = await self.batcher.submit(rows)
+        return self.finish(vectors, sum(len(r) for r in rows), dimensions)
+
+    def finish(self, vectors: np.ndarray, tokens: int, dimensions: int | None) -> EmbeddingResult:
+        """Matryoshka truncation (checked earlier) and renormalisation, then the result."""
         if dimensions is not None and dimensions != vectors.shape[1]:
             vectors = vectors[:, :dimensions]
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return EmbeddingResult(np.ascontiguousarray(vectors, dtype=np.float32),
-                               sum(len(r) for r in rows))
+        return EmbeddingResult(np.ascontiguousarray(vectors, dtype=np.float32), tokens)
 
     def check_dimensions(self, dimensions: int | None) -> None:
         if dimensions is None:

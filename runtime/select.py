@@ -60,9 +60,11 @@ def choose(manifest: Manifest, requested: str) -> tuple[str, str]:
     return "tensorrt", "TensorRT plan, TensorRT and a GPU are present"
 
 
-def load_backend(artifact: Path, manifest: Manifest, config: RuntimeConfig) -> Backend:
+def load_backend(artifact: Path, manifest: Manifest, config: RuntimeConfig,
+                 tower: str = "text") -> Backend:
+    """The backend for one tower (graph) of the artifact."""
     name, reason = choose(manifest, config.backend)
-    log.info("backend %s: %s", name, reason)
+    log.info("backend %s for the %s tower: %s", name, tower, reason)
     if name == "tensorrt":
         from runtime.tensorrt import TensorRtBackend
 
@@ -70,4 +72,4 @@ def load_backend(artifact: Path, manifest: Manifest, config: RuntimeConfig) -> B
     from runtime.onnxruntime import OnnxRuntimeBackend
 
     limits = BackendLimits(config.batch.max_batch_size, manifest.spec.max_len)
-    return OnnxRuntimeBackend(artifact / manifest.graphs["text"], limits, config.threads)
+    return OnnxRuntimeBackend(artifact / manifest.graphs[tower], limits, config.threads)

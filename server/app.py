@@ -8,13 +8,12 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI, Request, Response
 
-from runtime.embedder import Embedder, EmbeddingResult
-from runtime.errors import InvalidRequestError
+from runtime.embedder import Embedder
 from server import errors
 from server.config import ServerConfig
 from server.encode import embeddings_body
 from server.inputs import classify_input
-from server.protocol import REQUEST_SCHEMA, EmbeddingRequest, parse_request
+from server.protocol import REQUEST_SCHEMA, parse_request
 
 
 def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAPI:
@@ -48,7 +47,9 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
                                            prompt_name=body.prompt_name,
                                            dimensions=body.dimensions)
         else:
-            result = await _embed_items(emb, items, body)
+            result = await emb.embed_items(items, truncate=body.truncate,
+                                           prompt_name=body.prompt_name,
+                                           dimensions=body.dimensions)
         model = body.model or config.served_model_name
         return Response(embeddings_body(result.vectors, body.encoding_format, model,
                                         result.prompt_tokens), media_type="application/json")
@@ -80,12 +81,3 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
         }
 
     return app
-
-
-async def _embed_items(emb: Embedder, items: list, body: EmbeddingRequest) -> EmbeddingResult:
-    """{text, image} items on a text-only model: text items only."""
-    if any(item.image is not None for item in items):
-        raise InvalidRequestError("This model does not accept images; send text inputs.",
-                                  param="input", code="unsupported_modality")
-    return await emb.embed_texts([item.text for item in items], truncate=body.truncate,
-                                 prompt_name=body.prompt_name, dimensions=body.dimensions)

@@ -28,7 +28,8 @@ def classify_input(value: Any, max_inputs: int) -> tuple[str, list]:
         if any(len(row) == 0 for row in value):
             raise _invalid("Token-id lists in 'input' must not be empty.")
         return "tokens", [list(row) for row in value]
-    if isinstance(first, MultimodalItem):
+    if any(isinstance(v, MultimodalItem) for v in value):
+        value = [v if isinstance(v, MultimodalItem) else MultimodalItem(text=v) for v in value]
         for i, item in enumerate(value):
             if item.text is None and item.image is None:
                 raise _invalid(f"input[{i}] needs a 'text' or an 'image'.")

@@ -20,7 +20,8 @@ from pathlib import Path
 from runtime.batcher import BatchConfig
 from runtime.config import BACKENDS, RuntimeConfig
 from runtime.errors import MissingDependencyError
-from runtime.manifest import is_artifact
+from runtime.manifest import Manifest, is_artifact
+from runtime.media import MediaConfig
 from runtime.select import require_tensorrt, tensorrt_missing
 from server.config import ServerConfig
 
@@ -56,6 +57,15 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
     ap.add_argument("--trt-contexts", type=int, default=2,
                     help="TensorRT execution contexts, one CUDA stream each (batches in flight)")
+    md = p.add_argument_group("image inputs (multimodal models)")
+    md.add_argument("--allowed-media-domains", nargs="*", default=[],
+                    help="hosts whose image URLs may resolve to loopback/private addresses")
+    md.add_argument("--allowed-local-media-path", type=Path, default=None,
+                    help="serve local image paths under this directory (refused otherwise)")
+    md.add_argument("--media-timeout", type=float, default=10.0, help="seconds per image fetch")
+    md.add_argument("--max-image-bytes", type=int, default=20 * 1024 * 1024)
+    md.add_argument("--max-image-pixels", type=int, default=32_000_000,
+                    help="width x height above which an image is refused before decoding")
     return p
 
 
@@ -88,13 +98,25 @@ def ensure_artifact(model_path: str, cache: Path, backend: str = "onnxruntime") 
     return target
 
 
+def check_chat_template(requested: str | None, artifact: Path) -> None:
+    """A model with its own template (GME: gme-qwen2-vl) refuses a different one."""
+    own = Manifest.load(artifact).spec.chat_template
+    if requested and own and requested != own:
+        raise SystemExit(f"error: --chat-template {requested} does not fit this model; "
+                         f"it is served with its own template {own!r}")
+
+
 def build_config(args: argparse.Namespace, artifact: Path) -> ServerConfig:
     batch = BatchConfig(max_batch_tokens=args.max_batch_tokens,
                         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                         max_queue_rows=args.max_queue)
+    media = MediaConfig(allowed_domains=tuple(args.allowed_media_domains),
+                        allowed_local_path=args.allowed_local_media_path,
+                        timeout_s=args.media_timeout, max_bytes=args.max_image_bytes,
+                        max_pixels=args.max_image_pixels)
     runtime = RuntimeConfig(backend=args.backend, batch=batch, threads=args.threads,
                             allow_auto_truncate=args.allow_auto_truncate,
-                            trt_contexts=args.trt_contexts)
+                            trt_contexts=args.trt_contexts, media=media)
     return ServerConfig(artifact=artifact, model_path=args.model_path,
                         served_model_name=args.served_model_name or args.model_path,
                         host=args.host, port=args.port, runtime=runtime,
@@ -110,7 +132,9 @@ def main(argv: list[str] | None = None) -> None:
         backend = build_backend(args.backend)
     except MissingDependencyError as exc:
         raise SystemExit(f"error: {exc}") from exc
-    config = build_config(args, ensure_artifact(args.model_path, args.artifact_cache, backend))
+    artifact = ensure_artifact(args.model_path, args.artifact_cache, backend)
+    check_chat_template(args.chat_template, artifact)
+    config = build_config(args, artifact)
     import uvicorn
 
     from server.app import create_app

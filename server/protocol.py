@@ -20,7 +20,9 @@ class MultimodalItem(BaseModel):
     image: StrictStr | None = None
 
 
-EmbeddingInput = Union[StrictStr, list[StrictStr], TokenIds, list[TokenIds], list[MultimodalItem]]
+# Items may mix with plain strings (text items): ["a cat", {"image": ...}].
+EmbeddingInput = Union[StrictStr, list[StrictStr], TokenIds, list[TokenIds],
+                       list[Union[MultimodalItem, StrictStr]]]
 
 
 class EmbeddingRequest(BaseModel):

@@ -81,4 +81,4 @@ def test_choice_is_logged(tmp_path, caplog) -> None:  # type: ignore[no-untyped-
     caplog.set_level(logging.INFO, logger="runtime.select")
     with pytest.raises(ArtifactError):  # no ONNX file in tmp_path: the load itself fails
         load_backend(tmp_path, PLAIN, RuntimeConfig(backend="auto"))
-    assert "backend onnxruntime: the artifact has no TensorRT plan" in caplog.text
+    assert "backend onnxruntime for the text tower: the artifact has no TensorRT plan" in caplog.text
