@@ -17,11 +17,14 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     parser.add_argument("--output", required=True, type=Path, help="artifact dir to write")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    parser.add_argument("--external-data", action="store_true",
+                        help="weights in model.onnx.data even below 2 GB (automatic above)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="accepted for SGLang compatibility; families are built in")
     args = parser.parse_args(argv)
     return BuildConfig(model=args.model_path, output=args.output.resolve(),
-                       precision=args.precision, force=args.force)
+                       precision=args.precision, force=args.force,
+                       external_data=args.external_data)
 
 
 def main(argv: list[str] | None = None) -> int:

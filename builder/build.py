@@ -27,6 +27,7 @@ class BuildConfig:
     output: Path
     precision: str = "fp32"
     force: bool = False
+    external_data: bool = False  # weights in model.onnx.data even below protobuf's 2 GB
 
 
 def package_versions() -> dict[str, str]:
@@ -89,8 +90,9 @@ def build(cfg: BuildConfig) -> Path:
 def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  # type: ignore[no-untyped-def]
                 cfg: BuildConfig) -> None:
     with step("exporting ONNX (dynamic batch and sequence, pooling in-graph)"):
-        onnx_path = export.export_text(family, checkpoint, spec, staging)
-    export.save_tokenizer(checkpoint, staging)
+        onnx_path = export.export_text(family, checkpoint, spec, staging, cfg.external_data)
+    export.save_tokenizer(checkpoint, staging, spec)
+    data = staging / export.external_data_name(onnx_path)
     manifest = Manifest(
         spec=spec,
         source={"path": str(checkpoint), "fingerprint": source_fp},
@@ -100,6 +102,7 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
         inputs=export.input_shapes(spec),
         versions=package_versions(),
         verification={},
+        extra={"external_data": [data.name]} if data.is_file() else {},
     )
     manifest.save(staging)
     with step("verifying ONNX Runtime against the reference implementation"):

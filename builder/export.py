@@ -6,6 +6,7 @@ seconds and lets ONNX Runtime fuse attention and layer norm (13% faster than dyn
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,26 @@ def input_shapes(spec: ModelSpec) -> dict[str, list[Any]]:
     return {name: ["batch", "sequence"] for name in spec.inputs}
 
 
-def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path) -> Path:
+def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path,
+                external_data: bool = False) -> Path:
+    """Export into `out`/model.onnx; weights go to model.onnx.data past protobuf's 2 GB
+    limit (4-7B decoders) or when `external_data` forces it."""
+    scratch = out / ".export"
+    scratch.mkdir()
+    _trace(family, checkpoint, spec, scratch / "model.onnx")  # the torch module dies here
+    path = out / "model.onnx"
+    # Past 2 GB the TorchScript exporter silently writes one file per initializer next to
+    # the graph; either way we publish one graph and (if external) one data file.
+    spilled = any(p.name != "model.onnx" for p in scratch.iterdir())
+    if external_data or spilled:
+        save_external(scratch / "model.onnx", path)
+    else:
+        (scratch / "model.onnx").rename(path)
+    shutil.rmtree(scratch)
+    return path
+
+
+def _trace(family: Family, checkpoint: str | Path, spec: ModelSpec, path: Path) -> None:
     import torch
 
     module = family.export_module(checkpoint, spec)
@@ -33,7 +53,6 @@ def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Pa
     ids = torch.tensor([[1, 2, 3, 4, 5, 6], [1, 2, 3, 0, 0, 0]], dtype=torch.long)
     mask = (ids != 0).long()
     mask[0] = 1
-    path = out / "model.onnx"
     with torch.inference_mode():
         torch.onnx.export(
             module,
@@ -46,14 +65,31 @@ def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Pa
             do_constant_folding=True,
             dynamo=False,
         )
+
+
+def save_external(source: Path, path: Path) -> Path:
+    """Rewrite an exported graph with all weights in one `<name>.data` file beside it.
+
+    Called after the torch module is gone, so the checkpoint is held once: as ONNX tensors.
+    """
+    import onnx
+
+    model = onnx.load(str(source))  # pulls any per-tensor files into memory
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=external_data_name(path), size_threshold=1024)
     return path
 
 
-def save_tokenizer(checkpoint: str | Path, out: Path) -> Path:
-    """The model's own fast tokenizer as tokenizer.json, padding and truncation off."""
-    from transformers import AutoTokenizer
+def external_data_name(path: Path) -> str:
+    return f"{path.name}.data"
 
-    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+
+def save_tokenizer(checkpoint: str | Path, out: Path, spec: ModelSpec | None = None) -> Path:
+    """The model's own fast tokenizer as tokenizer.json, padding and truncation off (with
+    the spec's required EOS, see models.hf_tokenizer)."""
+    from models.hf_tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(checkpoint, spec)
     backend = tokenizer.backend_tokenizer
     backend.no_padding()
     backend.no_truncation()
