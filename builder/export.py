@@ -6,6 +6,7 @@ seconds and lets ONNX Runtime fuse attention and layer norm (13% faster than dyn
 
 from __future__ import annotations
 
+import gc
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Pa
     limit (4-7B decoders) or when `external_data` forces it."""
     scratch = out / ".export"
     scratch.mkdir()
-    _trace(family, checkpoint, spec, scratch / "model.onnx")  # the torch module dies here
+    _trace(family, checkpoint, spec, scratch / "model.onnx")
+    gc.collect()  # the torch module is gone before save_external loads the ONNX weights
     path = out / "model.onnx"
     # Past 2 GB the TorchScript exporter silently writes one file per initializer next to
     # the graph; either way we publish one graph and (if external) one data file.

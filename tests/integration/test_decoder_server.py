@@ -225,3 +225,18 @@ def test_embedder_stops_after_a_bad_request_among_batched_ones(
             await asyncio.wait_for(embedder.close(), 20)
 
     asyncio.run(run())
+
+
+def test_checkpoint_dir_is_built_on_first_use(tiny_decoder_paths: dict[str, Path],
+                                              tmp_path: Path) -> None:
+    """`--model-path <checkpoint>` as the SGLang seed runs it: built by a builder process."""
+    path = tiny_decoder_paths["gte_qwen2"]
+    with running_server(path, cache=tmp_path / "cache") as url:
+        info = httpx.get(f"{url}/get_model_info").json()
+        assert (info["model_type"], info["pooling"], info["embedding_dim"]) == (
+            "gte_qwen2", "last", 64)
+        assert info["architectures"] == ["Qwen2ForCausalLM"] and not info["matryoshka"]
+        r = httpx.post(f"{url}/v1/embeddings", json={"input": SHORT}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert_parity(decode_embeddings(r.json()),
+                      st_model("gte_qwen2", path).encode(SHORT, normalize_embeddings=True))

@@ -132,3 +132,21 @@ def test_spilled_per_tensor_files_are_consolidated(tiny_decoder_artifacts: dict[
     texts = list(PROBES)
     np.testing.assert_allclose(cosines(run_artifact(out, texts), run_artifact(source, texts)),
                                1.0, atol=1e-6)
+
+
+def test_bidirectional_checkpoint_exports_bidirectional_attention(
+        tiny_decoder_paths: dict[str, Path], tiny_decoder_artifacts: dict[str, Path],
+        tmp_path: Path) -> None:
+    """`is_causal: false` (gte-Qwen2 lineage) reaches the graph: the build passes the parity
+    gate against sentence-transformers and the vectors differ from the causal model's."""
+    from builder.verify import run_artifact
+    from tests.helpers import build_artifact
+
+    source = shutil.copytree(tiny_decoder_paths["gte_qwen2"], tmp_path / "bidirectional")
+    config = json.loads((source / "config.json").read_text())
+    (source / "config.json").write_text(json.dumps({**config, "is_causal": False}))
+    artifact = build_artifact(source, tmp_path / "artifact")
+    assert Manifest.load(artifact).verification["min_cosine"] >= 0.9999
+    texts = list(PROBES[:4])
+    causal = run_artifact(tiny_decoder_artifacts["gte_qwen2"], texts)
+    assert cosines(run_artifact(artifact, texts), causal).min() < 0.99
