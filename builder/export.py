@@ -15,6 +15,7 @@ from models.family import Family
 from models.spec import ModelSpec
 
 OPSET = 17
+DATA_ALIGNMENT = 4096  # bytes; offsets of tensors in model.onnx.data
 
 
 def dynamic_axes(spec: ModelSpec) -> dict[str, dict[int, str]]:
@@ -70,15 +71,31 @@ def _trace(family: Family, checkpoint: str | Path, spec: ModelSpec, path: Path) 
 
 
 def save_external(source: Path, path: Path) -> Path:
-    """Rewrite an exported graph with all weights in one `<name>.data` file beside it.
+    """Rewrite an exported graph with its weights in one `<name>.data` file beside it.
 
-    Called after the torch module is gone, so the checkpoint is held once: as ONNX tensors.
+    Streams one initializer at a time (from the graph, or from the per-tensor files torch
+    spilled), so a 7B checkpoint is never held whole in memory here.
     """
     import onnx
+    from onnx.external_data_helper import (load_external_data_for_tensor, set_external_data,
+                                           uses_external_data)
 
-    model = onnx.load(str(source))  # pulls any per-tensor files into memory
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=external_data_name(path), size_threshold=1024)
+    model = onnx.load(str(source), load_external_data=False)
+    data = path.parent / external_data_name(path)
+    with data.open("wb") as out:
+        for tensor in model.graph.initializer:
+            if uses_external_data(tensor):
+                load_external_data_for_tensor(tensor, str(source.parent))
+            if len(tensor.raw_data) < 1024:  # scalars and shapes stay in the graph
+                continue
+            out.write(b"\0" * (-out.tell() % DATA_ALIGNMENT))  # page-aligned: ORT can mmap
+            offset = out.tell()
+            out.write(tensor.raw_data)
+            set_external_data(tensor, location=data.name, offset=offset,
+                              length=len(tensor.raw_data))
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+            tensor.ClearField("raw_data")
+    onnx.save_model(model, str(path))
     return path
 
 
