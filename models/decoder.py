@@ -63,11 +63,16 @@ def export_module(path: str | Path, spec: ModelSpec) -> Any:
 
 
 def reference(path: str | Path, spec: ModelSpec, texts: list[str]) -> Any:
-    """sentence-transformers in fp32 with the same tokenizer settings as the artifact."""
+    """sentence-transformers in fp32 with the same tokenizer settings as the artifact;
+    without its files (it would mean-pool) transformers plus last-token pooling."""
     import torch
     from sentence_transformers import SentenceTransformer
 
     from models.hf_tokenizer import tokenizer_kwargs
+    from models.reference import transformers_pooled
+
+    if not (Path(path) / "modules.json").is_file():
+        return transformers_pooled(path, spec, texts)
 
     model = SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32},
                                 processor_kwargs=tokenizer_kwargs(path, spec))

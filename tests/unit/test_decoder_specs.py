@@ -151,3 +151,22 @@ def test_bidirectional_checkpoint_exports_bidirectional_attention(
     texts = list(PROBES[:4])
     causal = run_artifact(tiny_decoder_artifacts["gte_qwen2"], texts)
     assert cosines(run_artifact(artifact, texts), causal).min() < 0.99
+
+
+def test_bare_checkpoint_builds_the_same_model(tiny_decoder_paths: dict[str, Path],
+                                               tiny_decoder_artifacts: dict[str, Path],
+                                               tmp_path: Path) -> None:
+    """No sentence-transformers files: last-token pooling and EOS by default, the gate runs
+    against transformers, and the vectors equal those of the full checkpoint's artifact."""
+    from builder.verify import run_artifact
+    from tests.helpers import build_artifact
+
+    bare = shutil.copytree(tiny_decoder_paths["e5_mistral"], tmp_path / "bare")
+    for name in ("modules.json", "config_sentence_transformers.json"):
+        (bare / name).unlink()
+    shutil.rmtree(bare / "1_Pooling")
+    artifact = build_artifact(bare, tmp_path / "artifact")
+    assert Manifest.load(artifact).verification["min_cosine"] >= 0.9999
+    texts = list(PROBES)
+    full = run_artifact(tiny_decoder_artifacts["e5_mistral"], texts)
+    assert cosines(run_artifact(artifact, texts), full).min() >= 0.99999
