@@ -30,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     trt.add_argument("--timing-cache", type=Path, default=None,
                      help="timing cache file to reuse across builds (default: in the artifact)")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    parser.add_argument("--external-data", action="store_true",
+                        help="weights in model.onnx.data even below 2 GB (automatic above)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="accepted for SGLang compatibility; families are built in")
     args = parser.parse_args(argv)
@@ -37,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
                                      args.workspace_mib, args.opt_level, args.timing_cache)
     return BuildConfig(model=args.model_path, output=args.output.resolve(),
                        precision=args.precision, force=args.force, backend=args.backend,
-                       compile_options=compile_options)
+                       compile_options=compile_options,
+                       external_data=args.external_data)
 
 
 def main(argv: list[str] | None = None) -> int:

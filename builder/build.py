@@ -32,6 +32,7 @@ class BuildConfig:
     force: bool = False
     backend: str = "onnxruntime"
     compile_options: CompileOptions = CompileOptions()  # --backend tensorrt only
+    external_data: bool = False  # weights in model.onnx.data even below protobuf's 2 GB
 
 
 def package_versions() -> dict[str, str]:
@@ -109,10 +110,12 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
             graphs, inputs = export.export_towers(family, checkpoint, spec, staging)
             onnx_path = None
         else:
-            onnx_path = export.export_text(family, checkpoint, spec, staging, cfg.precision)
+            onnx_path = export.export_text(family, checkpoint, spec, staging, cfg.precision,
+                                           cfg.external_data)
             graphs, inputs = {"text": onnx_path.name}, export.input_shapes(spec)
-    export.save_tokenizer(checkpoint, staging)
+    export.save_tokenizer(checkpoint, staging, spec)
     export.copy_preprocessor(checkpoint, staging)
+    data = staging / export.external_data_name(onnx_path) if onnx_path else None
     manifest = Manifest(
         spec=spec,
         source={"path": str(checkpoint), "fingerprint": source_fp},
@@ -122,6 +125,7 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
         inputs=inputs,
         versions=package_versions(),
         verification={},
+        extra={"external_data": [data.name]} if data and data.is_file() else {},
     )
     manifest.save(staging)
     checked = _verify(family, checkpoint, spec, staging, cfg.precision, onnx_path)

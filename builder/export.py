@@ -6,6 +6,8 @@ seconds and lets ONNX Runtime fuse attention and layer norm (13% faster than dyn
 
 from __future__ import annotations
 
+import gc
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from models.family import Family
 from models.spec import ModelSpec
 
 OPSET = 17
+DATA_ALIGNMENT = 4096  # bytes; offsets of tensors in model.onnx.data
 
 
 def dynamic_axes(spec: ModelSpec) -> dict[str, dict[int, str]]:
@@ -27,7 +30,27 @@ def input_shapes(spec: ModelSpec) -> dict[str, list[Any]]:
 
 
 def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path,
-                precision: str = "fp32") -> Path:
+                precision: str = "fp32", external_data: bool = False) -> Path:
+    """Export into `out`/model.onnx; weights go to model.onnx.data past protobuf's 2 GB
+    limit (4-7B decoders) or when `external_data` forces it."""
+    scratch = out / ".export"
+    scratch.mkdir()
+    _trace(family, checkpoint, spec, scratch / "model.onnx", precision)
+    gc.collect()  # the torch module is gone before save_external loads the ONNX weights
+    path = out / "model.onnx"
+    # Past 2 GB the TorchScript exporter silently writes one file per initializer next to
+    # the graph; either way we publish one graph and (if external) one data file.
+    spilled = any(p.name != "model.onnx" for p in scratch.iterdir())
+    if external_data or spilled:
+        save_external(scratch / "model.onnx", path)
+    else:
+        (scratch / "model.onnx").rename(path)
+    shutil.rmtree(scratch)
+    return path
+
+
+def _trace(family: Family, checkpoint: str | Path, spec: ModelSpec, path: Path,
+           precision: str) -> None:
     from models.pooling import sample_ids
 
     prec = precisions.get(precision)
@@ -35,7 +58,7 @@ def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Pa
     axes = dynamic_axes(spec)
     axes.pop("embeddings")
     with precisions.float32_softmax(prec):
-        return export_graph(module, out / "model.onnx", axes, sample_ids())
+        export_graph(module, path, axes, sample_ids())
 
 
 def export_towers(family: Family, checkpoint: str | Path, spec: ModelSpec,
@@ -72,11 +95,45 @@ def export_graph(module: Any, path: Path, input_axes: dict[str, dict[int, str]],
     return path
 
 
-def save_tokenizer(checkpoint: str | Path, out: Path) -> Path:
-    """The model's own fast tokenizer as tokenizer.json, padding and truncation off."""
-    from transformers import AutoTokenizer
+def save_external(source: Path, path: Path) -> Path:
+    """Rewrite an exported graph with its weights in one `<name>.data` file beside it.
 
-    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+    Streams one initializer at a time (from the graph, or from the per-tensor files torch
+    spilled), so a 7B checkpoint is never held whole in memory here.
+    """
+    import onnx
+    from onnx.external_data_helper import (load_external_data_for_tensor, set_external_data,
+                                           uses_external_data)
+
+    model = onnx.load(str(source), load_external_data=False)
+    data = path.parent / external_data_name(path)
+    with data.open("wb") as out:
+        for tensor in model.graph.initializer:
+            if uses_external_data(tensor):
+                load_external_data_for_tensor(tensor, str(source.parent))
+            if len(tensor.raw_data) < 1024:  # scalars and shapes stay in the graph
+                continue
+            out.write(b"\0" * (-out.tell() % DATA_ALIGNMENT))  # page-aligned: ORT can mmap
+            offset = out.tell()
+            out.write(tensor.raw_data)
+            set_external_data(tensor, location=data.name, offset=offset,
+                              length=len(tensor.raw_data))
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+            tensor.ClearField("raw_data")
+    onnx.save_model(model, str(path))
+    return path
+
+
+def external_data_name(path: Path) -> str:
+    return f"{path.name}.data"
+
+
+def save_tokenizer(checkpoint: str | Path, out: Path, spec: ModelSpec | None = None) -> Path:
+    """The model's own fast tokenizer as tokenizer.json, padding and truncation off (with
+    the spec's required EOS, see models.hf_tokenizer)."""
+    from models.hf_tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(checkpoint, spec)
     backend = tokenizer.backend_tokenizer
     backend.no_padding()
     backend.no_truncation()

@@ -26,11 +26,11 @@ def sentence_transformers_or_pooled(path: str | Path, spec: ModelSpec, texts: li
 
 def transformers_pooled(path: str | Path, spec: ModelSpec, texts: list[str]) -> np.ndarray:
     import torch
-    from transformers import AutoTokenizer
 
+    from models.hf_tokenizer import load_tokenizer
     from models.registry import family_by_name
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    tokenizer = load_tokenizer(path, spec)  # with the EOS the spec requires, as the artifact
     tokenizer.padding_side = "right"
     module = family_by_name(spec.family).export_module(path, spec)
     out = []

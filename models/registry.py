@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models import bert, clip, gme
+from models import e5_mistral, gte_qwen2, qwen3  # decoder embedding families
 from models.checkpoint import CheckpointInfo, read_checkpoint
 from models.family import Family
 from models.spec import ModelSpec, UnsupportedModelError
@@ -13,6 +14,9 @@ FAMILIES: tuple[Family, ...] = (
     bert.FAMILY,
     clip.FAMILY,
     gme.FAMILY,
+    qwen3.FAMILY,
+    gte_qwen2.FAMILY,
+    e5_mistral.FAMILY,
 )
 
 

@@ -154,7 +154,10 @@ class Batcher:
                 return
             self._arrived.clear()
             try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+                # Not wait_for: on Python 3.11 it swallows a cancel (stop()) that lands as
+                # the event fires, and the batcher then never stops.
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
             except TimeoutError:
                 return
 

@@ -25,3 +25,22 @@ def minilm_server(minilm_artifact: Path) -> Iterator[str]:
     """A server on the built artifact, as `make serve` runs it; yields its base URL."""
     with running_server(minilm_artifact) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random Qwen3-Embedding / gte-Qwen2 / E5-Mistral checkpoints, by family name."""
+    from tests.fixtures.tiny_decoders import KINDS, tiny_decoder
+
+    root = tmp_path_factory.mktemp("tiny_decoders")
+    return {name: tiny_decoder(name, root / name) for name in KINDS}
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_artifacts(tmp_path_factory: pytest.TempPathFactory,
+                           tiny_decoder_paths: dict[str, Path]) -> dict[str, Path]:
+    """Built artifacts of the tiny decoders; E5-Mistral's with ONNX external data forced,
+    so the external-data path is built, verified and served as well."""
+    root = tmp_path_factory.mktemp("decoder_artifacts")
+    return {name: build_artifact(path, root / name, external_data=(name == "e5_mistral"))
+            for name, path in tiny_decoder_paths.items()}

@@ -1,0 +1,91 @@
+"""What the decoder embedding families share: Qwen3-Embedding, gte-Qwen2, E5-Mistral.
+
+A causal (or, when config.json says `is_causal: false`, bidirectional) decoder body, right
+padding, the hidden state of each row's last real token (the EOS the tokenizer appends),
+L2-normalised. The family files hold only their data (a DecoderTraits) and call these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.checkpoint import CheckpointInfo
+from models.family import Family
+from models.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class DecoderTraits:
+    name: str  # registry name, also spec.family
+    description: str
+    architectures: tuple[str, ...]
+    matryoshka: bool = False  # trained for truncated vectors (`dimensions`)
+    # Every row must end with EOS, whatever the tokenizer files say (E5-Mistral's model card
+    # appends it by hand; its tokenizer.json does not under transformers 5).
+    append_eos: bool = False
+
+
+def make_spec(info: CheckpointInfo, traits: DecoderTraits) -> ModelSpec:
+    config = info.config
+    positions = int(config.get("max_position_embeddings") or info.max_len())
+    extra: dict[str, Any] = {"causal": bool(config.get("is_causal", True))}
+    if traits.append_eos:
+        extra["append_eos"] = True
+    return ModelSpec(
+        family=traits.name,
+        architecture=info.architecture,
+        # The models were trained with last-token pooling; 1_Pooling only confirms it.
+        pooling=info.st_pooling() or "last",
+        dims=int(config["hidden_size"]),
+        max_len=min(info.max_len(fallback=positions), positions),
+        normalize=True,
+        matryoshka=traits.matryoshka,
+        prompts=info.prompts(),
+        default_prompt_name=info.default_prompt_name(),
+        extra=tuple(sorted(extra.items())),
+    )
+
+
+def export_module(path: str | Path, spec: ModelSpec) -> Any:
+    import torch
+    from transformers import AutoModel
+
+    from models.pooling import PooledEncoder
+
+    # transformers 5 loads weights straight into the (meta-initialised) model: one copy in
+    # memory, upcast to fp32 as ONNX Runtime runs it. Eager attention traces to plain
+    # MatMul/Softmax (ORT fuses it) and takes the additive padding mask.
+    body = AutoModel.from_pretrained(str(path), attn_implementation="eager", dtype=torch.float32)
+    body.config.use_cache = False
+    return PooledEncoder(body.eval(), spec.pooling, spec.normalize, use_cache=False).eval()
+
+
+def reference(path: str | Path, spec: ModelSpec, texts: list[str]) -> Any:
+    """sentence-transformers in fp32 with the same tokenizer settings as the artifact;
+    without its files (it would mean-pool) transformers plus last-token pooling."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from models.hf_tokenizer import tokenizer_kwargs
+    from models.reference import transformers_pooled
+
+    if not (Path(path) / "modules.json").is_file():
+        return transformers_pooled(path, spec, texts)
+
+    model = SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32},
+                                processor_kwargs=tokenizer_kwargs(path, spec))
+    model.max_seq_length = spec.max_len
+    return model.encode(texts, batch_size=16, normalize_embeddings=spec.normalize)
+
+
+def family(traits: DecoderTraits) -> Family:
+    return Family(
+        name=traits.name,
+        description=traits.description,
+        architectures=traits.architectures,
+        make_spec=lambda info: make_spec(info, traits),
+        export_module=export_module,
+        reference=reference,
+    )
