@@ -7,12 +7,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import export, verify
+from builder import export, quantize, verify
 from builder.progress import say, step
 from models.registry import resolve
 from runtime.manifest import Manifest, fingerprint, is_artifact
 
-PRECISIONS = ("fp32",)
+PRECISIONS = ("fp32", "int8")  # int8: CPU only, opt-in (builder/quantize.py)
 VERSIONED = ("torch", "transformers", "onnx", "onnxruntime", "tokenizers",
              "sentence-transformers")
 
@@ -90,6 +90,9 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
                 cfg: BuildConfig) -> None:
     with step("exporting ONNX (dynamic batch and sequence, pooling in-graph)"):
         onnx_path = export.export_text(family, checkpoint, spec, staging)
+    if cfg.precision == "int8":
+        with step("quantising to int8 (dynamic, per-channel weights, reduced range)"):
+            onnx_path = quantize.quantize_int8(onnx_path)
     export.save_tokenizer(checkpoint, staging)
     manifest = Manifest(
         spec=spec,
@@ -105,9 +108,21 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
     with step("verifying ONNX Runtime against the reference implementation"):
         result = verify.verify(family, checkpoint, spec, staging)
     say(f"parity: min cosine {result.min_cosine:.6f}, mean {result.mean_cosine:.6f} "
-        f"over {result.probes} probes (threshold {verify.MIN_COSINE})")
+        f"over {result.probes} probes")
+    failure, recorded = _gate(cfg.precision, result)
+    if failure:
+        raise BuildError(f"{failure}; the artifact was not published")
+    Manifest(**{**manifest.__dict__, "verification": recorded}).save(staging)
+
+
+def _gate(precision: str, result: verify.Verification) -> tuple[str | None, dict]:
+    """(why the build is refused or None, what the manifest records about the check)."""
+    if precision == "int8":  # int8 is lossy by design: its own, looser gate
+        gate = quantize.GATE
+        failure = gate.failure(result.min_cosine, result.mean_cosine)
+        return failure, {**result.to_dict(), "threshold": gate.min_cosine,
+                         "mean_threshold": gate.mean_cosine}
     if result.min_cosine < verify.MIN_COSINE:
-        raise BuildError(
-            f"parity gate failed: min cosine {result.min_cosine:.6f} < {verify.MIN_COSINE}; "
-            "the artifact was not published")
-    Manifest(**{**manifest.__dict__, "verification": result.to_dict()}).save(staging)
+        return (f"parity gate failed: min cosine {result.min_cosine:.6f} < "
+                f"{verify.MIN_COSINE}"), result.to_dict()
+    return None, result.to_dict()
