@@ -13,9 +13,9 @@ from pathlib import Path
 
 from runtime.errors import MissingDependencyError
 
-# A sentence ends at . ! or ? (optionally closed by a quote) followed by space and a capital;
+# A sentence ends at . ! or ? (a closing quote stays with it) before a space and a capital;
 # "U.S. officials" style abbreviations are rare enough in this corpus not to matter.
-_SPLIT = re.compile(r"(?<=[.!?])[\"']?\s+(?=[\"'A-Z])")
+_SPLIT = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"']))\s+(?=[\"'A-Z])")
 MIN_CHARS = 12  # drops splitting debris such as lone initials
 
 
