@@ -85,6 +85,17 @@ def targets(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
+def busy_warning(ctx: Context) -> list[str]:
+    """Rows measured minutes apart are only comparable on an otherwise idle machine."""
+    if max(ctx.load_before, ctx.load_after) < 1.0:
+        return []
+    return [f"**Warning: the machine was busy (load average up to "
+            f"{max(ctx.load_before, ctx.load_after):.1f} on {ctx.threads} threads).** Other "
+            "processes took CPU unevenly during the run, so rows measured at different times "
+            "are not comparable and the targets below say little about the code. Rerun "
+            "`make bench` on an idle machine.", ""]
+
+
 HEADER = ("| | run | precision | sentences/s | × (a) | tokens/s | × (a) | p50 ms | × (a) "
           "| p99 ms | × (a) | min cosine vs (a) |\n|---|---|---|---:|---:|---:|---:|---:|---:"
           "|---:|---:|---:|")
@@ -112,6 +123,7 @@ def render(ctx: Context, runs: Sequence[Run]) -> str:
         "- Throughput ratios are to (a)'s whole-corpus encode; latency ratios to (a) called "
         "with the same number of sentences. Tokens are real tokens (special tokens in, "
         "padding out). Min cosine: our vectors vs (a)'s on the same sentences.", "",
+        *busy_warning(ctx),
         "## Results", "", HEADER, *(row(r, runs) for r in runs), "",
         "## Targets", "", *targets(runs), "",
         "## How close to this CPU's limit", "",
