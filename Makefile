@@ -21,7 +21,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch is pinned to 2.13.0 (the CPU wheel); the extras bring the builder and test tools.
-	$(PY) -m pip install -e '.[build,test]'
+	$(PY) -m pip install -e '.[build,test,bench]'
 	touch $(STAMP)
 
 # make build MODEL=<checkpoint dir or hub id> [PRECISION=fp32|fp16|bf16] [BACKEND=tensorrt]

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import export, verify, verify_items
+from builder import export, quantize, verify, verify_items
 from builder import precision as precisions
 from builder.compile import CompileOptions
 from builder.precision import PRECISIONS
@@ -73,6 +73,8 @@ def build(cfg: BuildConfig) -> Path:
                          f"choose from {', '.join(PRECISIONS)}")
     if cfg.backend not in BACKENDS:
         raise BuildError(f"backend {cfg.backend!r} is not one of {', '.join(BACKENDS)}")
+    if cfg.precision == "int8" and cfg.backend == "tensorrt":
+        raise BuildError("int8 is a CPU precision (ONNX Runtime); for TensorRT use fp16 or bf16")
     if cfg.backend == "tensorrt":  # fail before exporting, not after minutes of work
         from runtime.select import require_tensorrt
 
@@ -112,6 +114,9 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
         else:
             onnx_path = export.export_text(family, checkpoint, spec, staging, cfg.precision,
                                            cfg.external_data)
+            if cfg.precision == "int8":
+                with step("quantising to int8 (dynamic, per-channel weights, reduced range)"):
+                    onnx_path = quantize.quantize_int8(onnx_path)
             graphs, inputs = {"text": onnx_path.name}, export.input_shapes(spec)
     export.save_tokenizer(checkpoint, staging, spec)
     export.copy_preprocessor(checkpoint, staging)
@@ -154,16 +159,22 @@ def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # ty
         method = "torch"
     with step(f"verifying {method} ({precision}) against the float32 reference"):
         result = verify.verify(family, checkpoint, spec, staging, precision, method)
-    return _gate(result, unsupported)
+    return _gate(result, unsupported, precision)
 
 
-def _gate(result: verify.Verification, unsupported: list[str]) -> dict:
+def _gate(result: verify.Verification, unsupported: list[str], precision: str = "fp32") -> dict:
     say(f"parity: min cosine {result.min_cosine:.6f}, mean {result.mean_cosine:.6f} "
         f"over {result.probes} probes (threshold {result.threshold}; images "
         f"{result.image_min_cosine:.6f}, threshold {verify.IMAGE_MIN_COSINE})")
+    recorded = {**result.to_dict(), "onnxruntime_cpu_unsupported": unsupported}
+    if precision == "int8":  # int8 is lossy by design: its own gate adds a mean threshold
+        failure = quantize.GATE.failure(result.min_cosine, result.mean_cosine)
+        if failure:
+            raise BuildError(f"{failure}; the artifact was not published")
+        recorded["mean_threshold"] = quantize.GATE.mean_cosine
     if not result.passed:
         raise BuildError(
             f"parity gate failed: min cosine {result.min_cosine:.6f} (text, needs "
             f"{result.threshold}), {result.image_min_cosine:.6f} (images, needs "
             f"{verify.IMAGE_MIN_COSINE}); the artifact was not published")
-    return {**result.to_dict(), "onnxruntime_cpu_unsupported": unsupported}
+    return recorded

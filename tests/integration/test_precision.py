@@ -54,7 +54,7 @@ def graph_types(onnx_path: Path) -> collections.Counter:
 
 
 def test_precisions_are_a_registry() -> None:
-    assert list(PRECISIONS) == ["fp32", "fp16", "bf16"]
+    assert list(PRECISIONS) == ["fp32", "fp16", "bf16", "int8"]
     assert PRECISIONS["fp16"].min_cosine == 0.999
 
 

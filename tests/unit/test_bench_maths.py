@@ -1,0 +1,113 @@
+"""The benchmark's pure parts: FLOP/roofline maths, stats, target checks, corpus, int8 rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from builder.quantize import GATE, kept_fp32
+from tests.bench import roofline
+from tests.bench.corpus import load_sentences, split_sentences
+from tests.bench.report import targets
+from tests.bench.stats import Run, baseline_for, percentile_ms, ratio
+from tests.helpers import minilm_checkpoint
+
+
+def test_minilm_flops_per_token_by_hand() -> None:
+    config = json.loads((minilm_checkpoint() / "config.json").read_text())
+    (tower,) = roofline.towers(config)
+    d, ff, layers, seq = 384, 1536, 6, 29
+    by_hand = layers * (2 * (4 * d * d + 2 * d * ff) + 4 * seq * d)
+    assert tower.flops_per_token(seq) == by_hand == 21_500_928
+    assert tower.params == layers * (4 * d * d + 2 * d * ff) + 30522 * d
+
+
+def test_decoder_with_grouped_query_attention_and_swiglu() -> None:
+    config = {"model_type": "qwen3", "hidden_size": 64, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "head_dim": 32, "intermediate_size": 128,
+              "num_hidden_layers": 2, "vocab_size": 100}
+    (tower,) = roofline.towers(config)
+    # q and o: 64 x 128 each; k and v: 64 x 64 each; gate, up, down: 64 x 128 each.
+    assert tower.layer_params == 2 * 64 * 128 + 2 * 64 * 64 + 3 * 64 * 128
+    causal_scores = 2 * 2 * (10 / 2) * 4 * 32
+    assert tower.flops_per_token(10) == 2 * (2 * tower.layer_params + causal_scores)
+
+
+def test_clip_has_two_towers_and_counts_patches() -> None:
+    tower = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64,
+             "num_hidden_layers": 2}
+    config = {"model_type": "clip", "text_config": {**tower, "vocab_size": 50},
+              "vision_config": {**tower, "image_size": 336, "patch_size": 14}}
+    text, vision = roofline.towers(config)
+    assert (text.name, text.causal, vision.name, vision.causal) == ("text", True, "vision", False)
+    assert roofline.vision_tokens(config) == 24 * 24 + 1
+
+
+def test_unknown_model_type_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="'gpt_neox'"):
+        roofline.towers({"model_type": "gpt_neox"})
+
+
+def test_roofline_is_memory_bound_at_batch_one_and_compute_bound_when_large() -> None:
+    tower = roofline.Tower("text", 24, 1024, 16, 16, 64, 4096, vocab=30522)
+    peak, bandwidth = 989e12, 3.35e12
+    small = roofline.roofline(tower, 1, 16, peak, bandwidth)
+    large = roofline.roofline(tower, 256, 512, peak, bandwidth)
+    assert small.bound == "memory" and large.bound == "compute"
+    assert small.seconds == pytest.approx(small.bytes / bandwidth)
+    assert large.tokens_per_s == pytest.approx(peak / tower.flops_per_token(512))
+    assert large.intensity > peak / bandwidth > small.intensity
+    assert roofline.fraction_of_peak(1000, 2e9, 4e12) == pytest.approx(0.5)
+
+
+def _run(system: str, size: int, concurrency: int, tokens_per_s: float,
+         latencies: tuple[float, ...] = (), precision: str = "fp32") -> Run:
+    return Run(system, "x", precision, size, concurrency, 10, int(tokens_per_s), 1.0, latencies)
+
+
+def test_stats_percentiles_ratios_and_baselines() -> None:
+    assert percentile_ms([0.001, 0.002, 0.003], 50) == pytest.approx(2.0)
+    assert ratio(3.0, 2.0) == 1.5 and ratio(None, 2.0) is None and ratio(1.0, 0) is None
+    runs = [_run("a", 0, 1, 100), _run("a", 1, 1, 10, (0.02,)), _run("c", 32, 16, 200)]
+    assert baseline_for(runs[2], runs) is runs[0]  # no 32-sentence (a) run: the throughput one
+    assert baseline_for(_run("c", 1, 16, 1), runs) is runs[1]
+
+
+def test_targets_say_met_and_missed() -> None:
+    runs = [_run("a", 0, 1, 1000), _run("b", 0, 1, 2000), _run("b", 1, 1, 500, (0.006,)),
+            _run("c", 1, 16, 1900), _run("c", 32, 16, 1400), _run("c", 1, 1, 400, (0.0075,)),
+            _run("c", 1, 16, 2100, precision="int8")]
+    lines = targets(runs)
+    assert "1.90× (target ≥ 1.50×) **met**" in lines[0]
+    assert "0.95× (target ≥ 0.90×) **met**" in lines[1]
+    assert "0.70× (target ≥ 0.90×) **missed**" in lines[3]
+    assert "1.50 ms (target ≤ 2.00 ms) **met**" in lines[4]
+    assert "2.10× (target ≥ 2.00×) **met**" in lines[5]
+
+
+def test_sentence_splitting_and_the_real_corpus() -> None:
+    text = ('The minister said "we will not resign." Then he left the room! '
+            'Is it true at 4:00pm? Yes. The storm moved east across the mountains.')
+    assert split_sentences(text) == [
+        'The minister said "we will not resign."', "Then he left the room!",
+        "Is it true at 4:00pm?", "The storm moved east across the mountains."]  # "Yes." dropped
+    sentences = load_sentences()
+    assert len(sentences) > 2000 and len(set(sentences)) == len(sentences)
+    assert all(s[0].isupper() or s[0] in "\"'0123456789" for s in sentences[:200])
+
+
+def test_int8_keeps_first_and_last_mlp_down_projections() -> None:
+    names = [f"/body/encoder/layer.{i}/{part}/MatMul" for i in range(3)
+             for part in ("attention/output/dense", "intermediate/dense", "output/dense")]
+    assert kept_fp32(names) == ["/body/encoder/layer.0/output/dense/MatMul",
+                                "/body/encoder/layer.2/output/dense/MatMul"]
+    assert kept_fp32(["/model/layers.7/mlp/down_proj/MatMul"]) == [
+        "/model/layers.7/mlp/down_proj/MatMul"]
+    assert kept_fp32(["/x/MatMul"]) == []
+
+
+@pytest.mark.parametrize(("min_cos", "mean_cos", "passes"), [
+    (0.98, 0.992, True), (0.97, 0.99, True), (0.969, 0.995, False), (0.99, 0.989, False)])
+def test_int8_gate_thresholds(min_cos: float, mean_cos: float, passes: bool) -> None:
+    assert (GATE.failure(min_cos, mean_cos) is None) is passes
