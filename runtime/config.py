@@ -16,6 +16,7 @@ class RuntimeConfig:
     threads: int = 0  # ONNX Runtime intra-op threads; 0: every core this process may use
     tokenizer_threads: int = 2
     allow_auto_truncate: bool = False
+    max_request_tokens: int = 300_000  # summed over a request's inputs (OpenAI's limit): 400
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -79,6 +79,7 @@ class Embedder:
                           prompt_name: str | None = None,
                           dimensions: int | None = None) -> EmbeddingResult:
         self.check_dimensions(dimensions)
+        self.batcher.admit(len(texts))  # overloaded: 429 before spending time tokenising
         prompt = self._prompt(prompt_name)
         if prompt:
             texts = [prompt + t for t in texts]
@@ -94,12 +95,17 @@ class Embedder:
         return await self._embed_rows(checked, dimensions)
 
     async def _embed_rows(self, rows: list[list[int]], dimensions: int | None) -> EmbeddingResult:
+        tokens = sum(len(r) for r in rows)
+        if tokens > self.config.max_request_tokens:
+            raise InvalidRequestError(
+                f"The request has {tokens} tokens in all; at most "
+                f"{self.config.max_request_tokens} are allowed per request. Split it.",
+                param="input", code="too_many_tokens")
         vectors = await self.batcher.submit(rows)
         if dimensions is not None and dimensions != vectors.shape[1]:
             vectors = vectors[:, :dimensions]
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return EmbeddingResult(np.ascontiguousarray(vectors, dtype=np.float32),
-                               sum(len(r) for r in rows))
+        return EmbeddingResult(np.ascontiguousarray(vectors, dtype=np.float32), tokens)
 
     def check_dimensions(self, dimensions: int | None) -> None:
         if dimensions is None:

@@ -51,8 +51,26 @@ def parser() -> argparse.ArgumentParser:
                     help="how long an idle batcher waits for company")
     ap.add_argument("--max-queue", type=int, default=8192, help="queued inputs before 429")
     ap.add_argument("--max-inputs-per-request", type=int, default=2048)
+    _reliability_flags(p.add_argument_group("limits, auth and shutdown"))
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
     return p
+
+
+def _reliability_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024,
+                   help="request body cap; larger bodies get 413 without being read")
+    g.add_argument("--max-tokens-per-request", type=int, default=300_000,
+                   help="tokens summed over a request's inputs; more: 400")
+    g.add_argument("--max-image-bytes", type=int, default=20 * 1024 * 1024)
+    g.add_argument("--max-image-pixels", type=int, default=4096 * 4096)
+    g.add_argument("--max-queue-wait-ms", type=float, default=0.0,
+                   help="503 for a request none of whose inputs reached the model in this "
+                        "time (0: no limit)")
+    g.add_argument("--api-key", default=os.environ.get("TRT_EMBED_API_KEY"),
+                   help="require 'Authorization: Bearer KEY' on every route but /health "
+                        "(env TRT_EMBED_API_KEY)")
+    g.add_argument("--drain-timeout", type=int, default=30,
+                   help="seconds in-flight requests get to finish after SIGTERM")
 
 
 def artifact_dir(model_path: str, cache: Path) -> Path:
@@ -77,14 +95,19 @@ def ensure_artifact(model_path: str, cache: Path) -> Path:
 def build_config(args: argparse.Namespace, artifact: Path) -> ServerConfig:
     batch = BatchConfig(max_batch_tokens=args.max_batch_tokens,
                         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                        max_queue_rows=args.max_queue)
+                        max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms)
     runtime = RuntimeConfig(backend=args.backend, batch=batch, threads=args.threads,
-                            allow_auto_truncate=args.allow_auto_truncate)
+                            allow_auto_truncate=args.allow_auto_truncate,
+                            max_request_tokens=args.max_tokens_per_request)
     return ServerConfig(artifact=artifact, model_path=args.model_path,
                         served_model_name=args.served_model_name or args.model_path,
                         host=args.host, port=args.port, runtime=runtime,
                         chat_template=args.chat_template,
-                        max_inputs_per_request=args.max_inputs_per_request)
+                        max_inputs_per_request=args.max_inputs_per_request,
+                        max_request_bytes=args.max_request_bytes,
+                        max_image_bytes=args.max_image_bytes,
+                        max_image_pixels=args.max_image_pixels,
+                        api_key=args.api_key or None, drain_timeout_s=args.drain_timeout)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,9 +118,19 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from server.app import create_app
+    from server.lifecycle import load_or_exit
 
-    uvicorn.run(create_app(config), host=config.host, port=config.port,
-                log_level=args.log_level.lower())
+    app = create_app(config, load_or_exit(config))  # a broken artifact exits here, at once
+    # SIGTERM: uvicorn stops accepting, lets in-flight requests finish (up to the drain
+    # timeout), then the lifespan closes the embedder; exit status 0.
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=config.host, port=config.port, log_level=args.log_level.lower(),
+        timeout_graceful_shutdown=config.drain_timeout_s))
+    failed = []
+    app.state.on_fatal = lambda: (failed.append(True), setattr(server, "should_exit", True))
+    server.run()
+    if failed or not server.started:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
