@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
         timeout_graceful_shutdown=config.drain_timeout_s))
     failed = []
     app.state.on_fatal = lambda: (failed.append(True), setattr(server, "should_exit", True))
+    # uvicorn re-raises the SIGTERM it drained for to the handler it found; the default one
+    # would kill us (status -15), so the one it finds says the drain is done: exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: log.info("drained after SIGTERM; exiting"))
     server.run()
     if failed or not server.started:
         raise SystemExit(1)

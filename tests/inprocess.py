@@ -8,7 +8,6 @@ client gets back cannot have come from the model, so no timing assertion is need
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import socket
 import threading
 import time
@@ -68,6 +67,7 @@ def serve(config: ServerConfig, embedder: Embedder | None = None) -> Iterator[tu
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            timeout_graceful_shutdown=5))
+    app.state.uvicorn_server = server
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     try:
@@ -101,7 +101,3 @@ def raw_post(url: str, body: bytes, path: str = "/v1/embeddings",
 def metric(app, name: str, **labels: str) -> float:  # type: ignore[no-untyped-def]
     return app.state.metrics.registry.get_sample_value(name, labels) or 0.0
 
-
-def replace_batch(config: ServerConfig, **changes) -> ServerConfig:
-    batch = dataclasses.replace(config.runtime.batch, **changes)
-    return dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, batch=batch))
