@@ -24,7 +24,7 @@ import pytest
 from tests import loadgen
 from tests.helpers import (ROOT, assert_parity, cosine_rows, decode_embeddings, free_port,
                            st_reference, wait_healthy)
-from tests.inprocess import serve, server_config, gated_embedder, wait_for
+from tests.inprocess import gated_embedder, metric, serve, server_config, wait_for
 
 WORDS = ("river mountain quantum bread violin harbor engine lantern orchard galaxy pepper "
          "glacier novel copper meadow signal thunder canvas").split()
@@ -156,7 +156,7 @@ def test_draining_server_stops_accepting_and_finishes_what_it_has(minilm_artifac
         ).status_code)) for _ in range(4)]
         for c in clients:
             c.start()
-        wait_for(lambda: app.state.metrics.in_flight._value.get() == 4, "4 in flight")
+        wait_for(lambda: metric(app, "trt_embed_requests_in_flight") == 4, "4 in flight")
         server = app.state.uvicorn_server
         server.handle_exit(signal.SIGTERM, None)  # what uvicorn's SIGTERM handler does
         wait_for(lambda: _refused(url), "listener to close")
@@ -221,9 +221,11 @@ def _rss_mb(pid: int) -> float:
 @pytest.mark.slow
 def test_memory_stays_flat_over_10000_requests(lean_server: tuple[str, int]) -> None:
     url, pid = lean_server
-    texts = sentences(500, seed=4)
+    # Short inputs: the model's own compute is not what this measures (50-token texts cost
+    # ~17 ms each on one CI core), the serving path around it is.
+    texts = [f"note {i} {WORDS[i % len(WORDS)]}" for i in range(500)]
 
-    def payload(i: int) -> bytes:  # mostly token ids (cheap), some text, 1 in 10 a 400
+    def payload(i: int) -> bytes:  # mostly token ids, some text, 1 in 10 a 400
         if i % 10 == 0:
             return b'{"input": []}'
         if i % 5 == 1:
@@ -232,9 +234,9 @@ def test_memory_stays_flat_over_10000_requests(lean_server: tuple[str, int]) -> 
                            "encoding_format": "base64"}).encode()
 
     payloads = [payload(i) for i in range(10_000)]
-    loadgen.run(url, payloads[:1000])  # warm: arenas, caches and pools reach steady state
+    loadgen.run(url, payloads[:500], 64)  # warm: arenas, caches and pools reach steady state
     before = _rss_mb(pid)
-    codes = [status for status, _ in loadgen.run(url, payloads)]
+    codes = [status for status, _ in loadgen.run(url, payloads, 64)]
     growth = _rss_mb(pid) - before
     assert codes.count(200) == 9000 and codes.count(400) == 1000
     assert growth < 100, f"resident memory grew {growth:.1f} MB over 10,000 requests"
