@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from runtime.errors import OverloadedError
+from runtime.errors import NotReadyError, OverloadedError, QueueTimeoutError
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class BatchConfig:
     max_queue_rows: int = 8192  # pending rows beyond which requests get 429
     concurrency: int = 1  # batches in flight (TensorRT: one per execution context)
     seq_buckets: tuple[int, ...] = ()  # rows of one batch stay within one bucket
+    # A request none of whose rows reached the backend within this wait gets 503 (0: no limit).
+    max_queue_wait_ms: float = 0.0
 
 
 def _bucket(length: int, buckets: tuple[int, ...]) -> int:
@@ -62,6 +64,7 @@ class _Job:
     out: list[np.ndarray | None]
     remaining: int
     created: float = field(default_factory=time.monotonic)
+    started: bool = False  # a row reached a batch: the queue-wait limit no longer applies
 
     def deliver(self, index: int, vector: np.ndarray) -> None:
         self.out[index] = vector
@@ -78,6 +81,8 @@ class _Row:
 
 
 RunFn = Callable[[list[Sequence[int]]], np.ndarray]
+# Called after every backend run: (rows, padded tokens, seconds) - metrics hook.
+BatchObserver = Callable[[int, int, float], None]
 
 
 class Batcher:
@@ -92,6 +97,8 @@ class Batcher:
         self._inflight: set[asyncio.Task] = set()
         self.batches_run = 0  # observability and tests
         self.rows_run = 0
+        self.on_batch: BatchObserver | None = None
+        self._rows_per_s = 0.0  # moving average of backend throughput, for Retry-After
 
     @property
     def queue_rows(self) -> int:
@@ -105,18 +112,51 @@ class Batcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await asyncio.gather(*self._inflight, return_exceptions=True)
+        # The server drained its requests before stopping us; whatever is still queued
+        # (drain timeout passed) is told so rather than left waiting forever.
+        for job in {r.job for r in self._pending}:
+            if not job.future.done():
+                job.future.set_exception(NotReadyError("The server is shutting down."))
+        self._pending = []
         self._executor.shutdown(wait=True)
+
+    def admit(self, n_rows: int) -> None:
+        """Raise OverloadedError (429) at once if `n_rows` more would overflow the queue."""
+        queued = len(self._pending)
+        if queued + n_rows <= self.cfg.max_queue_rows:
+            return
+        raise OverloadedError(
+            f"The server is overloaded: {queued} inputs are queued. Retry later.",
+            retry_after_s=self._drain_estimate_s(queued + n_rows))
+
+    def _drain_estimate_s(self, rows: int) -> float:
+        """How long the queue takes to drain at the recent rate, kept within [1, 60] s."""
+        rate = self._rows_per_s * self.cfg.concurrency
+        return min(60.0, max(1.0, rows / rate)) if rate > 0 else 1.0
 
     async def submit(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
         """Embed `rows`; returns (len(rows), dims) in input order."""
-        if len(self._pending) + len(rows) > self.cfg.max_queue_rows:
-            raise OverloadedError(
-                f"The server is overloaded: {len(self._pending)} inputs are queued. Retry later."
-            )
-        job = _Job(asyncio.get_running_loop().create_future(), [None] * len(rows), len(rows))
+        self.admit(len(rows))
+        loop = asyncio.get_running_loop()
+        job = _Job(loop.create_future(), [None] * len(rows), len(rows))
+        job.future.add_done_callback(lambda _: self._forget(job))
+        if self.cfg.max_queue_wait_ms > 0:
+            timer = loop.call_later(self.cfg.max_queue_wait_ms / 1000, self._expire, job)
+            job.future.add_done_callback(lambda _: timer.cancel())
         self._pending.extend(_Row(job, i, r) for i, r in enumerate(rows))
         self._arrived.set()
         return await job.future  # cancelling the caller cancels the future: rows get dropped
+
+    def _expire(self, job: _Job) -> None:
+        if not job.started and not job.future.done():
+            job.future.set_exception(QueueTimeoutError(
+                f"The request waited {self.cfg.max_queue_wait_ms:g} ms in the queue without "
+                "reaching the model: the server is overloaded. Retry later."))
+
+    def _forget(self, job: _Job) -> None:
+        """A cancelled or failed job's queued rows leave the queue now, not at the next batch."""
+        if job.remaining and any(r.job is job for r in self._pending):
+            self._pending = [r for r in self._pending if r.job is not job]
 
     async def _loop(self) -> None:
         while True:
@@ -143,6 +183,8 @@ class Batcher:
             chosen = next(b for b in plan_batches(lengths, self.cfg) if 0 in b)
             picked = set(chosen)
             batch = [self._pending[i] for i in sorted(chosen)]
+            for row in batch:
+                row.job.started = True
             self._pending = [r for i, r in enumerate(self._pending) if i not in picked]
             return batch
 
@@ -171,6 +213,7 @@ class Batcher:
             if not live:
                 return
             loop = asyncio.get_running_loop()
+            started = time.perf_counter()
             try:
                 vectors = await loop.run_in_executor(
                     self._executor, self._run, [r.tokens for r in live]
@@ -180,10 +223,17 @@ class Batcher:
                     if not job.future.done():
                         job.future.set_exception(exc)
                 return
-            self.batches_run += 1
-            self.rows_run += len(live)
+            self._record(live, time.perf_counter() - started)
             for row, vector in zip(live, vectors):
                 if not row.job.future.done():
                     row.job.deliver(row.index, vector)
         finally:
             self._slots.release()
+
+    def _record(self, live: list[_Row], seconds: float) -> None:
+        self.batches_run += 1
+        self.rows_run += len(live)
+        rate = len(live) / max(seconds, 1e-6)
+        self._rows_per_s = rate if not self._rows_per_s else 0.8 * self._rows_per_s + 0.2 * rate
+        if self.on_batch:
+            self.on_batch(len(live), len(live) * max(len(r.tokens) for r in live), seconds)

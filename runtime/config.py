@@ -19,6 +19,7 @@ class RuntimeConfig:
     allow_auto_truncate: bool = False
     trt_contexts: int = 2  # TensorRT execution contexts (one CUDA stream each) = batches in flight
     media: MediaConfig = field(default_factory=MediaConfig)  # image fetch and decode limits
+    max_request_tokens: int = 300_000  # summed over a request's inputs (OpenAI's limit): 400
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -71,6 +71,7 @@ class Embedder:
                           prompt_name: str | None = None,
                           dimensions: int | None = None) -> EmbeddingResult:
         self.check_dimensions(dimensions)
+        self.batcher.admit(len(texts))  # overloaded: 429 before spending time tokenising
         prompt = self._prompt(prompt_name)
         if prompt:
             texts = [prompt + t for t in texts]
@@ -96,6 +97,12 @@ class Embedder:
                                       prompt_name=prompt_name, dimensions=dimensions)
 
     async def _embed_rows(self, rows: list[list[int]], dimensions: int | None) -> EmbeddingResult:
+        tokens = sum(len(r) for r in rows)
+        if tokens > self.config.max_request_tokens:
+            raise InvalidRequestError(
+                f"The request has {tokens} tokens in all; at most "
+                f"{self.config.max_request_tokens} are allowed per request. Split it.",
+                param="input", code="too_many_tokens")
         vectors = await self.batcher.submit(rows)
         return self.finish(vectors, sum(len(r) for r in rows), dimensions)
 

@@ -2,57 +2,81 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import FastAPI, Request, Response
 
-from runtime.embedder import Embedder
+from runtime.embedder import Embedder, EmbeddingResult
+from runtime.errors import NotReadyError
 from server import errors
 from server.config import ServerConfig
 from server.encode import embeddings_body
+from server.guards import ApiKeyMiddleware, BodyLimitMiddleware
+from server.lifecycle import Readiness, load_embedder, unless_disconnected, warm_up
+from server.metrics import CLIENT_CLOSED, Metrics, MetricsMiddleware
 from server.inputs import classify_input
-from server.protocol import REQUEST_SCHEMA, parse_request
+from server.protocol import REQUEST_SCHEMA, EmbeddingRequest, parse_request
 
 
 def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAPI:
     """The app; it loads the artifact at startup unless an embedder is handed in."""
+    metrics, readiness = Metrics(), Readiness()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        emb = embedder or Embedder.load(config.artifact, config.runtime)
-        await emb.start()
+        emb = embedder or load_embedder(config)
         app.state.embedder = emb
+        emb.batcher.on_batch = metrics.observe_batch
+        metrics.watch_queue(lambda: emb.batcher.queue_rows)
+        # Warm-up runs while the server already answers /health (alive) and /ready (503).
+        warming = asyncio.create_task(warm_up(emb, readiness, lambda: app.state.on_fatal()))
         try:
             yield
         finally:
+            warming.cancel()
             await emb.close()
 
     app = FastAPI(title="trt-embed", version="0.1.0", lifespan=lifespan)
+    app.state.on_fatal = lambda: None  # launch_server makes a failed warm-up end the process
+    app.state.metrics, app.state.readiness = metrics, readiness
     errors.install(app)
+    _add_middleware(app, config, metrics)
     created = int(time.time())
 
     @app.post("/v1/embeddings", openapi_extra=REQUEST_SCHEMA)
     async def embeddings(request: Request) -> Response:
         # The body is parsed here, whatever the Content-Type: curl -d sends form-encoded.
         body = parse_request(await request.body())
-        emb: Embedder = request.app.state.embedder
         kind, items = classify_input(body.input, config.max_inputs_per_request)
-        if kind == "tokens":
-            result = await emb.embed_tokens(items, truncate=body.truncate,
-                                            dimensions=body.dimensions)
-        elif kind == "text":
-            result = await emb.embed_texts(items, truncate=body.truncate,
-                                           prompt_name=body.prompt_name,
-                                           dimensions=body.dimensions)
-        else:
-            result = await emb.embed_items(items, truncate=body.truncate,
-                                           prompt_name=body.prompt_name,
-                                           dimensions=body.dimensions)
+        answered, result = await unless_disconnected(
+            request, _embed(request.app.state.embedder, kind, items, body))
+        if not answered:  # nobody to answer; its queued inputs never reach the backend
+            metrics.disconnects.inc()
+            return Response(status_code=CLIENT_CLOSED)
+        metrics.prompt_tokens.inc(result.prompt_tokens)
         model = body.model or config.served_model_name
         return Response(embeddings_body(result.vectors, body.encoding_format, model,
                                         result.prompt_tokens), media_type="application/json")
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        if not readiness.ready:
+            raise NotReadyError(f"Warm-up failed: {readiness.error}" if readiness.error
+                                else "The model is warming up.")
+        return Response(status_code=200)
+
+    @app.get("/health_generate")
+    async def health_generate(request: Request) -> Response:
+        await request.app.state.embedder.embed_texts(["health check"])  # a real forward pass
+        return Response(status_code=200)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/health")
     async def health() -> Response:
@@ -81,3 +105,30 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
         }
 
     return app
+
+
+def _add_middleware(app: FastAPI, config: ServerConfig, metrics: Metrics) -> None:
+    """Innermost first: body cap, then auth (401 before any body is read), then metrics."""
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes)
+    if config.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=config.api_key)
+    paths: set[str] = set()
+
+    def known_paths() -> set[str]:
+        if not paths:  # routes are all declared by the first request
+            paths.update(getattr(r, "path", "") for r in app.routes)
+        return paths
+
+    app.add_middleware(MetricsMiddleware, metrics=metrics, paths=known_paths)
+
+
+async def _embed(emb: Embedder, kind: str, items: list, body: EmbeddingRequest
+                 ) -> EmbeddingResult:
+    if kind == "tokens":
+        return await emb.embed_tokens(items, truncate=body.truncate, dimensions=body.dimensions)
+    if kind == "text":
+        return await emb.embed_texts(items, truncate=body.truncate,
+                                     prompt_name=body.prompt_name, dimensions=body.dimensions)
+    return await emb.embed_items(items, truncate=body.truncate, prompt_name=body.prompt_name,
+                                 dimensions=body.dimensions)
+

@@ -18,3 +18,7 @@ class ServerConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     chat_template: str | None = None
     max_inputs_per_request: int = 2048
+    # Reliability and security limits (see README "Limits, auth, health, metrics").
+    max_request_bytes: int = 16 * 1024 * 1024  # larger bodies: 413, never read in full
+    api_key: str | None = field(default=None, repr=False)  # None: no auth
+    drain_timeout_s: int = 30  # SIGTERM: how long in-flight requests may take to finish

@@ -13,17 +13,19 @@ import argparse
 import hashlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from runtime.batcher import BatchConfig
 from runtime.config import BACKENDS, RuntimeConfig
-from runtime.errors import MissingDependencyError
+from runtime.errors import ApplianceError, ArtifactError
 from runtime.manifest import Manifest, is_artifact
 from runtime.media import MediaConfig
 from runtime.select import require_tensorrt, tensorrt_missing
 from server.config import ServerConfig
+from server.lifecycle import one_line
 
 log = logging.getLogger("server")
 DEFAULT_CACHE = Path(os.environ.get("TRT_EMBED_CACHE", Path.home() / ".cache" / "trt-embed"))
@@ -54,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
                     help="how long an idle batcher waits for company")
     ap.add_argument("--max-queue", type=int, default=8192, help="queued inputs before 429")
     ap.add_argument("--max-inputs-per-request", type=int, default=2048)
+    _reliability_flags(p.add_argument_group("limits, auth and shutdown"))
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
     ap.add_argument("--trt-contexts", type=int, default=2,
                     help="TensorRT execution contexts, one CUDA stream each (batches in flight)")
@@ -67,6 +70,21 @@ def parser() -> argparse.ArgumentParser:
     md.add_argument("--max-image-pixels", type=int, default=32_000_000,
                     help="width x height above which an image is refused before decoding")
     return p
+
+
+def _reliability_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024,
+                   help="request body cap; larger bodies get 413 without being read")
+    g.add_argument("--max-tokens-per-request", type=int, default=300_000,
+                   help="tokens summed over a request's inputs; more: 400")
+    g.add_argument("--max-queue-wait-ms", type=float, default=0.0,
+                   help="503 for a request none of whose inputs reached the model in this "
+                        "time (0: no limit)")
+    g.add_argument("--api-key", default=os.environ.get("TRT_EMBED_API_KEY"),
+                   help="require 'Authorization: Bearer KEY' on every route but /health "
+                        "(env TRT_EMBED_API_KEY)")
+    g.add_argument("--drain-timeout", type=int, default=30,
+                   help="seconds in-flight requests get to finish after SIGTERM")
 
 
 def artifact_dir(model_path: str, cache: Path) -> Path:
@@ -94,7 +112,7 @@ def ensure_artifact(model_path: str, cache: Path, backend: str = "onnxruntime") 
     cmd = [sys.executable, "-m", "builder", "--model-path", model_path, "--output", str(target),
            "--backend", backend]
     if subprocess.run(cmd, check=False).returncode != 0:
-        raise SystemExit(f"error: building {model_path} failed; see the builder's output above")
+        raise ArtifactError(f"building {model_path} failed; see the builder's output above")
     return target
 
 
@@ -102,26 +120,37 @@ def check_chat_template(requested: str | None, artifact: Path) -> None:
     """A model with its own template (GME: gme-qwen2-vl) refuses a different one."""
     own = Manifest.load(artifact).spec.chat_template
     if requested and own and requested != own:
-        raise SystemExit(f"error: --chat-template {requested} does not fit this model; "
-                         f"it is served with its own template {own!r}")
+        raise ArtifactError(f"--chat-template {requested} does not fit this model; "
+                            f"it is served with its own template {own!r}")
 
 
 def build_config(args: argparse.Namespace, artifact: Path) -> ServerConfig:
     batch = BatchConfig(max_batch_tokens=args.max_batch_tokens,
                         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                        max_queue_rows=args.max_queue)
+                        max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms)
     media = MediaConfig(allowed_domains=tuple(args.allowed_media_domains),
                         allowed_local_path=args.allowed_local_media_path,
                         timeout_s=args.media_timeout, max_bytes=args.max_image_bytes,
                         max_pixels=args.max_image_pixels)
     runtime = RuntimeConfig(backend=args.backend, batch=batch, threads=args.threads,
                             allow_auto_truncate=args.allow_auto_truncate,
-                            trt_contexts=args.trt_contexts, media=media)
+                            trt_contexts=args.trt_contexts, media=media,
+                            max_request_tokens=args.max_tokens_per_request)
     return ServerConfig(artifact=artifact, model_path=args.model_path,
                         served_model_name=args.served_model_name or args.model_path,
                         host=args.host, port=args.port, runtime=runtime,
                         chat_template=args.chat_template,
-                        max_inputs_per_request=args.max_inputs_per_request)
+                        max_inputs_per_request=args.max_inputs_per_request,
+                        max_request_bytes=args.max_request_bytes,
+                        api_key=args.api_key or None, drain_timeout_s=args.drain_timeout)
+
+
+def prepare(args: argparse.Namespace) -> ServerConfig:
+    """Everything before the model loads: backend check, first-use build, template check."""
+    backend = build_backend(args.backend)
+    artifact = ensure_artifact(args.model_path, args.artifact_cache, backend)
+    check_chat_template(args.chat_template, artifact)
+    return build_config(args, artifact)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -129,18 +158,29 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        backend = build_backend(args.backend)
-    except MissingDependencyError as exc:
-        raise SystemExit(f"error: {exc}") from exc
-    artifact = ensure_artifact(args.model_path, args.artifact_cache, backend)
-    check_chat_template(args.chat_template, artifact)
-    config = build_config(args, artifact)
+        config = prepare(args)
+    except ApplianceError as exc:  # one clear line, no traceback, exit status 1
+        log.error("startup failed: %s", one_line(exc))
+        raise SystemExit(1) from exc
     import uvicorn
 
     from server.app import create_app
+    from server.lifecycle import load_or_exit
 
-    uvicorn.run(create_app(config), host=config.host, port=config.port,
-                log_level=args.log_level.lower())
+    app = create_app(config, load_or_exit(config))  # a broken artifact exits here, at once
+    # SIGTERM: uvicorn stops accepting, lets in-flight requests finish (up to the drain
+    # timeout), then the lifespan closes the embedder; exit status 0.
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=config.host, port=config.port, log_level=args.log_level.lower(),
+        timeout_graceful_shutdown=config.drain_timeout_s))
+    failed = []
+    app.state.on_fatal = lambda: (failed.append(True), setattr(server, "should_exit", True))
+    # uvicorn re-raises the SIGTERM it drained for to the handler it found; the default one
+    # would kill us (status -15), so the one it finds says the drain is done: exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: log.info("drained after SIGTERM; exiting"))
+    server.run()
+    if failed or not server.started:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -57,8 +57,23 @@ class EmbeddingResponse(BaseModel):
     usage: Usage
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its $defs inlined: FastAPI does not register them as components, so a
+    $ref would dangle in /openapi.json (schemathesis found this)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    return walk(schema)
+
+
 REQUEST_SCHEMA = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": EmbeddingRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+    "schema": _inlined(EmbeddingRequest.model_json_schema())}}}}
 
 
 def parse_request(raw: bytes) -> EmbeddingRequest:

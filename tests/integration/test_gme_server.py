@@ -85,11 +85,12 @@ def test_unsafe_image_is_400_and_server_stays_healthy(gme_server: str, media: st
 
 
 def test_another_chat_template_is_refused_at_launch(gme_artifact: Path) -> None:
+    from runtime.errors import ArtifactError
     from server.launch_server import check_chat_template
 
     check_chat_template("gme-qwen2-vl", gme_artifact)
     check_chat_template(None, gme_artifact)
-    with pytest.raises(SystemExit, match="gme-qwen2-vl"):
+    with pytest.raises(ArtifactError, match="gme-qwen2-vl"):
         check_chat_template("chatml", gme_artifact)
 
 

@@ -1,0 +1,103 @@
+"""A real uvicorn server in a thread around a real Embedder whose backend can be held.
+
+Holding the backend (a gate in front of the real ONNX Runtime backend) makes overload,
+queue waits, disconnects and readiness deterministic: while the gate is shut, whatever a
+client gets back cannot have come from the model, so no timing assertion is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import numpy as np
+import uvicorn
+
+from runtime.batcher import BatchConfig
+from runtime.config import RuntimeConfig
+from runtime.embedder import Embedder, load_backend
+from runtime.manifest import Manifest
+from server.app import create_app
+from server.config import ServerConfig
+from tests.helpers import free_port
+
+
+class GatedBackend:
+    """The real backend behind a gate; `entered` is set once a batch is waiting at it."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.name = inner.name
+        self.limits = inner.limits
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def embed(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        self.entered.set()
+        if not self.gate.wait(60):
+            raise TimeoutError("test gate never opened")
+        return self.inner.embed(feeds)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def gated_embedder(artifact: Path, runtime: RuntimeConfig) -> tuple[Embedder, GatedBackend]:
+    manifest = Manifest.load(artifact)
+    backend = GatedBackend(load_backend(artifact, manifest, runtime))
+    return Embedder(artifact, manifest, backend, runtime), backend
+
+
+def server_config(artifact: Path, batch: BatchConfig | None = None,
+                  runtime: dict | None = None, **fields) -> ServerConfig:
+    rt = RuntimeConfig(batch=batch or BatchConfig(), threads=1, **(runtime or {}))
+    return ServerConfig(artifact=artifact, model_path=str(artifact), served_model_name="m",
+                        runtime=rt, **fields)
+
+
+@contextlib.contextmanager
+def serve(config: ServerConfig, embedder: Embedder | None = None) -> Iterator[tuple[str, object]]:
+    """(base URL, app) of a server running in a thread; stopped on exit."""
+    app = create_app(config, embedder)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=5))
+    app.state.uvicorn_server = server
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, "server start")
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def raw_post(url: str, body: bytes, path: str = "/v1/embeddings",
+             content_length: int | None = None) -> socket.socket:
+    """Send a POST by hand (so the test decides when the connection closes)."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    length = len(body) if content_length is None else content_length
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+    sock.sendall(head + body)
+    return sock
+
+
+def metric(app, name: str, **labels: str) -> float:  # type: ignore[no-untyped-def]
+    return app.state.metrics.registry.get_sample_value(name, labels) or 0.0
+
