@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from runtime import batch_plan
 from runtime.errors import NotReadyError, OverloadedError, QueueTimeoutError
 
 
@@ -30,32 +31,15 @@ class BatchConfig:
     seq_buckets: tuple[int, ...] = ()  # rows of one batch stay within one bucket
     # A request none of whose rows reached the backend within this wait gets 503 (0: no limit).
     max_queue_wait_ms: float = 0.0
-
-
-def _bucket(length: int, buckets: tuple[int, ...]) -> int:
-    return next((i for i, edge in enumerate(buckets) if length <= edge), len(buckets))
+    # A backend call's fixed cost in padded tokens: batches are split where padding costs
+    # more than another call (runtime/batch_plan.py). 0: fill batches greedily.
+    call_cost_tokens: int = 32
 
 
 def plan_batches(lengths: Sequence[int], cfg: BatchConfig) -> list[list[int]]:
-    """Indices of `lengths` grouped into batches: sorted by length, padded budget respected."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        width = lengths[i]  # ascending order: the newest row is the longest
-        fits = (
-            current
-            and len(current) < cfg.max_batch_size
-            and (len(current) + 1) * width <= cfg.max_batch_tokens
-            and _bucket(width, cfg.seq_buckets) == _bucket(lengths[current[0]], cfg.seq_buckets)
-        )
-        if current and not fits:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
+    """Indices of `lengths` grouped into batches (runtime.batch_plan, with cfg's limits)."""
+    return batch_plan.plan_batches(lengths, cfg.max_batch_tokens, cfg.max_batch_size,
+                                   cfg.seq_buckets, cfg.call_cost_tokens)
 
 
 @dataclass(eq=False)

@@ -21,6 +21,7 @@ from runtime.select import load_backend
 from runtime.tokenize import TextTokenizer
 
 log = logging.getLogger(__name__)
+INLINE_TOKENIZE_CHARS = 1024  # requests up to this many characters tokenise on the loop
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,13 @@ class Embedder:
         if prompt:
             texts = [prompt + t for t in texts]
         truncate = truncate or self.config.allow_auto_truncate
-        loop = asyncio.get_running_loop()
-        rows = await loop.run_in_executor(self._tok_pool, self.tokenizer.encode, texts, truncate)
+        if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
+            # A few sentences tokenise in tens of microseconds: a thread hop costs more.
+            rows = self.tokenizer.encode(texts, truncate)
+        else:
+            loop = asyncio.get_running_loop()
+            rows = await loop.run_in_executor(self._tok_pool, self.tokenizer.encode, texts,
+                                              truncate)
         return await self._embed_rows(rows, dimensions)
 
     async def embed_tokens(self, rows: Sequence[Sequence[int]], *, truncate: bool = False,

@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-inputs-per-request", type=int, default=2048)
     _reliability_flags(p.add_argument_group("limits, auth and shutdown"))
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
+    ap.add_argument("--batches-in-flight", type=int, default=1,
+                    help="batches the backend runs at once (ONNX Runtime: with --threads 1, "
+                         "one per core); TensorRT uses one per execution context")
     ap.add_argument("--trt-contexts", type=int, default=2,
                     help="TensorRT execution contexts, one CUDA stream each (batches in flight)")
     md = p.add_argument_group("image inputs (multimodal models)")
@@ -127,7 +130,8 @@ def check_chat_template(requested: str | None, artifact: Path) -> None:
 def build_config(args: argparse.Namespace, artifact: Path) -> ServerConfig:
     batch = BatchConfig(max_batch_tokens=args.max_batch_tokens,
                         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                        max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms)
+                        max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms,
+                        concurrency=args.batches_in_flight)
     media = MediaConfig(allowed_domains=tuple(args.allowed_media_domains),
                         allowed_local_path=args.allowed_local_media_path,
                         timeout_s=args.media_timeout, max_bytes=args.max_image_bytes,

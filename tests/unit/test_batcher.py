@@ -29,7 +29,8 @@ def test_plan_batches_sorts_by_length_and_caps_rows() -> None:
 
 
 def test_plan_batches_keeps_buckets_apart() -> None:
-    cfg = BatchConfig(max_batch_tokens=10_000, max_batch_size=64, seq_buckets=(8, 64))
+    cfg = BatchConfig(max_batch_tokens=10_000, max_batch_size=64, seq_buckets=(8, 64),
+                      call_cost_tokens=0)
     batches = plan_batches([3, 50, 7, 9, 100], cfg)
     assert batches == [[0, 2], [3, 1], [4]]
 
