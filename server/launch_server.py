@@ -94,7 +94,9 @@ def artifact_dir(model_path: str, cache: Path) -> Path:
     """Where a checkpoint or hub id is built: named for it, keyed by its absolute location."""
     key = os.path.abspath(model_path) if os.path.isdir(model_path) else model_path
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    name = Path(model_path.rstrip("/")).name or "model"
+    path = Path(model_path.rstrip("/"))
+    # A package's bundled checkpoint sits in .../<package>/model: name it for the package.
+    name = (path.parent.name if path.name == "model" else path.name) or "model"
     return cache / "artifacts" / f"{name}-{digest}"
 
 

@@ -91,3 +91,19 @@ def test_bf16_names_missing_kernels_and_verifies_in_torch(tiny_bert: Path, tmp_p
         check["onnxruntime_cpu_unsupported"])
     ops = graph_types(artifact / "model.onnx")
     assert ops[("MatMul", "BFLOAT16")] > 0 and ops[("LayerNormalization", "FLOAT")] == 5
+
+
+@pytest.mark.parametrize("family", ["qwen3", "gte_qwen2", "e5_mistral"])
+def test_decoder_fp16_export_passes_its_gate_on_onnx_runtime(
+        family: str, tiny_decoder_paths: dict[str, Path], tmp_path: Path) -> None:
+    """The decoder families' TensorRT precision: RMSNorms and pooling stay fp32, the build's
+    gate (cosine >= 0.999 to the fp32 reference) runs the fp16 graph on ONNX Runtime CPU."""
+    artifact = build_artifact(tiny_decoder_paths[family], tmp_path / family, precision="fp16")
+    manifest = Manifest.load(artifact)
+    assert manifest.precision == "fp16"
+    assert manifest.verification["method"] == "onnxruntime"
+    assert manifest.verification["threshold"] == 0.999
+    assert manifest.verification["min_cosine"] >= 0.999
+    types = graph_types(artifact / "model.onnx")
+    assert types[("MatMul", "FLOAT16")] > 0
+    assert types[("MatMul", "FLOAT")] == 0 or types[("MatMul", "FLOAT16")] > types[("MatMul", "FLOAT")]
