@@ -182,7 +182,10 @@ def test_mixed_requests_share_one_batch(tiny_decoder_paths: dict[str, Path],
     served = Served("qwen3", "", reference, None)  # type: ignore[arg-type]
     cases = [(SHORT[1], "query", 8), (MIXED[2], None, None), (SHORT[2], "query", None),
              (SHORT[0], None, 16)]
-    config = RuntimeConfig(backend="onnxruntime", batch=BatchConfig(max_wait_ms=500))
+    # call_cost_tokens=0: one batch however mixed the lengths (cost-based cuts are tested
+    # in tests/unit/test_batch_plan.py); this is about prompts and dimensions sharing it.
+    config = RuntimeConfig(backend="onnxruntime",
+                           batch=BatchConfig(max_wait_ms=500, call_cost_tokens=0))
 
     async def run() -> tuple[list[np.ndarray], int]:
         embedder = Embedder.load(tiny_decoder_artifacts["qwen3"], config)
@@ -212,7 +215,10 @@ def test_embedder_stops_after_a_bad_request_among_batched_ones(
     from runtime.embedder import Embedder
     from runtime.errors import InvalidRequestError
 
-    config = RuntimeConfig(backend="onnxruntime", batch=BatchConfig(max_wait_ms=500))
+    # call_cost_tokens=0: one batch however mixed the lengths (cost-based cuts are tested
+    # in tests/unit/test_batch_plan.py); this is about prompts and dimensions sharing it.
+    config = RuntimeConfig(backend="onnxruntime",
+                           batch=BatchConfig(max_wait_ms=500, call_cost_tokens=0))
     texts = [SHORT[1], "word " * (2 * MAX_LEN), SHORT[0]]
 
     async def run() -> None:
