@@ -110,7 +110,7 @@ class Embedder:
                 f"{self.config.max_request_tokens} are allowed per request. Split it.",
                 param="input", code="too_many_tokens")
         vectors = await self.batcher.submit(rows)
-        return self.finish(vectors, sum(len(r) for r in rows), dimensions)
+        return self.finish(vectors, tokens, dimensions)
 
     def finish(self, vectors: np.ndarray, tokens: int, dimensions: int | None) -> EmbeddingResult:
         """Matryoshka truncation (checked earlier) and renormalisation, then the result."""
