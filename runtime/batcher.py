@@ -10,9 +10,11 @@ dropped before they reach the backend. No polling: waits are on events and futur
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -64,6 +66,20 @@ class _Row:
     tokens: Sequence[int]
 
 
+BACKEND_NICE = 5  # added to the backend threads' niceness (Linux: per thread)
+
+
+def _yield_to_event_loop() -> None:
+    """Backend threads run at a lower priority than the event loop: on a CPU backend they
+    share its cores, and a loop that waits for a core delays parsing the requests and
+    writing the answers that keep the batches full."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKEND_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: same priority then
+        pass
+
+
 RunFn = Callable[[list[Sequence[int]]], np.ndarray]
 # Called after every backend run: (rows, padded tokens, seconds) - metrics hook.
 BatchObserver = Callable[[int, int, float], None]
@@ -76,7 +92,9 @@ class Batcher:
         self._pending: list[_Row] = []
         self._arrived = asyncio.Event()
         self._slots = asyncio.Semaphore(cfg.concurrency)
-        self._executor = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="backend")
+        self._free_slots = cfg.concurrency  # slots neither planning nor running a batch
+        self._executor = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="backend",
+                                            initializer=_yield_to_event_loop)
         self._task: asyncio.Task | None = None
         self._inflight: set[asyncio.Task] = set()
         self.batches_run = 0  # observability and tests
@@ -145,10 +163,11 @@ class Batcher:
     async def _loop(self) -> None:
         while True:
             await self._slots.acquire()
+            self._free_slots -= 1
             try:
                 batch = await self._next_batch()
             except BaseException:
-                self._slots.release()
+                self._release()
                 raise
             task = asyncio.get_running_loop().create_task(self._execute(batch))
             self._inflight.add(task)
@@ -163,8 +182,12 @@ class Batcher:
                 await self._gather_window()
                 continue
             lengths = [len(r.tokens) for r in self._pending]
+            # Idle slots share the queue: on CPU each slot is a core, and one batch taking
+            # every row would leave the others idle until it returns.
+            share = -(-len(lengths) // (1 + self._free_slots))
+            cfg = replace(self.cfg, max_batch_size=min(self.cfg.max_batch_size, share))
             # The batch with the oldest pending row (index 0) goes next: no starvation.
-            chosen = next(b for b in plan_batches(lengths, self.cfg) if 0 in b)
+            chosen = next(b for b in plan_batches(lengths, cfg) if 0 in b)
             picked = set(chosen)
             batch = [self._pending[i] for i in sorted(chosen)]
             for row in batch:
@@ -212,7 +235,11 @@ class Batcher:
                 if not row.job.future.done():
                     row.job.deliver(row.index, vector)
         finally:
-            self._slots.release()
+            self._release()
+
+    def _release(self) -> None:
+        self._free_slots += 1
+        self._slots.release()
 
     def _record(self, live: list[_Row], seconds: float) -> None:
         self.batches_run += 1

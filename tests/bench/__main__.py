@@ -64,7 +64,8 @@ def server_plan(n: int, quick: bool) -> list[tuple[int, int, int]]:
 def serve_and_load(artifact: Path, cfg: BenchConfig, sentences: list[str], reference: np.ndarray,
                    count, plan: list[tuple[int, int, int]]) -> list[Run]:  # type: ignore[no-untyped-def]
     precision = "int8" if "int8" in artifact.name else "fp32"
-    with running_server(artifact, "--threads", str(cfg.threads), "--log-level", "warning") as url:
+    # Default threading (as `make serve` runs it) on the cores pin_cores() left us.
+    with running_server(artifact, "--log-level", "warning") as url:
         return http_load.server_runs(url, precision, sentences, reference, count, plan)
 
 
@@ -88,7 +89,7 @@ def run(cfg: BenchConfig) -> str:
     runs, reference = local.sentence_transformers_runs(cfg.checkpoint, sentences, cfg.threads,
                                                        count, cfg.samples)
     say("(b) Embedder fp32")
-    runs += local.embedder_runs(fp32, sentences, cfg.threads, count, cfg.samples)[0]
+    runs += local.embedder_runs(fp32, sentences, count, cfg.samples)[0]
     say("(c) HTTP server fp32")
     plan = server_plan(len(sentences), cfg.quick)
     runs += serve_and_load(fp32, cfg, sentences, reference, count, plan)
@@ -96,7 +97,7 @@ def run(cfg: BenchConfig) -> str:
     if cfg.int8:
         int8 = build_artifact(cfg.checkpoint, cfg.cache / "int8", precision="int8")
         say("(b) and (c) int8")
-        b8, vectors = local.embedder_runs(int8, sentences, cfg.threads, count, cfg.samples)
+        b8, vectors = local.embedder_runs(int8, sentences, count, cfg.samples)
         runs += b8 + serve_and_load(int8, cfg, sentences, reference, count,
                                     [p for p in plan if p[1] == 16])
         int8_quality = int8_summary(Manifest.load(int8).verification, vectors, reference)
@@ -142,8 +143,19 @@ def context(cfg: BenchConfig, started: str, load_before: float, spec, sentences:
         int8_quality=int8_quality)
 
 
+def pin_cores(threads: int) -> None:
+    """Every system gets the same `threads` cores: torch is told its thread count, while
+    our backend and server run as shipped, on every core this process (and the server it
+    starts, which inherits the mask) may use."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not 1 <= threads <= len(cores):
+        raise SystemExit(f"--threads must be between 1 and {len(cores)} here")
+    os.sched_setaffinity(0, cores[:threads])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
+    pin_cores(cfg.threads)
     text = run(cfg)
     cfg.output.write_text(text)
     print(text)

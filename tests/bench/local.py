@@ -65,14 +65,15 @@ def sentence_transformers_runs(checkpoint: Path, sentences: Sequence[str], threa
     return runs, np.asarray(vectors, dtype=np.float32)
 
 
-def embedder_runs(artifact: Path, sentences: Sequence[str], threads: int,
+def embedder_runs(artifact: Path, sentences: Sequence[str],
                   count_tokens: Callable[[Sequence[str]], int],
                   samples: int) -> tuple[list[Run], np.ndarray]:
     """(b): the runtime's Embedder (tokenizer, batcher, ONNX Runtime), no HTTP."""
     from runtime.config import RuntimeConfig
     from runtime.embedder import Embedder
 
-    embedder = Embedder.load(artifact, RuntimeConfig(backend="onnxruntime", threads=threads))
+    # threads=0, as the server runs it: every core of this process's (pinned) affinity.
+    embedder = Embedder.load(artifact, RuntimeConfig(backend="onnxruntime", threads=0))
     precision = embedder.manifest.precision
     loop = asyncio.new_event_loop()
     try:

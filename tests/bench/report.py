@@ -110,8 +110,9 @@ def render(ctx: Context, runs: Sequence[Run]) -> str:
         f"Written by `{ctx.command}` on {ctx.when}. Numbers are from that one run; "
         "regenerate them with `make bench` (`make bench ARGS=--quick` for a short run).", "",
         "## Setup", "",
-        f"- Machine: {ctx.machine}; {ctx.threads} threads for every system "
-        f"(torch, ONNX Runtime, the server). Load average (1 min) {ctx.load_before:.2f} before, "
+        f"- Machine: {ctx.machine}; {ctx.threads} cores for every system (the run is "
+        f"pinned to them; torch set to {ctx.threads} threads, our Embedder and server in "
+        "their default threading: one-thread batches, two per core). Load average (1 min) {ctx.load_before:.2f} before, "
         f"{ctx.load_after:.2f} after: other processes share these cores, so absolute numbers "
         "vary between runs; ratios within one run are the comparison.",
         f"- Versions: {versions}.",

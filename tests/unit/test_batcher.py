@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Sequence
 
 import numpy as np
 import pytest
 
-from runtime.batcher import BatchConfig, Batcher, plan_batches
+from runtime.batcher import BACKEND_NICE, BatchConfig, Batcher, plan_batches
 from runtime.errors import OverloadedError
 
 
@@ -134,3 +135,55 @@ async def test_a_backend_failure_reaches_only_that_batchs_requests() -> None:
     await batcher.stop()
     assert isinstance(bad, RuntimeError)
     assert good.tolist() == [[2, 1]]
+
+
+async def test_idle_slots_share_the_queue() -> None:
+    """16 rows queued while every slot is idle: each of the 4 slots gets 4, instead of one
+    batch of 16 leaving three cores with nothing to do."""
+    backend = RecordingBackend()
+    batcher = Batcher(backend, BatchConfig(max_batch_tokens=10_000, max_batch_size=64,
+                                           concurrency=4, call_cost_tokens=0, max_wait_ms=50))
+    batcher.start()
+    rows = [[i, i] for i in range(16)]
+    out = await batcher.submit(rows)
+    await batcher.stop()
+    assert sorted(len(b) for b in backend.batches) == [4, 4, 4, 4]
+    np.testing.assert_array_equal(out, [[i, 2] for i in range(16)])
+
+
+async def test_a_busy_slot_leaves_the_whole_queue_to_the_free_one() -> None:
+    gate = threading.Event()
+    ran: list[list[int]] = []
+
+    def run(rows: list[Sequence[int]]) -> np.ndarray:
+        if rows[0][0] == 1:  # the first request holds its slot until the end
+            gate.wait(5)
+        ran.append([r[0] for r in rows])
+        return np.zeros((len(rows), 2), dtype=np.float32)
+
+    batcher = Batcher(run, BatchConfig(max_batch_tokens=10_000, max_batch_size=64,
+                                       concurrency=2, call_cost_tokens=0))
+    batcher.start()
+    busy = asyncio.create_task(batcher.submit([[1]]))
+    await asyncio.sleep(0.05)
+    await batcher.submit([[3]] * 6)  # runs while the other slot is still busy
+    gate.set()
+    await busy
+    await batcher.stop()
+    assert ran == [[3] * 6, [1]]  # one batch: no share was kept back for the busy slot
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priority is POSIX")
+async def test_backend_threads_run_below_the_event_loop() -> None:
+    seen: list[int] = []
+
+    def run(rows: list[Sequence[int]]) -> np.ndarray:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return np.zeros((len(rows), 2), dtype=np.float32)
+
+    batcher = Batcher(run, BatchConfig())
+    batcher.start()
+    await batcher.submit([[1]])
+    await batcher.stop()
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen == [loop_nice + BACKEND_NICE]
