@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tests.bench import http_load, local, machine, report, roofline
+from tests.bench import http_load, local, machine, report, roofline, rounds
 from tests.bench.corpus import load_sentences
 from tests.bench.stats import Run
 from tests.helpers import ROOT, build_artifact, minilm_checkpoint, running_server
@@ -30,6 +30,7 @@ class BenchConfig:
     int8: bool
     output: Path
     cache: Path
+    rounds: int  # interleaved rounds for the throughput targets (tests/bench/rounds.py)
 
     @property
     def sentences(self) -> int | None:
@@ -49,9 +50,12 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     p.add_argument("--no-int8", dest="int8", action="store_false", help="skip int8")
     p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     p.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="interleaved rounds for the target ratios (default 3, --quick 1)")
     a = p.parse_args(argv)
+    rounds = a.rounds if a.rounds is not None else 1 if a.quick else 3
     return BenchConfig(a.model_path or minilm_checkpoint(), a.threads, a.quick, a.int8,
-                       a.output, a.cache)
+                       a.output, a.cache, rounds)
 
 
 def server_plan(n: int, quick: bool) -> list[tuple[int, int, int]]:
@@ -70,7 +74,7 @@ def serve_and_load(artifact: Path, cfg: BenchConfig, sentences: list[str], refer
 
 
 def run(cfg: BenchConfig) -> str:
-    load_before = machine.load_average()
+    usage_before = (time.monotonic(), machine.busy_seconds(), machine.own_seconds())
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     sentences = load_sentences(cfg.sentences)
     fp32 = build_artifact(cfg.checkpoint, cfg.cache / "fp32")
@@ -101,7 +105,12 @@ def run(cfg: BenchConfig) -> str:
         runs += b8 + serve_and_load(int8, cfg, sentences, reference, count,
                                     [p for p in plan if p[1] == 16])
         int8_quality = int8_summary(Manifest.load(int8).verification, vectors, reference)
-    return report.render(context(cfg, started, load_before, spec, sentences, count,
+    if cfg.rounds:
+        say(f"{cfg.rounds} interleaved rounds: (a), (b), the servers at concurrency 16")
+        artifacts = {"fp32": fp32, **({"int8": int8} if cfg.int8 else {})}
+        runs += rounds.interleaved_runs(cfg.checkpoint, cfg.threads, artifacts, sentences,
+                                        count, cfg.rounds)
+    return report.render(context(cfg, started, usage_before, spec, sentences, count,
                                  int8_quality), runs)
 
 
@@ -121,7 +130,8 @@ def model_name(checkpoint: Path) -> str:
     return str(checkpoint)
 
 
-def context(cfg: BenchConfig, started: str, load_before: float, spec, sentences: list[str],  # type: ignore[no-untyped-def]
+def context(cfg: BenchConfig, started: str, usage_before: tuple[float, float, float],  # type: ignore[no-untyped-def]
+            spec, sentences: list[str],
             count, int8_quality: str) -> report.Context:
     import json
 
@@ -129,11 +139,14 @@ def context(cfg: BenchConfig, started: str, load_before: float, spec, sentences:
     (tower,) = roofline.towers(config)
     mean_len = count(sentences) / len(sentences)
     rate = machine.matmul_rate(2048, tower.hidden, tower.intermediate, cfg.threads)
+    wall, busy, own = (now - then for now, then in zip(
+        (time.monotonic(), machine.busy_seconds(), machine.own_seconds()), usage_before))
     return report.Context(
         when=started, command="python -m tests.bench" + (" --quick" if cfg.quick else ""),
         machine=f"{machine.cpu_model()} ({', '.join(machine.cpu_flags())}), "
                 f"{len(os.sched_getaffinity(0))} cores",
-        threads=cfg.threads, load_before=load_before, load_after=machine.load_average(),
+        threads=cfg.threads,
+        other_cpu_share=max(0.0, busy - own) / (wall * (os.cpu_count() or 1)),
         versions=machine.versions(),
         model=f"{model_name(cfg.checkpoint)} ({spec.architecture}, {tower.layers} layers, "
               f"hidden {tower.hidden}, {spec.pooling} pooling, {spec.dims} dims)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import resource
 import platform
 import time
 
@@ -45,8 +46,20 @@ def versions() -> dict[str, str]:
     return out
 
 
-def load_average() -> float:
-    return os.getloadavg()[0]
+def busy_seconds() -> float:
+    """CPU-seconds used on this machine since boot, by every process (/proc/stat), with the
+    time a hypervisor stole from it (it was not ours either)."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+            int, stat.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU-seconds used by this process and its finished children (the servers it ran)."""
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 
 
 def matmul_rate(rows: int, inner: int, cols: int, threads: int, seconds: float = 2.0) -> float:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 from tests.bench.stats import Run, baseline_for, ratio
 
 
@@ -14,8 +16,9 @@ class Context:
     command: str
     machine: str
     threads: int
-    load_before: float
-    load_after: float
+    # Share of the machine's CPU time that other processes (or the hypervisor) took while
+    # the benchmark ran: rows measured minutes apart are comparable only when it is small.
+    other_cpu_share: float
     versions: dict[str, str]
     model: str
     corpus: str
@@ -46,53 +49,83 @@ def row(run: Run, runs: Sequence[Run]) -> str:
 
 
 def find(runs: Sequence[Run], system: str, precision: str, size: int,
-         concurrency: int = 1) -> Run | None:
+         concurrency: int = 1, round_: int = 0) -> Run | None:
     return next((r for r in runs if r.system == system and r.precision == precision
-                 and r.request_size == size and r.concurrency == concurrency), None)
+                 and r.request_size == size and r.concurrency == concurrency
+                 and r.round == round_), None)
+
+
+def round_ratios(runs: Sequence[Run], top: tuple[str, str, int, int],
+                 bottom: tuple[str, str, int, int]) -> list[float]:
+    """tokens/s of `top` over `bottom` ((system, precision, size, concurrency)) within each
+    interleaved round; the main pass alone when there were no rounds."""
+    rounds = sorted({r.round for r in runs if r.round}) or [0]
+    out = []
+    for n in rounds:
+        a, b = find(runs, *top, round_=n), find(runs, *bottom, round_=n)
+        if a and b:
+            out.append(a.tokens_per_s / b.tokens_per_s)
+    return out
 
 
 def targets(runs: Sequence[Run]) -> list[str]:
-    """The issue's targets, checked on this run's numbers."""
-    a = find(runs, "a", "fp32", 0)
-    b = find(runs, "b", "fp32", 0)
-    b1 = find(runs, "b", "fp32", 1)
+    """The issue's targets: throughput ratios as the median over interleaved rounds."""
     lines = []
 
-    def check(name: str, value: float | None, goal: float, fmt: str = "{:.2f}×",
+    def check(name: str, values: list[float], goal: float, fmt: str = "{:.2f}×",
               at_most: bool = False) -> None:
-        if value is None:
+        if not values:
             lines.append(f"- {name}: not measured")
             return
+        value = float(np.median(values))
         ok = value <= goal if at_most else value >= goal
         op = "≤" if at_most else "≥"
-        lines.append(f"- {name}: {fmt.format(value)} (target {op} {fmt.format(goal)}) "
+        spread = (f" (median of {len(values)} rounds: "
+                  + ", ".join(fmt.format(v) for v in values) + ")") if len(values) > 1 else ""
+        lines.append(f"- {name}: {fmt.format(value)}{spread} (target {op} {fmt.format(goal)}) "
                      f"{'**met**' if ok else '**missed**'}")
 
+    a, b = ("a", "fp32", 0, 1), ("b", "fp32", 0, 1)
     for size in (1, 32):
-        c16 = find(runs, "c", "fp32", size, 16)
+        c16 = ("c", "fp32", size, 16)
         check(f"server fp32, concurrency 16, {size}-sentence requests vs (a) tokens/s",
-              ratio(c16 and c16.tokens_per_s, a and a.tokens_per_s), 1.5)
+              round_ratios(runs, c16, a), 1.5)
         check(f"server fp32, concurrency 16, {size}-sentence requests vs (b) tokens/s",
-              ratio(c16 and c16.tokens_per_s, b and b.tokens_per_s), 0.9)
-    c1 = find(runs, "c", "fp32", 1, 1)
+              round_ratios(runs, c16, b), 0.9)
+    c1, b1 = find(runs, "c", "fp32", 1, 1), find(runs, "b", "fp32", 1)
     if c1 and b1 and c1.p50_ms is not None and b1.p50_ms is not None:
         check("single one-sentence request p50 minus (b)'s batch-of-one p50",
-              c1.p50_ms - b1.p50_ms, 2.0, "{:.2f} ms", at_most=True)
-    int8 = find(runs, "c", "int8", 1, 16)
-    if int8:
-        check("server int8, concurrency 16, 1-sentence requests vs (a) tokens/s",
-              ratio(int8.tokens_per_s, a and a.tokens_per_s), 2.0)
+              [c1.p50_ms - b1.p50_ms], 2.0, "{:.2f} ms", at_most=True)
+    check("server int8, concurrency 16, 1-sentence requests vs (a) tokens/s",
+          round_ratios(runs, ("c", "int8", 1, 16), a), 2.0)
     return lines
+
+
+def rounds_table(runs: Sequence[Run]) -> list[str]:
+    """tokens/s of every interleaved measurement, one column per round."""
+    rounds = sorted({r.round for r in runs if r.round})
+    if not rounds:
+        return []
+    labels = list(dict.fromkeys((r.system, r.label, r.precision) for r in runs if r.round))
+    lines = ["| | run | precision | " + " | ".join(f"round {n} tokens/s" for n in rounds) + " |",
+             "|---|---|---|" + "---:|" * len(rounds)]
+    for system, label, precision in labels:
+        cells = [next((_num(r.tokens_per_s) for r in runs if r.round == n and r.system == system
+                       and r.label == label and r.precision == precision), "–") for n in rounds]
+        lines.append(f"| {system} | {label} | {precision} | " + " | ".join(cells) + " |")
+    return lines
+
+
+BUSY_SHARE = 0.05
 
 
 def busy_warning(ctx: Context) -> list[str]:
     """Rows measured minutes apart are only comparable on an otherwise idle machine."""
-    if max(ctx.load_before, ctx.load_after) < 1.0:
+    if ctx.other_cpu_share < BUSY_SHARE:
         return []
-    return [f"**Warning: the machine was busy (load average up to "
-            f"{max(ctx.load_before, ctx.load_after):.1f} on {ctx.threads} threads).** Other "
-            "processes took CPU unevenly during the run, so rows measured at different times "
-            "are not comparable and the targets below say little about the code. Rerun "
+    return [f"**Warning: other processes took {ctx.other_cpu_share:.0%} of this machine's "
+            "CPU time during the run.** They took it unevenly, so rows measured at different "
+            "times are not comparable and the targets below say little about the code. Rerun "
             "`make bench` on an idle machine.", ""]
 
 
@@ -112,9 +145,9 @@ def render(ctx: Context, runs: Sequence[Run]) -> str:
         "## Setup", "",
         f"- Machine: {ctx.machine}; {ctx.threads} cores for every system (the run is "
         f"pinned to them; torch set to {ctx.threads} threads, our Embedder and server in "
-        "their default threading: one-thread batches, two per core). Load average (1 min) {ctx.load_before:.2f} before, "
-        f"{ctx.load_after:.2f} after: other processes share these cores, so absolute numbers "
-        "vary between runs; ratios within one run are the comparison.",
+        "their default threading: one-thread batches, two per core). Other processes took "
+        f"{ctx.other_cpu_share:.1%} of the machine's CPU time during the run; absolute "
+        "numbers vary between runs, ratios within one run are the comparison.",
         f"- Versions: {versions}.",
         f"- Model: {ctx.model}.", f"- Corpus: {ctx.corpus}.",
         "- (a) sentence-transformers `encode` (batch 32, what a user runs instead), "
@@ -125,8 +158,12 @@ def render(ctx: Context, runs: Sequence[Run]) -> str:
         "with the same number of sentences. Tokens are real tokens (special tokens in, "
         "padding out). Min cosine: our vectors vs (a)'s on the same sentences.", "",
         *busy_warning(ctx),
-        "## Results", "", HEADER, *(row(r, runs) for r in runs), "",
-        "## Targets", "", *targets(runs), "",
+        "## Results", "", HEADER, *(row(r, runs) for r in runs if not r.round), "",
+        "## Targets", "",
+        "Throughput ratios are taken within each of the interleaved rounds below ((a), (b) "
+        "and the servers measured back to back, so that the CPU's drift over minutes on this "
+        "shared machine cancels out), then their median.", "", *targets(runs), "",
+        "### Interleaved rounds", "", *rounds_table(runs), "",
         "## How close to this CPU's limit", "",
         f"- The model costs {ctx.flops_per_token / 1e6:.1f} MFLOP per token at the corpus's "
         "mean length (matmuls: projections, MLP, attention; `tests/bench/roofline.py`).",

@@ -26,6 +26,7 @@ class Run:
     seconds: float
     latencies_s: tuple[float, ...] = field(default=(), repr=False)
     min_cosine: float | None = None  # vs sentence-transformers, when the vectors were kept
+    round: int = 0  # 0: the main pass; n: the n-th interleaved round (tests/bench/rounds.py)
 
     @property
     def sentences_per_s(self) -> float:
@@ -46,10 +47,11 @@ class Run:
 
 def baseline_for(run: Run, baselines: Sequence[Run]) -> Run:
     """The (a) run a row is compared with: same request size (throughput runs: size 0)."""
-    same = [b for b in baselines if b.system == "a" and b.request_size == run.request_size]
+    main = [b for b in baselines if b.system == "a" and b.round == 0]
+    same = [b for b in main if b.request_size == run.request_size]
     if same:
         return same[0]
-    return next(b for b in baselines if b.system == "a" and b.request_size == 0)
+    return next(b for b in main if b.request_size == 0)
 
 
 def ratio(value: float | None, reference: float | None) -> float | None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from builder.quantize import GATE, kept_fp32
-from tests.bench import roofline
+from tests.bench import report, roofline
 from tests.bench.corpus import load_sentences, split_sentences
 from tests.bench.report import targets
 from tests.bench.stats import Run, baseline_for, percentile_ms, ratio
@@ -111,3 +111,32 @@ def test_int8_keeps_first_and_last_mlp_down_projections() -> None:
     (0.98, 0.992, True), (0.97, 0.99, True), (0.969, 0.995, False), (0.99, 0.989, False)])
 def test_int8_gate_thresholds(min_cos: float, mean_cos: float, passes: bool) -> None:
     assert (GATE.failure(min_cos, mean_cos) is None) is passes
+
+
+def _round_run(system: str, precision: str, size: int, concurrency: int, tokens_per_s: float,
+         round_: int) -> Run:
+    return Run(system, f"{system} {size} {concurrency}", precision, size, concurrency, 10,
+               int(tokens_per_s), 1.0, round=round_)
+
+
+def test_target_ratios_are_taken_within_rounds_then_the_median() -> None:
+    runs = [_round_run("a", "fp32", 0, 1, 1000, 0), _round_run("c", "fp32", 1, 16, 9999, 0)]  # main pass
+    for n, (a, c) in enumerate([(1000, 1600), (500, 700), (2000, 3100)], start=1):
+        runs += [_round_run("a", "fp32", 0, 1, a, n), _round_run("c", "fp32", 1, 16, c, n)]
+    ratios = report.round_ratios(runs, ("c", "fp32", 1, 16), ("a", "fp32", 0, 1))
+    assert ratios == [1.6, 1.4, 1.55]
+    line = next(t for t in report.targets(runs) if t.startswith("- server fp32, concurrency 16, "
+                                                                 "1-sentence requests vs (a)"))
+    assert line.startswith("- server fp32, concurrency 16, 1-sentence requests vs (a) "
+                           "tokens/s: 1.55× (median of 3 rounds: 1.60×, 1.40×, 1.55×)")
+    assert line.endswith("**met**")
+    table = report.rounds_table(runs)
+    assert table[0] == ("| | run | precision | round 1 tokens/s | round 2 tokens/s | "
+                        "round 3 tokens/s |")
+    assert table[2] == "| a | a 0 1 | fp32 | 1,000 | 500 | 2,000 |"
+
+
+def test_without_rounds_the_main_pass_gives_the_ratio() -> None:
+    runs = [_round_run("a", "fp32", 0, 1, 1000, 0), _round_run("c", "fp32", 1, 16, 1200, 0)]
+    assert report.round_ratios(runs, ("c", "fp32", 1, 16), ("a", "fp32", 0, 1)) == [1.2]
+    assert report.rounds_table(runs) == []

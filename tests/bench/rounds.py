@@ -1,0 +1,74 @@
+"""Interleaved rounds for the throughput targets: (a), (b) and the servers, taken in turn.
+
+On a shared machine (a VM here) the CPU's speed drifts by ±10% over minutes, more than some
+of the differences the targets are about. So the target ratios are not taken from runs
+minutes apart: each round measures (a), (b) and the servers at concurrency 16 back to back,
+a ratio is taken within each round, and the report gives the median over rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable, Sequence
+
+import orjson
+
+from tests.bench.http_load import closed_loop
+from tests.bench.local import chunks
+from tests.bench.stats import Run
+from tests.helpers import running_server
+
+CONCURRENCY = 16
+
+
+def interleaved_runs(checkpoint: Path, threads: int, artifacts: dict[str, Path],
+                     sentences: Sequence[str], count_tokens: Callable[[Sequence[str]], int],
+                     rounds: int) -> list[Run]:
+    """`rounds` x [(a) whole corpus, (b) fp32 whole corpus, then for each artifact the
+    server at concurrency 16 with 1- and 32-sentence requests], as Runs tagged by round."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from runtime.config import RuntimeConfig
+    from runtime.embedder import Embedder
+
+    torch.set_num_threads(threads)
+    model = SentenceTransformer(str(checkpoint), device="cpu")
+    tokens = count_tokens(sentences)
+    loop = asyncio.new_event_loop()
+    embedder = Embedder.load(artifacts["fp32"], RuntimeConfig(backend="onnxruntime"))
+    runs: list[Run] = []
+    with ExitStack() as stack:
+        urls = {p: stack.enter_context(running_server(a, "--log-level", "warning"))
+                for p, a in artifacts.items()}
+        loop.run_until_complete(embedder.start())
+        stack.callback(loop.close)
+        stack.callback(lambda: loop.run_until_complete(embedder.close()))
+        for n in range(1, rounds + 1):
+            start = time.perf_counter()
+            model.encode(list(sentences), batch_size=32, normalize_embeddings=True)
+            runs.append(Run("a", "sentence-transformers encode, batch 32", "fp32", 0, 1,
+                            len(sentences), tokens, time.perf_counter() - start, round=n))
+            start = time.perf_counter()
+            loop.run_until_complete(embedder.embed_texts(list(sentences)))
+            runs.append(Run("b", "Embedder, whole corpus in one call", "fp32", 0, 1,
+                            len(sentences), tokens, time.perf_counter() - start, round=n))
+            for precision, url in urls.items():
+                runs += [_server_run(url, precision, sentences, size, count_tokens, n)
+                         for size in (1, 32)]
+    return runs
+
+
+def _server_run(url: str, precision: str, sentences: Sequence[str], size: int,
+                count_tokens: Callable[[Sequence[str]], int], round_: int) -> Run:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    calls = chunks(sentences, size)
+    bodies = [orjson.dumps({"model": "bench", "input": c[0] if size == 1 else c}) for c in calls]
+    seconds, latencies, _ = asyncio.run(closed_loop(host, int(port), bodies, CONCURRENCY))
+    texts = [t for c in calls for t in c]
+    return Run("c", f"HTTP server, {size} sentence{'s' * (size > 1)} per request, "
+               f"concurrency {CONCURRENCY}", precision, size, CONCURRENCY, len(texts),
+               count_tokens(texts), seconds, tuple(latencies), round=round_)
