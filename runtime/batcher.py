@@ -35,7 +35,7 @@ class BatchConfig:
     max_queue_wait_ms: float = 0.0
     # A backend call's fixed cost in padded tokens: batches are split where padding costs
     # more than another call (runtime/batch_plan.py). 0: fill batches greedily.
-    call_cost_tokens: int = 32
+    call_cost_tokens: int = 8
 
 
 def plan_batches(lengths: Sequence[int], cfg: BatchConfig) -> list[list[int]]:

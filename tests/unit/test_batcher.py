@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -16,11 +17,12 @@ from runtime.errors import OverloadedError
 
 def test_plan_batches_counts_padding_against_the_budget() -> None:
     # rows x longest row must fit: 3 rows of width 10 = 30 > 25, so [2, 3] then [10, 10].
-    cfg = BatchConfig(max_batch_tokens=25, max_batch_size=64)
+    # (Greedy filling, call_cost_tokens=0: this is about the budget, not the cost model.)
+    cfg = BatchConfig(max_batch_tokens=25, max_batch_size=64, call_cost_tokens=0)
     assert plan_batches([10, 2, 10, 3], cfg) == [[1, 3], [0, 2]]
     # One token more of budget does not let the third row in: padding counts.
-    assert plan_batches([10, 2, 3], BatchConfig(max_batch_tokens=29)) == [[1, 2], [0]]
-    assert plan_batches([10, 2, 3], BatchConfig(max_batch_tokens=30)) == [[1, 2, 0]]
+    assert plan_batches([10, 2, 3], replace(cfg, max_batch_tokens=29)) == [[1, 2], [0]]
+    assert plan_batches([10, 2, 3], replace(cfg, max_batch_tokens=30)) == [[1, 2, 0]]
 
 
 def test_plan_batches_sorts_by_length_and_caps_rows() -> None:
