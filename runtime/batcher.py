@@ -3,8 +3,10 @@
 Each request's rows go into one pending list; whenever a backend slot is free, the pending
 rows are sorted by length and cut into batches whose padded size (rows x longest row) fits
 the token budget, and the batch holding the oldest row runs next (length-aware, yet nobody
-starves). Results go back to each request's own future; rows of a cancelled request are
-dropped before they reach the backend. No polling: waits are on events and futures.
+starves). A slot takes at most its share of the queue when other slots are idle too (on
+CPU a slot is a core). Results go back to each request's own future; rows of a cancelled
+request are dropped before they reach the backend. No polling: waits are on events and
+futures. Backend threads run below the event loop's priority (BACKEND_NICE).
 """
 
 from __future__ import annotations
