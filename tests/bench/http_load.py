@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -81,22 +81,32 @@ async def closed_loop(host: str, port: int, bodies: Sequence[bytes],
     return seconds, latencies, responses
 
 
+def load_run(url: str, precision: str, sentences: Sequence[str], size: int,
+             concurrency: int, requests: int | None,
+             count_tokens: Callable[[Sequence[str]], int]) -> tuple[Run, list[bytes]]:
+    """`requests` requests of `size` sentences (None: the whole corpus) at `concurrency`:
+    their Run and the raw responses."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    calls = chunks(sentences, size)[:requests]
+    bodies = [orjson.dumps({"model": "bench", "input": c[0] if size == 1 else c})
+              for c in calls]
+    seconds, latencies, responses = asyncio.run(
+        closed_loop(host, int(port), bodies, concurrency))
+    texts = [t for c in calls for t in c]
+    run = Run("c", f"HTTP server, {size} sentence{'s' * (size > 1)} per request, "
+              f"concurrency {concurrency}", precision, size, concurrency, len(texts),
+              count_tokens(texts), seconds, tuple(latencies))
+    return run, responses
+
+
 def server_runs(url: str, precision: str, sentences: Sequence[str], reference: np.ndarray,
                 count_tokens: Callable[[Sequence[str]], int], plan: Sequence[tuple[int, int, int]],
                 ) -> list[Run]:
-    """One Run per (request size, concurrency, requests) in `plan`."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
+    """One Run per (request size, concurrency, requests) in `plan`, vectors checked."""
     runs = []
     for size, concurrency, requests in plan:
-        calls = chunks(sentences, size)[:requests]
-        bodies = [orjson.dumps({"model": "bench", "input": c[0] if size == 1 else c})
-                  for c in calls]
-        seconds, latencies, responses = asyncio.run(
-            closed_loop(host, int(port), bodies, concurrency))
+        run, responses = load_run(url, precision, sentences, size, concurrency, requests,
+                                  count_tokens)
         vectors = np.concatenate([decode_embeddings(orjson.loads(r)) for r in responses])
-        texts = [t for c in calls for t in c]
-        runs.append(Run("c", f"HTTP server, {size} sentence{'s' * (size > 1)} per request, "
-                        f"concurrency {concurrency}", precision, size, concurrency, len(texts),
-                        count_tokens(texts), seconds, tuple(latencies),
-                        min_cosine(vectors, reference[:len(texts)])))
+        runs.append(replace(run, min_cosine=min_cosine(vectors, reference[:run.sentences])))
     return runs

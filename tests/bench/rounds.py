@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import orjson
-
-from tests.bench.http_load import closed_loop
-from tests.bench.local import chunks
+from tests.bench.http_load import load_run
 from tests.bench.stats import Run
 from tests.helpers import running_server
 
@@ -57,18 +55,7 @@ def interleaved_runs(checkpoint: Path, threads: int, artifacts: dict[str, Path],
             runs.append(Run("b", "Embedder, whole corpus in one call", "fp32", 0, 1,
                             len(sentences), tokens, time.perf_counter() - start, round=n))
             for precision, url in urls.items():
-                runs += [_server_run(url, precision, sentences, size, count_tokens, n)
+                runs += [replace(load_run(url, precision, sentences, size, CONCURRENCY,
+                                          None, count_tokens)[0], round=n)
                          for size in (1, 32)]
     return runs
-
-
-def _server_run(url: str, precision: str, sentences: Sequence[str], size: int,
-                count_tokens: Callable[[Sequence[str]], int], round_: int) -> Run:
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    calls = chunks(sentences, size)
-    bodies = [orjson.dumps({"model": "bench", "input": c[0] if size == 1 else c}) for c in calls]
-    seconds, latencies, _ = asyncio.run(closed_loop(host, int(port), bodies, CONCURRENCY))
-    texts = [t for c in calls for t in c]
-    return Run("c", f"HTTP server, {size} sentence{'s' * (size > 1)} per request, "
-               f"concurrency {CONCURRENCY}", precision, size, CONCURRENCY, len(texts),
-               count_tokens(texts), seconds, tuple(latencies), round=round_)
