@@ -20,6 +20,9 @@ class BackendLimits:
     # keeps a batch's rows inside one bucket. Empty: any length mixes.
     seq_buckets: tuple[int, ...] = ()
     concurrency: int = 1  # batches the backend runs at once (TensorRT: execution contexts)
+    # Padded tokens per call the backend runs fastest at; 0: no preference (the batcher's
+    # default budget). Used when --max-batch-tokens is not given.
+    max_batch_tokens: int = 0
 
 
 class Backend(Protocol):

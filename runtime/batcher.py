@@ -25,9 +25,14 @@ from runtime import batch_plan
 from runtime.errors import NotReadyError, OverloadedError, QueueTimeoutError
 
 
+DEFAULT_BATCH_TOKENS = 16384
+
+
 @dataclass(frozen=True)
 class BatchConfig:
-    max_batch_tokens: int = 16384  # rows x longest row, padding included
+    # Rows x longest row, padding included. None: the backend's preference
+    # (BackendLimits.max_batch_tokens), else DEFAULT_BATCH_TOKENS.
+    max_batch_tokens: int | None = None
     max_batch_size: int = 64
     max_wait_ms: float = 1.0  # gather window once the backend is idle
     max_queue_rows: int = 8192  # pending rows beyond which requests get 429
@@ -42,8 +47,8 @@ class BatchConfig:
 
 def plan_batches(lengths: Sequence[int], cfg: BatchConfig) -> list[list[int]]:
     """Indices of `lengths` grouped into batches (runtime.batch_plan, with cfg's limits)."""
-    return batch_plan.plan_batches(lengths, cfg.max_batch_tokens, cfg.max_batch_size,
-                                   cfg.seq_buckets, cfg.call_cost_tokens)
+    return batch_plan.plan_batches(lengths, cfg.max_batch_tokens or DEFAULT_BATCH_TOKENS,
+                                   cfg.max_batch_size, cfg.seq_buckets, cfg.call_cost_tokens)
 
 
 @dataclass(eq=False)

@@ -13,7 +13,7 @@ import numpy as np
 
 from models.spec import ModelSpec
 from runtime.backend import Backend, pad_batch
-from runtime.batcher import Batcher
+from runtime.batcher import DEFAULT_BATCH_TOKENS, Batcher
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequestError
 from runtime.manifest import Manifest
@@ -39,9 +39,12 @@ class Embedder:
         self.backend = backend
         self.config = config
         self.tokenizer = TextTokenizer(self.artifact / manifest.tokenizer, self.spec.max_len)
-        batch_cfg = replace(config.batch, seq_buckets=backend.limits.seq_buckets or
+        limits = backend.limits
+        batch_cfg = replace(config.batch, seq_buckets=limits.seq_buckets or
                             config.batch.seq_buckets,
-                            concurrency=max(config.batch.concurrency, backend.limits.concurrency))
+                            concurrency=max(config.batch.concurrency, limits.concurrency),
+                            max_batch_tokens=config.batch.max_batch_tokens or
+                            limits.max_batch_tokens or DEFAULT_BATCH_TOKENS)
         self.batcher = Batcher(self._run_batch, batch_cfg)
         self._tok_pool = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="tokenize")
 

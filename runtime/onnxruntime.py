@@ -6,7 +6,8 @@ concurrent clients: one-thread batches gave +33% over one two-thread batch at a 
 threads stall on each other whenever the event loop takes a core), and two per core another
 +10-20% (a core has a batch to run while the rows of another are answered and replaced).
 A small batch that runs alone (an idle server's single request) uses every core, for the
-lowest latency. That needs a second session holding a second copy of the weights, so it is
+lowest latency. One-thread batches are kept small (one_thread_batch_tokens): a batch's
+activations then stay near the core's own caches. That needs a second session holding a second copy of the weights, so it is
 made for graphs under DUAL_SESSION_MAX_BYTES only. `threads=N` gives one session of N threads.
 """
 
@@ -27,6 +28,17 @@ log = logging.getLogger(__name__)
 DUAL_SESSION_MAX_BYTES = 1 << 30
 SOLO_MAX_TOKENS = 256  # padded tokens of a lone batch that gets every core
 IN_FLIGHT_PER_CORE = 2
+# Padded tokens x model width per one-thread batch. Measured here (AMD EPYC, 512 KiB L2 per
+# core, 16 clients of 32 sentences): all-MiniLM (width 384) served +15-25% with batches of
+# 384-1024 tokens over 1856 (64 rows), a BERT-base shape (768) +12% at 256 tokens, with
+# 128 and 384 slower.
+BATCH_TOKEN_WIDTH = 196_608
+MIN_BATCH_TOKENS = 64
+
+
+def one_thread_batch_tokens(width: int) -> int:
+    """The padded-token budget of a one-thread batch for a model `width` wide; 0: none."""
+    return max(MIN_BATCH_TOKENS, BATCH_TOKEN_WIDTH // width) if width > 0 else 0
 
 
 def _session_options(threads: int) -> Any:
@@ -47,7 +59,8 @@ def _graph_bytes(onnx_path: Path) -> int:
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, onnx_path: str | Path, limits: BackendLimits, threads: int = 0):
+    def __init__(self, onnx_path: str | Path, limits: BackendLimits, threads: int = 0,
+                 width: int = 0):
         import onnxruntime as ort
 
         onnx_path = Path(onnx_path)
@@ -65,10 +78,14 @@ class OnnxRuntimeBackend:
         # (answers written, the next requests parsed), another batch keeps the core busy.
         # Measured here, 16 one-sentence clients: +10-20% over one batch per core.
         in_flight = IN_FLIGHT_PER_CORE * cores if adaptive else max(1, limits.concurrency)
-        self.limits = BackendLimits(limits.max_batch_size, limits.max_seq_len,
-                                    limits.seq_buckets, concurrency=in_flight)
+        self.limits = BackendLimits(
+            limits.max_batch_size, limits.max_seq_len, limits.seq_buckets,
+            concurrency=in_flight,
+            max_batch_tokens=one_thread_batch_tokens(width) if adaptive else 0)
         log.info("onnxruntime %s, providers %s, %s", ort.__version__, self.providers,
-                 f"{in_flight} one-thread batches at once, {cores} threads for a small lone one"
+                 f"{in_flight} one-thread batches at once (up to "
+                 f"{self.limits.max_batch_tokens or 'any number of'} padded tokens), "
+                 f"{cores} threads for a small lone one"
                  if adaptive
                  else f"{threads or cores} threads")
 

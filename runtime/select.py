@@ -72,4 +72,6 @@ def load_backend(artifact: Path, manifest: Manifest, config: RuntimeConfig,
     from runtime.onnxruntime import OnnxRuntimeBackend
 
     limits = BackendLimits(config.batch.max_batch_size, manifest.spec.max_len)
-    return OnnxRuntimeBackend(artifact / manifest.graphs[tower], limits, config.threads)
+    # The text tower's width sizes its CPU batches; other towers keep the default budget.
+    width = manifest.spec.dims if tower == "text" else 0
+    return OnnxRuntimeBackend(artifact / manifest.graphs[tower], limits, config.threads, width)

@@ -49,8 +49,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--backend", default="auto", choices=BACKENDS)
     ap.add_argument("--artifact-cache", type=Path, default=DEFAULT_CACHE,
                     help="where checkpoints are built on first use (env TRT_EMBED_CACHE)")
-    ap.add_argument("--max-batch-tokens", type=int, default=16384,
-                    help="padded tokens (rows x longest row) per backend call")
+    ap.add_argument("--max-batch-tokens", type=int, default=None,
+                    help="padded tokens (rows x longest row) per backend call; default "
+                    "16384, or on CPU (one-thread ONNX Runtime batches) 196608 / model width")
     ap.add_argument("--max-batch-size", type=int, default=64)
     ap.add_argument("--max-wait-ms", type=float, default=1.0,
                     help="how long an idle batcher waits for company")
