@@ -6,9 +6,10 @@ concurrent clients: one-thread batches gave +33% over one two-thread batch at a 
 threads stall on each other whenever the event loop takes a core), and two per core another
 +10-20% (a core has a batch to run while the rows of another are answered and replaced).
 A small batch that runs alone (an idle server's single request) uses every core, for the
-lowest latency. One-thread batches are kept small (one_thread_batch_tokens): a batch's
-activations then stay near the core's own caches. That needs a second session holding a second copy of the weights, so it is
-made for graphs under DUAL_SESSION_MAX_BYTES only. `threads=N` gives one session of N threads.
+lowest latency. That needs a second session holding a second copy of the weights, so it is
+made for graphs under DUAL_SESSION_MAX_BYTES only. One-thread batches are kept small
+(one_thread_batch_tokens): a batch's activations then stay near the core's own caches.
+`threads=N` gives one session of N threads.
 """
 
 from __future__ import annotations
