@@ -31,13 +31,15 @@ class TextTokenizer:
 
     def encode(self, texts: Sequence[str], truncate: bool) -> list[list[int]]:
         """Token ids per text, special tokens included; too long -> 400 unless truncating."""
-        encodings = self._plain.encode_batch(list(texts), add_special_tokens=True)
+        # _fast: no character offsets (unused here); the same ids, ~20% less time per call.
+        encodings = self._plain.encode_batch_fast(list(texts), add_special_tokens=True)
         rows = [e.ids for e in encodings]
         too_long = [i for i, row in enumerate(rows) if len(row) > self.max_len]
         if too_long and not truncate:
             raise _too_long(too_long[0], len(rows[too_long[0]]), self.max_len)
         if too_long:
-            cut = self._truncating.encode_batch([texts[i] for i in too_long], add_special_tokens=True)
+            cut = self._truncating.encode_batch_fast([texts[i] for i in too_long],
+                                                     add_special_tokens=True)
             for i, enc in zip(too_long, cut):
                 rows[i] = enc.ids
         return rows

@@ -9,16 +9,15 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI, Request, Response
 
-from runtime.embedder import Embedder, EmbeddingResult
+from runtime.embedder import Embedder
 from runtime.errors import NotReadyError
 from server import errors
 from server.config import ServerConfig
-from server.encode import embeddings_body
+from server.embeddings_route import EmbeddingsRoute, answer
 from server.guards import ApiKeyMiddleware, BodyLimitMiddleware
-from server.lifecycle import Readiness, load_embedder, unless_disconnected, warm_up
-from server.metrics import CLIENT_CLOSED, Metrics, MetricsMiddleware
-from server.inputs import classify_input
-from server.protocol import REQUEST_SCHEMA, EmbeddingRequest, parse_request
+from server.lifecycle import Readiness, load_embedder, warm_up
+from server.metrics import Metrics, MetricsMiddleware
+from server.protocol import REQUEST_SCHEMA
 
 
 def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAPI:
@@ -48,18 +47,9 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
 
     @app.post("/v1/embeddings", openapi_extra=REQUEST_SCHEMA)
     async def embeddings(request: Request) -> Response:
-        # The body is parsed here, whatever the Content-Type: curl -d sends form-encoded.
-        body = parse_request(await request.body())
-        kind, items = classify_input(body.input, config.max_inputs_per_request)
-        answered, result = await unless_disconnected(
-            request, _embed(request.app.state.embedder, kind, items, body))
-        if not answered:  # nobody to answer; its queued inputs never reach the backend
-            metrics.disconnects.inc()
-            return Response(status_code=CLIENT_CLOSED)
-        metrics.prompt_tokens.inc(result.prompt_tokens)
-        model = body.model or config.served_model_name
-        return Response(embeddings_body(result.vectors, body.encoding_format, model,
-                                        result.prompt_tokens), media_type="application/json")
+        # Declared for /openapi.json: EmbeddingsRoute answers these requests before routing.
+        return await answer(request.app.state.embedder, config, metrics, await request.body(),
+                            request.receive)
 
     @app.get("/ready")
     async def ready() -> Response:
@@ -108,7 +98,8 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
 
 
 def _add_middleware(app: FastAPI, config: ServerConfig, metrics: Metrics) -> None:
-    """Innermost first: body cap, then auth (401 before any body is read), then metrics."""
+    """Innermost first: the embeddings fast path, the body cap, then auth (401 before any body is read), then metrics."""
+    app.add_middleware(EmbeddingsRoute, config=config, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes)
     if config.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=config.api_key)
@@ -120,15 +111,4 @@ def _add_middleware(app: FastAPI, config: ServerConfig, metrics: Metrics) -> Non
         return paths
 
     app.add_middleware(MetricsMiddleware, metrics=metrics, paths=known_paths)
-
-
-async def _embed(emb: Embedder, kind: str, items: list, body: EmbeddingRequest
-                 ) -> EmbeddingResult:
-    if kind == "tokens":
-        return await emb.embed_tokens(items, truncate=body.truncate, dimensions=body.dimensions)
-    if kind == "text":
-        return await emb.embed_texts(items, truncate=body.truncate,
-                                     prompt_name=body.prompt_name, dimensions=body.dimensions)
-    return await emb.embed_items(items, truncate=body.truncate, prompt_name=body.prompt_name,
-                                 dimensions=body.dimensions)
 

@@ -14,7 +14,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.protocol import validation_message
 from runtime.errors import (
-    ApplianceError,
     InvalidRequestError,
     NotReadyError,
     OverloadedError,
@@ -35,34 +34,32 @@ def error_response(status: int, message: str, type_: str, param: str | None = No
                         headers=headers)
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+def response_for(exc: Exception) -> JSONResponse:
+    """The answer to any exception a request raised: the one mapping, shared by FastAPI's
+    handlers and the /v1/embeddings fast path (server/embeddings_route.py)."""
+    if isinstance(exc, RequestValidationError):
         message, param = validation_message(list(exc.errors()))
         return error_response(400, message, "invalid_request_error", param, "invalid_value")
-
-    @app.exception_handler(InvalidRequestError)
-    async def _invalid(_: Request, exc: InvalidRequestError) -> JSONResponse:
+    if isinstance(exc, InvalidRequestError):
         return error_response(exc.status, exc.message, "invalid_request_error", exc.param,
                               exc.code)
-
-    @app.exception_handler(OverloadedError)
-    async def _overloaded(_: Request, exc: OverloadedError) -> JSONResponse:
+    if isinstance(exc, OverloadedError):
         return error_response(429, exc.message, "rate_limit_error", None, "overloaded",
                               headers={"Retry-After": str(max(1, round(exc.retry_after_s)))})
-
-    @app.exception_handler(QueueTimeoutError)
-    @app.exception_handler(NotReadyError)
-    async def _unavailable(_: Request, exc: ApplianceError) -> JSONResponse:
+    if isinstance(exc, (QueueTimeoutError, NotReadyError)):
         return error_response(503, str(exc), "service_unavailable", None, "unavailable")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if isinstance(exc, StarletteHTTPException):
         type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
         return error_response(exc.status_code, str(exc.detail), type_, None, None,
                               headers=getattr(exc, "headers", None))
+    log.error("unhandled error", exc_info=exc)  # a 5xx is a bug: log it with its traceback
+    return error_response(500, "Internal server error.", "server_error", None, None)
 
-    @app.exception_handler(Exception)
-    async def _bug(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")  # a 5xx is a bug: log it with its traceback
-        return error_response(500, "Internal server error.", "server_error", None, None)
+
+def install(app: FastAPI) -> None:
+    async def handler(_: Request, exc: Exception) -> JSONResponse:
+        return response_for(exc)
+
+    for kind in (RequestValidationError, InvalidRequestError, OverloadedError,
+                 QueueTimeoutError, NotReadyError, StarletteHTTPException, Exception):
+        app.add_exception_handler(kind, handler)
