@@ -1,7 +1,8 @@
 """In-process runs: (a) sentence-transformers `encode`, (b) our Embedder without HTTP.
 
 Both see the same sentences, thread count and call shapes: the whole corpus at batch 32
-(throughput), one sentence per call and 32 sentences per call (latency).
+(throughput), one sentence per call and 32 sentences per call (latency). (b) also takes the
+server's one-sentence load without HTTP: 16 callers of one sentence each, concurrently.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from tests.bench.stats import Run
 
 Encode = Callable[[list[str]], np.ndarray]
+CALLERS = 16  # as the server's concurrency-16 runs
 
 
 def chunks(items: Sequence[str], size: int) -> list[list[str]]:
@@ -39,6 +41,24 @@ def _latency_runs(system: str, name: str, precision: str, encode: Encode,
                         precision, size, 1, len(texts), count_tokens(texts), sum(latencies),
                         tuple(latencies)))
     return runs
+
+
+def concurrent_callers(embedder, loop: asyncio.AbstractEventLoop,  # type: ignore[no-untyped-def]
+                       sentences: Sequence[str], concurrency: int) -> float:
+    """Seconds for `concurrency` callers to embed every sentence, one per call, each
+    caller sending its next sentence when its last one came back (the server's load)."""
+    queue = iter(sentences)
+
+    async def caller() -> None:
+        for text in queue:  # one shared iterator: each sentence is taken once
+            await embedder.embed_texts([text])
+
+    async def all_callers() -> None:
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+
+    start = time.perf_counter()
+    loop.run_until_complete(all_callers())
+    return time.perf_counter() - start
 
 
 def sentence_transformers_runs(checkpoint: Path, sentences: Sequence[str], threads: int,
@@ -87,8 +107,11 @@ def embedder_runs(artifact: Path, sentences: Sequence[str],
         seconds = time.perf_counter() - start
         whole = Run("b", "Embedder, whole corpus in one call (length-sorted batches)",
                     precision, 0, 1, len(sentences), count_tokens(sentences), seconds)
-        runs = [whole] + _latency_runs("b", "Embedder", precision, encode, sentences,
-                                       count_tokens, samples)
+        seconds = concurrent_callers(embedder, loop, sentences, CALLERS)
+        callers = Run("b", f"Embedder, 1 sentence per call, {CALLERS} concurrent callers",
+                      precision, 1, CALLERS, len(sentences), count_tokens(sentences), seconds)
+        runs = [whole, callers] + _latency_runs("b", "Embedder", precision, encode, sentences,
+                                                count_tokens, samples)
     finally:
         loop.run_until_complete(embedder.close())
         loop.close()

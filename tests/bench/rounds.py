@@ -16,17 +16,20 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from tests.bench.http_load import load_run
+from tests.bench.local import concurrent_callers
 from tests.bench.stats import Run
 from tests.helpers import running_server
 
 CONCURRENCY = 16
+LATENCY_CALLS = 100  # one-sentence calls per round for the single-request latency target
 
 
 def interleaved_runs(checkpoint: Path, threads: int, artifacts: dict[str, Path],
                      sentences: Sequence[str], count_tokens: Callable[[Sequence[str]], int],
                      rounds: int) -> list[Run]:
-    """`rounds` x [(a) whole corpus, (b) fp32 whole corpus, then for each artifact the
-    server at concurrency 16 with 1- and 32-sentence requests], as Runs tagged by round."""
+    """`rounds` x [(a) whole corpus, (b) fp32 whole corpus and 16 one-sentence callers, (b)
+    and the fp32 server one sentence at a time, then for each artifact the server at
+    concurrency 16 with 1- and 32-sentence requests], as Runs tagged by round."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -54,8 +57,30 @@ def interleaved_runs(checkpoint: Path, threads: int, artifacts: dict[str, Path],
             loop.run_until_complete(embedder.embed_texts(list(sentences)))
             runs.append(Run("b", "Embedder, whole corpus in one call", "fp32", 0, 1,
                             len(sentences), tokens, time.perf_counter() - start, round=n))
+            seconds = concurrent_callers(embedder, loop, sentences, CONCURRENCY)
+            runs.append(Run("b", f"Embedder, 1 sentence per call, {CONCURRENCY} concurrent "
+                            "callers", "fp32", 1, CONCURRENCY, len(sentences), tokens, seconds,
+                            round=n))
+            runs += latency_pair(embedder, loop, urls["fp32"], sentences, count_tokens, n)
             for precision, url in urls.items():
                 runs += [replace(load_run(url, precision, sentences, size, CONCURRENCY,
                                           None, count_tokens)[0], round=n)
                          for size in (1, 32)]
     return runs
+
+
+def latency_pair(embedder, loop: asyncio.AbstractEventLoop, url: str,  # type: ignore[no-untyped-def]
+                 sentences: Sequence[str], count_tokens: Callable[[Sequence[str]], int],
+                 round_: int) -> list[Run]:
+    """The same one-sentence calls, one at a time, to (b) and to the server: back to back,
+    so that their p50s are compared at the same CPU speed."""
+    calls = list(sentences[:LATENCY_CALLS])
+    latencies = []
+    for text in calls:
+        start = time.perf_counter()
+        loop.run_until_complete(embedder.embed_texts([text]))
+        latencies.append(time.perf_counter() - start)
+    b = Run("b", "Embedder, 1 sentence per call", "fp32", 1, 1, len(calls),
+            count_tokens(calls), sum(latencies), tuple(latencies), round=round_)
+    c = load_run(url, "fp32", calls, 1, 1, None, count_tokens)[0]
+    return [b, replace(c, round=round_)]

@@ -131,12 +131,43 @@ def test_target_ratios_are_taken_within_rounds_then_the_median() -> None:
                            "tokens/s: 1.55× (median of 3 rounds: 1.60×, 1.40×, 1.55×)")
     assert line.endswith("**met**")
     table = report.rounds_table(runs)
-    assert table[0] == ("| | run | precision | round 1 tokens/s | round 2 tokens/s | "
-                        "round 3 tokens/s |")
-    assert table[2] == "| a | a 0 1 | fp32 | 1,000 | 500 | 2,000 |"
+    assert table[0] == "| | run | precision | round 1 | round 2 | round 3 |"
+    assert table[2] == "| a | a 0 1 | fp32 | 1,000 tokens/s | 500 tokens/s | 2,000 tokens/s |"
 
 
 def test_without_rounds_the_main_pass_gives_the_ratio() -> None:
     runs = [_round_run("a", "fp32", 0, 1, 1000, 0), _round_run("c", "fp32", 1, 16, 1200, 0)]
     assert report.round_ratios(runs, ("c", "fp32", 1, 16), ("a", "fp32", 0, 1)) == [1.2]
     assert report.rounds_table(runs) == []
+
+
+def test_one_sentence_gap_splits_http_from_batch_size() -> None:
+    runs = []
+    for n, (whole, callers, server) in enumerate([(2000, 1800, 1620), (1000, 800, 760)], start=1):
+        runs += [_round_run("b", "fp32", 0, 1, whole, n), _round_run("b", "fp32", 1, 16, callers, n),
+                 _round_run("c", "fp32", 1, 16, server, n)]
+    lines = report.one_sentence_gap(runs)
+    assert lines[2] == ("- HTTP: the server at concurrency 16 vs (b) fed by 16 concurrent "
+                        "one-sentence callers without HTTP: 0.93× (0.90×, 0.95×).")
+    assert lines[3].startswith("- Batch size: those 16 callers vs (b) on the whole corpus: "
+                               "0.85× (0.90×, 0.80×).")
+    assert report.one_sentence_gap(runs[:1]) == []
+
+
+def _latency_run(system: str, p50_ms: float, round_: int) -> Run:
+    return Run(system, f"{system} latency", "fp32", 1, 1, 3, 30, 0.03,
+               (p50_ms / 1000 - 0.001, p50_ms / 1000, p50_ms / 1000 + 0.001), round=round_)
+
+
+def test_latency_target_is_the_median_of_per_round_deltas() -> None:
+    main = [_latency_run("c", 30.0, 0), _latency_run("b", 10.0, 0)]  # minutes apart: ignored
+    rounds = [_latency_run(s, p, n) for n, pair in enumerate([(12.0, 10.5), (9.0, 8.5),
+                                                             (14.0, 11.0)], start=1)
+              for s, p in zip("cb", pair)]
+    deltas = report.p50_deltas(main + rounds, ("c", "fp32", 1, 1), ("b", "fp32", 1, 1))
+    assert deltas == pytest.approx([1.5, 0.5, 3.0])
+    line = next(t for t in report.targets(main + rounds) if t.startswith("- single"))
+    assert "1.50 ms (median of 3 rounds: 1.50 ms, 0.50 ms, 3.00 ms)" in line
+    assert line.endswith("**met**")
+    assert report.p50_deltas(main, ("c", "fp32", 1, 1), ("b", "fp32", 1, 1)) == [20.0]
+    assert report.rounds_table(rounds)[2] == "| c | c latency | fp32 | p50 12.0 ms | p50 9.0 ms | p50 14.0 ms |"
