@@ -51,9 +51,9 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     p.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
     p.add_argument("--rounds", type=int, default=None,
-                   help="interleaved rounds for the target ratios (default 3, --quick 1)")
+                   help="interleaved rounds for the target ratios (default 5, --quick 1)")
     a = p.parse_args(argv)
-    rounds = a.rounds if a.rounds is not None else 1 if a.quick else 3
+    rounds = a.rounds if a.rounds is not None else 1 if a.quick else 5
     return BenchConfig(a.model_path or minilm_checkpoint(), a.threads, a.quick, a.int8,
                        a.output, a.cache, rounds)
 
