@@ -153,6 +153,7 @@ def context(cfg: BenchConfig, started: str, usage_before: tuple[float, float, fl
         corpus=f"{len(sentences)} distinct sentences of the Lee background corpus (ABC news, "
                f"shipped in gensim's wheel), {mean_len:.1f} tokens on average",
         flops_per_token=tower.flops_per_token(round(mean_len)), matmul_flops=rate,
+        matmul_weight_bytes=tower.layers * tower.layer_params * 4,
         int8_quality=int8_quality)
 
 

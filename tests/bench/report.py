@@ -23,6 +23,7 @@ class Context:
     model: str
     corpus: str
     flops_per_token: float  # at the corpus's mean length
+    matmul_weight_bytes: int  # fp32 bytes of the layers' matmul weights, read once per call
     matmul_flops: float  # measured fp32 matmul rate, FLOP/s
     int8_quality: str  # "" when int8 was not run
 
@@ -116,7 +117,7 @@ def targets(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
-def one_sentence_gap(runs: Sequence[Run]) -> list[str]:
+def one_sentence_gap(runs: Sequence[Run], weight_bytes: int) -> list[str]:
     """Splits the one-sentence server's distance to (b) in two, per round: what HTTP costs
     (the same 16 one-sentence callers without it) and what small batches cost."""
     callers = ("b", "fp32", 1, 16)
@@ -134,8 +135,8 @@ def one_sentence_gap(runs: Sequence[Run]) -> list[str]:
             f"callers without HTTP: {spread(http)}.",
             f"- Batch size: those 16 callers vs (b) on the whole corpus: {spread(small)}. Sixteen "
             "one-sentence callers keep only a few rows per batch (more rows would mean more "
-            "padding), and every backend call has a fixed cost: on one thread here, 16 rows "
-            "of 29 tokens took 8.7 ms a row, one row alone 11.5 ms.", ""]
+            "padding), and every backend call reads all the fp32 matmul weights "
+            f"({weight_bytes / 1e6:.0f} MB) from memory, however few its rows.", ""]
 
 
 def rounds_table(runs: Sequence[Run]) -> list[str]:
@@ -207,7 +208,7 @@ def render(ctx: Context, runs: Sequence[Run]) -> str:
         "Throughput ratios are taken within each of the interleaved rounds below ((a), (b) "
         "and the servers measured back to back, so that the CPU's drift over minutes on this "
         "shared machine cancels out), then their median.", "", *targets(runs), "",
-        *one_sentence_gap(runs),
+        *one_sentence_gap(runs, ctx.matmul_weight_bytes),
         "### Interleaved rounds", "", *rounds_table(runs), "",
         "## How close to this CPU's limit", "",
         f"- The model costs {ctx.flops_per_token / 1e6:.1f} MFLOP per token at the corpus's "

@@ -146,12 +146,13 @@ def test_one_sentence_gap_splits_http_from_batch_size() -> None:
     for n, (whole, callers, server) in enumerate([(2000, 1800, 1620), (1000, 800, 760)], start=1):
         runs += [_round_run("b", "fp32", 0, 1, whole, n), _round_run("b", "fp32", 1, 16, callers, n),
                  _round_run("c", "fp32", 1, 16, server, n)]
-    lines = report.one_sentence_gap(runs)
+    lines = report.one_sentence_gap(runs, 42_467_328)
     assert lines[2] == ("- HTTP: the server at concurrency 16 vs (b) fed by 16 concurrent "
                         "one-sentence callers without HTTP: 0.93× (0.90×, 0.95×).")
     assert lines[3].startswith("- Batch size: those 16 callers vs (b) on the whole corpus: "
                                "0.85× (0.90×, 0.80×).")
-    assert report.one_sentence_gap(runs[:1]) == []
+    assert "(42 MB) from memory" in lines[3]
+    assert report.one_sentence_gap(runs[:1], 1) == []
 
 
 def _latency_run(system: str, p50_ms: float, round_: int) -> Run:
