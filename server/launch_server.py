@@ -60,8 +60,9 @@ def parser() -> argparse.ArgumentParser:
     _reliability_flags(p.add_argument_group("limits, auth and shutdown"))
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
     ap.add_argument("--batches-in-flight", type=int, default=1,
-                    help="batches the backend runs at once (ONNX Runtime: with --threads 1, "
-                         "one per core); TensorRT uses one per execution context")
+                    help="batches the backend runs at once with an explicit --threads "
+                         "(adaptive ONNX Runtime runs two per core; a larger value raises "
+                         "that); TensorRT uses one per execution context")
     ap.add_argument("--trt-contexts", type=int, default=2,
                     help="TensorRT execution contexts, one CUDA stream each (batches in flight)")
     md = p.add_argument_group("image inputs (multimodal models)")
