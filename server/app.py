@@ -98,7 +98,8 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
 
 
 def _add_middleware(app: FastAPI, config: ServerConfig, metrics: Metrics) -> None:
-    """Innermost first: the embeddings fast path, the body cap, then auth (401 before any body is read), then metrics."""
+    """Innermost first: the embeddings fast path, the body cap, then auth (401 before any
+    body is read), then metrics."""
     app.add_middleware(EmbeddingsRoute, config=config, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes)
     if config.api_key:

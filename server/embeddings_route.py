@@ -90,4 +90,3 @@ async def _embed(emb: Embedder, kind: str, items: list[Any], body: EmbeddingRequ
                                      prompt_name=body.prompt_name, dimensions=body.dimensions)
     return await emb.embed_items(items, truncate=body.truncate, prompt_name=body.prompt_name,
                                  dimensions=body.dimensions)
-

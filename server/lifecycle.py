@@ -83,22 +83,23 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> tuple[boo
     caller = asyncio.current_task()
     assert caller is not None
     watcher = asyncio.ensure_future(_until_disconnect(receive))
-    state = {"waiting": True, "left": False}
+    waiting, left = True, False
 
     def on_watcher_done(w: asyncio.Future) -> None:
+        nonlocal left
         # Only while `work` is awaited: afterwards a late cancel would hit the response.
-        if state["waiting"] and not w.cancelled() and w.exception() is None:
-            state["left"] = True
+        if waiting and not w.cancelled() and w.exception() is None:
+            left = True
             caller.cancel()
 
     watcher.add_done_callback(on_watcher_done)
     try:
         return True, await work
     except asyncio.CancelledError:
-        if not state["left"]:  # cancelled from outside (shutdown): not ours to swallow
+        if not left:  # cancelled from outside (shutdown): not ours to swallow
             raise
         caller.uncancel()
         return False, None
     finally:
-        state["waiting"] = False
+        waiting = False
         watcher.cancel()
