@@ -10,7 +10,6 @@ threads never share a context or a stream.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import queue
 from dataclasses import dataclass
@@ -20,8 +19,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from runtime.backend import BackendLimits
+from runtime.cuda_buffers import StreamBuffers
 from runtime.errors import ApplianceError, ArtifactError
-from runtime.gpu import cuda_call, import_cudart, import_tensorrt, machine
+from runtime.gpu import import_tensorrt, machine
 from runtime.manifest import Manifest
 from runtime.trt_plan import (Profile, buffer_bytes, check_compatible, choose_profile,
                               seq_buckets, split_rows)
@@ -35,9 +35,7 @@ class _Slot:
     """One execution context with its stream and its device + pinned host buffers."""
 
     context: Any
-    stream: int
-    device: dict[str, int]  # tensor -> device pointer
-    host: dict[str, np.ndarray]  # tensor -> pinned bytes (uint8 view)
+    buffers: StreamBuffers
     profile: int = -1
 
 
@@ -52,7 +50,6 @@ class TensorRtBackend:
         for warning in check_compatible(plan, machine()):
             log.warning(warning)
         self.trt = import_tensorrt()
-        self.cudart = import_cudart()
         self.inputs = tuple(manifest.spec.inputs)
         self.profiles = tuple(Profile.from_dict(p) for p in plan["profiles"])
         self.dims = manifest.spec.dims
@@ -81,14 +78,10 @@ class TensorRtBackend:
         context = self.engine.create_execution_context()
         if context is None:
             raise ApplianceError(f"TensorRT could not create execution context {index}")
-        stream = cuda_call(self.cudart.cudaStreamCreateWithFlags(self.cudart.cudaStreamNonBlocking))
-        device, host = {}, {}
-        for tensor, size in self._sizes.items():
-            device[tensor] = cuda_call(self.cudart.cudaMalloc(size))
-            pinned = cuda_call(self.cudart.cudaMallocHost(size))
-            host[tensor] = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(pinned))
-            context.set_tensor_address(tensor, device[tensor])  # fixed for the slot's life
-        return _Slot(context, int(stream), device, host)
+        buffers = StreamBuffers(self._sizes)
+        for tensor, pointer in buffers.device.items():
+            context.set_tensor_address(tensor, pointer)  # fixed for the slot's life
+        return _Slot(context, buffers)
 
     def embed(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         batch, seq = feeds[self.inputs[0]].shape
@@ -102,34 +95,23 @@ class TensorRtBackend:
             self._free.put(slot)
 
     def _run(self, slot: _Slot, profile: int, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
-        cudart, stream = self.cudart, slot.stream
+        buffers = slot.buffers
         if slot.profile != profile:
-            if not slot.context.set_optimization_profile_async(profile, stream):
+            if not slot.context.set_optimization_profile_async(profile, buffers.stream):
                 raise ApplianceError(f"TensorRT refused optimisation profile {profile}")
             slot.profile = profile
-        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         for name in self.inputs:
             data = np.ascontiguousarray(feeds[name], dtype=np.int64)
-            slot.host[name][: data.nbytes] = data.view(np.uint8).reshape(-1)
-            cuda_call(cudart.cudaMemcpyAsync(slot.device[name], slot.host[name].ctypes.data,
-                                             data.nbytes, h2d, stream))
+            buffers.upload(name, data)
             if not slot.context.set_input_shape(name, data.shape):
                 raise ApplianceError(f"TensorRT refused shape {data.shape} for {name}")
-        if not slot.context.execute_async_v3(stream):
+        if not slot.context.execute_async_v3(buffers.stream):
             raise ApplianceError("TensorRT execute_async_v3 failed; see the log above")
         rows = len(feeds[self.inputs[0]])
-        nbytes = rows * self.dims * 4
-        cuda_call(cudart.cudaMemcpyAsync(slot.host[OUTPUT].ctypes.data, slot.device[OUTPUT],
-                                         nbytes, d2h, stream))
-        cuda_call(cudart.cudaStreamSynchronize(stream))
-        return slot.host[OUTPUT][:nbytes].view(np.float32).reshape(rows, self.dims).copy()
+        return buffers.download(OUTPUT, (rows, self.dims), np.float32)
 
     def close(self) -> None:
         for slot in self._slots:
-            cuda_call(self.cudart.cudaStreamSynchronize(slot.stream))
-            for tensor in self._sizes:
-                cuda_call(self.cudart.cudaFree(slot.device[tensor]))
-                cuda_call(self.cudart.cudaFreeHost(slot.host[tensor].ctypes.data))
-            cuda_call(self.cudart.cudaStreamDestroy(slot.stream))
+            slot.buffers.close()
         self._slots = []
         self.engine = None

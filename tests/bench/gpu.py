@@ -34,7 +34,8 @@ GPU_PEAKS: tuple[tuple[str, float, float], ...] = (
 FAMILY_CONFIGS: dict[str, dict] = {
     "bert (bge-large-en-v1.5)": {"model_type": "bert", "hidden_size": 1024,
                                  "num_attention_heads": 16, "intermediate_size": 4096,
-                                 "num_hidden_layers": 24, "vocab_size": 30522},
+                                 "num_hidden_layers": 24, "vocab_size": 30522,
+                                 "max_position_embeddings": 512},
     "qwen3 (Qwen3-Embedding-4B)": {"model_type": "qwen3", "hidden_size": 2560,
                                    "num_attention_heads": 32, "num_key_value_heads": 8,
                                    "head_dim": 128, "intermediate_size": 9728,
@@ -50,7 +51,8 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "clip (clip-vit-large-patch14-336)": {
         "model_type": "clip",
         "text_config": {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072,
-                        "num_hidden_layers": 12, "vocab_size": 49408},
+                        "num_hidden_layers": 12, "vocab_size": 49408,
+                        "max_position_embeddings": 77},
         "vision_config": {"hidden_size": 1024, "num_attention_heads": 16,
                           "intermediate_size": 4096, "num_hidden_layers": 24, "image_size": 336,
                           "patch_size": 14}},
@@ -147,6 +149,13 @@ def peaks(args: argparse.Namespace, device_name: str) -> tuple[float, float]:
     return gpu_peaks(device_name)
 
 
+def text_shapes(config: dict, shapes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The shapes with sequence lengths capped at the text tower's positions (CLIP: 77)."""
+    text = config.get("text_config", config)
+    longest = int(text.get("max_position_embeddings") or 1 << 20)
+    return sorted({(b, min(s, longest)) for b, s in shapes})
+
+
 def roofline_table(peak: float, bandwidth: float, shapes: Sequence[tuple[int, int]]) -> list[str]:
     """Per family and tower: params, FLOPs/token, and the fp16 roofline bound per shape
     (vision towers: batch images at the tower's own patch count)."""
@@ -154,7 +163,7 @@ def roofline_table(peak: float, bandwidth: float, shapes: Sequence[tuple[int, in
              "tokens/s bound |", "|---|---|---:|---:|---:|---|---:|"]
     for family, config in FAMILY_CONFIGS.items():
         for tower in roofline.towers(config):
-            tower_shapes = shapes if tower.name == "text" else sorted(
+            tower_shapes = text_shapes(config, shapes) if tower.name == "text" else sorted(
                 {(b, roofline.vision_tokens(config)) for b, _ in shapes})
             for batch, seq in tower_shapes:
                 r = roofline.roofline(tower, batch, seq, peak, bandwidth)

@@ -53,3 +53,35 @@ def test_roofline_only_prints_every_family_without_a_gpu(capsys: pytest.CaptureF
     for family in gpu.FAMILY_CONFIGS:
         assert f"| {family} | text |" in out
     assert "| clip (clip-vit-large-patch14-336) | vision | 0.30 B | 0.66 @ 577 |" in out
+
+
+def test_eager_baseline_runs_every_tower_on_tiny_models(capsys: pytest.CaptureFixture) -> None:
+    """The GPU baseline's whole path (configs -> transformers models -> timed rows), on CPU."""
+    from tests.bench import gpu_eager
+
+    assert gpu_eager.main(["--tiny", "--families", "bert,clip,gme", "--seconds", "0.01"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and "---" not in line][1:]
+    shapes = [(name.strip(), int(batch), int(seq)) for name, batch, seq, *_ in rows]
+    assert shapes == [
+        ("bert (bge-large-en-v1.5) text", 1, 32), ("bert (bge-large-en-v1.5) text", 32, 128),
+        ("bert (bge-large-en-v1.5) text", 128, 512),
+        # CLIP's text tower stops at its 77 positions; its vision tower: 4x4 patches + CLS.
+        ("clip (clip-vit-large-patch14-336) text", 1, 32),
+        ("clip (clip-vit-large-patch14-336) text", 32, 77),
+        ("clip (clip-vit-large-patch14-336) text", 128, 77),
+        ("clip (clip-vit-large-patch14-336) vision", 1, 17),
+        ("clip (clip-vit-large-patch14-336) vision", 32, 17),
+        ("clip (clip-vit-large-patch14-336) vision", 128, 17),
+        ("gme (gme-Qwen2-VL-2B-Instruct) text", 1, 32), ("gme (gme-Qwen2-VL-2B-Instruct) text", 32, 128),
+        ("gme (gme-Qwen2-VL-2B-Instruct) text", 128, 512)]
+    assert all(float(r[3].replace(",", "")) > 0 for r in rows)
+
+
+def test_shrink_keeps_structure_and_only_known_keys() -> None:
+    from tests.bench.gpu_eager import shrink
+
+    small = shrink(gpu.FAMILY_CONFIGS["clip (clip-vit-large-patch14-336)"])
+    assert small["text_config"]["hidden_size"] == 64 and small["vision_config"]["patch_size"] == 8
+    assert "num_key_value_heads" not in small["text_config"]
+    assert small["model_type"] == "clip"
