@@ -1,0 +1,43 @@
+"""TensorRtBackend on CPU: the real backend class, a fake engine, host memory as the GPU.
+The cases live in tests/fixtures/tensorrt_backend_cases.py; tests/gpu runs them on a GPU."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from tests.fixtures.fake_tensorrt import FakeCudart
+from tests.fixtures.tensorrt_backend_cases import (  # noqa: F401  (collected here)
+    make_backend, test_each_thread_gets_its_own_context_and_its_own_rows,
+    test_refusals_raise_and_give_the_context_back,
+    test_rows_come_back_in_order_across_profiles_and_splits,
+    test_unreadable_plan_and_missing_plan_are_artifact_errors)
+
+
+@pytest.fixture
+def cudart(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCudart]:
+    import runtime.cuda_buffers
+    import runtime.gpu
+
+    fake = FakeCudart()
+    monkeypatch.setattr(runtime.gpu, "import_cudart", lambda: fake)
+    monkeypatch.setattr(runtime.cuda_buffers, "import_cudart", lambda: fake)
+    yield fake
+
+
+def test_close_frees_every_buffer_and_stream(make_backend, cudart: FakeCudart) -> None:  # type: ignore[no-untyped-def]
+    backend = make_backend(contexts=3)
+    # per context: ids, mask and output, each a device and a pinned buffer
+    assert len(cudart.live) == 3 * 3 * 2 and len(cudart.streams) == 3
+    backend.close()
+    assert not cudart.live and not cudart.streams
+
+
+def test_a_failed_allocation_frees_what_was_allocated(cudart: FakeCudart) -> None:
+    from runtime.cuda_buffers import StreamBuffers
+    from runtime.errors import ApplianceError
+
+    with pytest.raises(ApplianceError, match="cudaErrorMemoryAllocation"):
+        StreamBuffers({"input_ids": 64, "embeddings": 1 << 40})
+    assert not cudart.live and not cudart.streams
