@@ -61,7 +61,7 @@ class StreamBuffers:
         """Free everything; safe to call twice and after a failed allocation."""
         if self.stream is None:
             return
-        cuda_call(self.cudart.cudaStreamSynchronize(self.stream))
+        self.synchronize()
         for pointer in self.device.values():
             cuda_call(self.cudart.cudaFree(pointer))
         for pinned in self.host.values():
