@@ -40,7 +40,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: install
-	$(PY) -m tests.bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 clean:
 	rm -rf .cache $(ARTIFACTS)

@@ -76,7 +76,7 @@ def build(cfg: BuildConfig) -> Path:
     if cfg.precision == "int8" and cfg.backend == "tensorrt":
         raise BuildError("int8 is a CPU precision (ONNX Runtime); for TensorRT use fp16 or bf16")
     if cfg.backend == "tensorrt":  # fail before exporting, not after minutes of work
-        from runtime.select import require_tensorrt
+        from runtime.backends.choose import require_tensorrt
 
         require_tensorrt()
     checkpoint = local_checkpoint(cfg.model)

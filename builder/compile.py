@@ -13,8 +13,8 @@ from typing import Any
 from builder.profiles import plan_profiles
 from builder.progress import say
 from models.spec import ModelSpec
-from runtime.gpu import import_tensorrt, machine
-from runtime.trt_plan import PLAN_NAME, TIMING_CACHE_NAME, Profile
+from runtime.backends.gpu import import_tensorrt, machine
+from runtime.backends.trt_plan import PLAN_NAME, TIMING_CACHE_NAME, Profile
 
 
 class CompileError(RuntimeError):

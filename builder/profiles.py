@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 from models.spec import ModelSpec
-from runtime.trt_plan import Profile, ShapeRange
+from runtime.backends.trt_plan import Profile, ShapeRange
 
 SHORT = 128
 MEDIUM_SPAN = 16  # max_len / SHORT from which a medium bucket is added

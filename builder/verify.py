@@ -60,9 +60,9 @@ def probe_texts(spec: ModelSpec) -> list[str]:
 
 def run_artifact(artifact: Path, texts: list[str]) -> np.ndarray:
     """Embed with the runtime's own tokenizer and ONNX Runtime backend, mixed-length batch."""
-    from runtime.backend import BackendLimits
+    from runtime.backends.base import BackendLimits
     from runtime.manifest import Manifest
-    from runtime.onnxruntime import OnnxRuntimeBackend
+    from runtime.backends.ort import OnnxRuntimeBackend
 
     manifest = Manifest.load(artifact)
     backend = OnnxRuntimeBackend(artifact / manifest.graphs["text"],
@@ -72,9 +72,9 @@ def run_artifact(artifact: Path, texts: list[str]) -> np.ndarray:
 
 def probe_feeds(artifact: Path, texts: list[str]) -> dict[str, np.ndarray]:
     """The texts through the artifact's own tokenizer, as one right-padded batch."""
-    from runtime.backend import pad_batch
+    from runtime.backends.base import pad_batch
     from runtime.manifest import Manifest
-    from runtime.tokenize import TextTokenizer
+    from runtime.tokenizer import TextTokenizer
 
     manifest = Manifest.load(artifact)
     tokenizer = TextTokenizer(artifact / manifest.tokenizer, manifest.spec.max_len)

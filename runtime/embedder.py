@@ -12,13 +12,13 @@ from typing import Sequence
 import numpy as np
 
 from models.spec import ModelSpec
-from runtime.backend import Backend, pad_batch
+from runtime.backends.base import Backend, pad_batch
 from runtime.batcher import DEFAULT_BATCH_TOKENS, Batcher
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequestError
 from runtime.manifest import Manifest
-from runtime.select import load_backend
-from runtime.tokenize import TextTokenizer
+from runtime.backends.choose import load_backend
+from runtime.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
 INLINE_TOKENIZE_CHARS = 1024  # requests up to this many characters tokenise on the loop

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from models.gme import prompt
-from runtime.backend import pad_batch
+from runtime.backends.base import pad_batch
 from runtime.batcher import BatchConfig
 from runtime.embedder import EmbeddingResult
 from runtime.errors import ArtifactError, InvalidRequestError

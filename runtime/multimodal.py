@@ -18,11 +18,11 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from runtime.backend import Backend
+from runtime.backends.base import Backend
 from runtime.batcher import BatchConfig, Batcher
 from runtime.config import RuntimeConfig
 from runtime.embedder import Embedder, EmbeddingResult
-from runtime.select import load_backend
+from runtime.backends.choose import load_backend
 from runtime.errors import InvalidRequestError
 from runtime.images import ClipPreprocessor, read_preprocessor
 from runtime.manifest import Manifest

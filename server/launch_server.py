@@ -23,7 +23,7 @@ from runtime.config import BACKENDS, RuntimeConfig
 from runtime.errors import ApplianceError, ArtifactError
 from runtime.manifest import Manifest, is_artifact
 from runtime.media import MediaConfig
-from runtime.select import require_tensorrt, tensorrt_missing
+from runtime.backends.choose import require_tensorrt, tensorrt_missing
 from server.config import ServerConfig
 from server.lifecycle import one_line
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from runtime.gpu import gpu_count
+from runtime.backends.gpu import gpu_count
 
 COUNT, WHY = gpu_count()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(COUNT == 0, reason=f"needs a CUDA GPU: {WHY}")]
@@ -23,7 +23,7 @@ SIZES = {"input_ids": 64 * 512 * 8, "attention_mask": 64 * 512 * 8, "embeddings"
 def engine_stand_in(buffers, rows: int, dims: int) -> None:  # type: ignore[no-untyped-def]
     """What execute_async_v3 would do, queued on the same stream: write the output tensor
     (here: the first rows*dims*4 bytes of input_ids, bit for bit)."""
-    from runtime.gpu import cuda_call
+    from runtime.backends.gpu import cuda_call
 
     cudart = buffers.cudart
     cuda_call(cudart.cudaMemcpyAsync(buffers.device["embeddings"], buffers.device["input_ids"],
@@ -44,7 +44,7 @@ def round_trip(buffers, seed: int) -> tuple[np.ndarray, np.ndarray]:  # type: ig
 
 
 def test_round_trip_through_the_device_is_bit_exact() -> None:
-    from runtime.cuda_buffers import StreamBuffers
+    from runtime.backends.cuda_buffers import StreamBuffers
 
     buffers = StreamBuffers(SIZES)
     try:
@@ -57,7 +57,7 @@ def test_round_trip_through_the_device_is_bit_exact() -> None:
 
 
 def test_one_stream_per_thread_results_stay_with_their_inputs() -> None:
-    from runtime.cuda_buffers import StreamBuffers
+    from runtime.backends.cuda_buffers import StreamBuffers
 
     slots = [StreamBuffers(SIZES) for _ in range(4)]
 
@@ -76,7 +76,7 @@ def test_one_stream_per_thread_results_stay_with_their_inputs() -> None:
 
 
 def test_oversized_upload_is_refused_before_any_copy() -> None:
-    from runtime.cuda_buffers import StreamBuffers
+    from runtime.backends.cuda_buffers import StreamBuffers
 
     buffers = StreamBuffers({"input_ids": 16, "embeddings": 16})
     try:
@@ -88,7 +88,7 @@ def test_oversized_upload_is_refused_before_any_copy() -> None:
 
 def test_cuda_errors_raise_appliance_error() -> None:
     from runtime.errors import ApplianceError
-    from runtime.gpu import cuda_call, import_cudart
+    from runtime.backends.gpu import cuda_call, import_cudart
 
     cudart = import_cudart()
     with pytest.raises(ApplianceError, match="CUDA error"):

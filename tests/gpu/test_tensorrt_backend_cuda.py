@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from runtime.gpu import gpu_count
+from runtime.backends.gpu import gpu_count
 from tests.fixtures.tensorrt_backend_cases import (  # noqa: F401  (collected here)
     make_backend, test_each_thread_gets_its_own_context_and_its_own_rows,
     test_refusals_raise_and_give_the_context_back,
@@ -24,6 +24,6 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(COUNT == 0, reason=f"needs a C
 
 @pytest.fixture
 def cudart() -> Any:
-    from runtime.gpu import import_cudart
+    from runtime.backends.gpu import import_cudart
 
     return import_cudart()

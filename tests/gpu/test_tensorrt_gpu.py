@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.select import tensorrt_missing
+from runtime.backends.choose import tensorrt_missing
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(bool(tensorrt_missing()),
@@ -33,10 +33,10 @@ def trt_artifact(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) ->
 
 @pytest.fixture(scope="module")
 def backends(trt_artifact: Path):  # type: ignore[no-untyped-def]
-    from runtime.backend import BackendLimits
+    from runtime.backends.base import BackendLimits
     from runtime.manifest import Manifest
-    from runtime.onnxruntime import OnnxRuntimeBackend
-    from runtime.tensorrt import TensorRtBackend
+    from runtime.backends.ort import OnnxRuntimeBackend
+    from runtime.backends.trt import TensorRtBackend
 
     manifest = Manifest.load(trt_artifact)
     trt = TensorRtBackend(trt_artifact, manifest, contexts=3)

@@ -13,7 +13,7 @@ import pytest
 from runtime.batcher import DEFAULT_BATCH_TOKENS, BatchConfig
 from runtime.config import RuntimeConfig
 from runtime.embedder import Embedder
-from runtime.onnxruntime import one_thread_batch_tokens
+from runtime.backends.ort import one_thread_batch_tokens
 from tests.helpers import cosine_rows, st_reference
 
 multi_core = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2,

@@ -12,7 +12,7 @@ import pytest
 from models.spec import ModelSpec
 from runtime.errors import ArtifactError, MissingDependencyError
 from runtime.manifest import Manifest
-from runtime.select import choose, require_tensorrt, tensorrt_missing
+from runtime.backends.choose import choose, require_tensorrt, tensorrt_missing
 from tests.helpers import ROOT
 
 SPEC = ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=8, max_len=16)
@@ -76,9 +76,9 @@ def test_builder_tensorrt_fails_before_exporting(tmp_path) -> None:  # type: ign
 
 def test_choice_is_logged(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     from runtime.config import RuntimeConfig
-    from runtime.select import load_backend
+    from runtime.backends.choose import load_backend
 
-    caplog.set_level(logging.INFO, logger="runtime.select")
+    caplog.set_level(logging.INFO, logger="runtime.backends.choose")
     with pytest.raises(ArtifactError):  # no ONNX file in tmp_path: the load itself fails
         load_backend(tmp_path, PLAIN, RuntimeConfig(backend="auto"))
     assert "backend onnxruntime for the text tower: the artifact has no TensorRT plan" in caplog.text

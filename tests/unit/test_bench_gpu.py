@@ -1,4 +1,4 @@
-"""tests/bench/gpu.py imports without a GPU, TensorRT or torch; its planning maths is pure."""
+"""bench/gpu.py imports without a GPU, TensorRT or torch; its planning maths is pure."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from tests.bench import gpu
+from bench import gpu
 from tests.helpers import ROOT
 
 
 def test_importing_the_gpu_benchmark_loads_no_gpu_library() -> None:
     # A fresh interpreter: other tests in this session may import the bindings themselves.
-    code = ("import sys, tests.bench.gpu; heavy = {'tensorrt', 'tensorrt_bindings', 'torch', "
+    code = ("import sys, bench.gpu; heavy = {'tensorrt', 'tensorrt_bindings', 'torch', "
             "'cuda'} & set(sys.modules); assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
@@ -57,7 +57,7 @@ def test_roofline_only_prints_every_family_without_a_gpu(capsys: pytest.CaptureF
 
 def test_eager_baseline_runs_every_tower_on_tiny_models(capsys: pytest.CaptureFixture) -> None:
     """The GPU baseline's whole path (configs -> transformers models -> timed rows), on CPU."""
-    from tests.bench import gpu_eager
+    from bench import gpu_eager
 
     assert gpu_eager.main(["--tiny", "--families", "bert,clip,gme", "--seconds", "0.01"]) == 0
     rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
@@ -79,7 +79,7 @@ def test_eager_baseline_runs_every_tower_on_tiny_models(capsys: pytest.CaptureFi
 
 
 def test_shrink_keeps_structure_and_only_known_keys() -> None:
-    from tests.bench.gpu_eager import shrink
+    from bench.gpu_eager import shrink
 
     small = shrink(gpu.FAMILY_CONFIGS["clip (clip-vit-large-patch14-336)"])
     assert small["text_config"]["hidden_size"] == 64 and small["vision_config"]["patch_size"] == 8

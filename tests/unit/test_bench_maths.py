@@ -7,10 +7,10 @@ import json
 import pytest
 
 from builder.quantize import GATE, kept_fp32
-from tests.bench import report, roofline
-from tests.bench.corpus import load_sentences, split_sentences
-from tests.bench.report import targets
-from tests.bench.stats import Run, baseline_for, percentile_ms, ratio
+from bench import report, roofline
+from bench.corpus import load_sentences, split_sentences
+from bench.report import targets
+from bench.stats import Run, baseline_for, percentile_ms, ratio
 from tests.helpers import minilm_checkpoint
 
 

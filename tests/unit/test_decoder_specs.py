@@ -13,7 +13,7 @@ from builder.verify import PROBES, cosines
 from models.registry import resolve
 from models.spec import UnsupportedModelError
 from runtime.manifest import Manifest
-from runtime.tokenize import TextTokenizer
+from runtime.tokenizer import TextTokenizer
 from tests.fixtures.tiny_decoders import KINDS, MAX_LEN, VOCAB, st_model
 
 FAMILIES = ("qwen3", "gte_qwen2", "e5_mistral")

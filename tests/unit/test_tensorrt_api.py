@@ -21,8 +21,8 @@ import pytest
 
 from tests.helpers import ROOT
 
-SOURCES = [ROOT / "builder" / "compile.py", ROOT / "runtime" / "tensorrt.py",
-           ROOT / "runtime" / "cuda_buffers.py"]
+SOURCES = [ROOT / "builder" / "compile.py", ROOT / "runtime" / "backends" / "trt.py",
+           ROOT / "runtime" / "backends" / "cuda_buffers.py"]
 STUB_C = "\n".join(f"void* {name}(void) {{ return 0; }}" for name in (
     "createInferBuilder_INTERNAL", "createInferRefitter_INTERNAL", "createInferRuntime_INTERNAL",
     "getBuilderPluginRegistry", "getPluginRegistry", "initLibNvInferPlugins",

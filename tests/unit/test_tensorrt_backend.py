@@ -17,12 +17,12 @@ from tests.fixtures.tensorrt_backend_cases import (  # noqa: F401  (collected he
 
 @pytest.fixture
 def cudart(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCudart]:
-    import runtime.cuda_buffers
-    import runtime.gpu
+    import runtime.backends.cuda_buffers
+    import runtime.backends.gpu
 
     fake = FakeCudart()
-    monkeypatch.setattr(runtime.gpu, "import_cudart", lambda: fake)
-    monkeypatch.setattr(runtime.cuda_buffers, "import_cudart", lambda: fake)
+    monkeypatch.setattr(runtime.backends.gpu, "import_cudart", lambda: fake)
+    monkeypatch.setattr(runtime.backends.cuda_buffers, "import_cudart", lambda: fake)
     yield fake
 
 
@@ -35,7 +35,7 @@ def test_close_frees_every_buffer_and_stream(make_backend, cudart: FakeCudart) -
 
 
 def test_a_failed_allocation_frees_what_was_allocated(cudart: FakeCudart) -> None:
-    from runtime.cuda_buffers import StreamBuffers
+    from runtime.backends.cuda_buffers import StreamBuffers
     from runtime.errors import ApplianceError
 
     with pytest.raises(ApplianceError, match="cudaErrorMemoryAllocation"):

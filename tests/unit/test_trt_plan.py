@@ -8,7 +8,7 @@ from builder.profiles import plan_profiles, seq_edges
 from models.spec import ModelSpec
 from runtime.batcher import BatchConfig, plan_batches
 from runtime.errors import ApplianceError, ArtifactError
-from runtime.trt_plan import (Machine, Profile, ShapeRange, buffer_bytes, check_compatible,
+from runtime.backends.trt_plan import (Machine, Profile, ShapeRange, buffer_bytes, check_compatible,
                               choose_profile, seq_buckets, split_rows)
 
 

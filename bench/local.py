@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tests.bench.stats import Run
+from bench.stats import Run
 
 Encode = Callable[[list[str]], np.ndarray]
 CALLERS = 16  # as the server's concurrency-16 runs

@@ -1,6 +1,6 @@
 """TensorRT throughput per profile, batch sweep: run on a GPU machine.
 
-    python -m tests.bench.gpu_tensorrt --artifact DIR [--contexts 2] [--seconds 3]
+    python -m bench.gpu_tensorrt --artifact DIR [--contexts 2] [--seconds 3]
 
 Builds nothing: point it at an artifact built with `--backend tensorrt`. For each profile it
 runs batches of sizes 1, 2, 4, ... up to the profile's max at the profile's opt and max
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     from runtime.manifest import Manifest
-    from runtime.tensorrt import TensorRtBackend
+    from runtime.backends.trt import TensorRtBackend
 
     backend = TensorRtBackend(args.artifact, Manifest.load(args.artifact), args.contexts)
     print(f"{'profile':8} {'seq':>6} {'batch':>6} {'ctx':>4} {'tokens/s':>12} {'ms/batch':>9}")

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtime.gpu import cuda_call, import_cudart
+from runtime.backends.gpu import cuda_call, import_cudart
 
 
 class StreamBuffers:

@@ -1,11 +1,11 @@
 """PyTorch fp16 on a GPU for every model family at its hub size, against the roofline.
 
-    python -m tests.bench.gpu_eager [--families bert,qwen3] [--seconds 1] [--output FILE]
+    python -m bench.gpu_eager [--families bert,qwen3] [--seconds 1] [--output FILE]
 
 The baseline half of the GPU benchmark, runnable without TensorRT, checkpoints or a network:
-each family's model is built from its config (tests/bench/gpu.py FAMILY_CONFIGS) with random
+each family's model is built from its config (bench/gpu.py FAMILY_CONFIGS) with random
 weights straight on the GPU (speed does not depend on the weights' values) and timed on
-full-length rows, next to the roofline bound of tests/bench/roofline.py and the card's
+full-length rows, next to the roofline bound of bench/roofline.py and the card's
 measured fp16 matmul rate and copy bandwidth. `--tiny` shrinks every model to two small
 layers and runs on the CPU: that is how the unit tests run this file.
 """
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tests.bench import roofline
-from tests.bench.gpu import FAMILY_CONFIGS, gpu_peaks, roofline_table, row, text_shapes, timed
+from bench import roofline
+from bench.gpu import FAMILY_CONFIGS, gpu_peaks, roofline_table, row, text_shapes, timed
 
 SHAPES = ((1, 32), (32, 128), (128, 512))
 TINY = {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
@@ -144,14 +144,14 @@ def document(header: str, rows: list[str], peak: float, bandwidth: float) -> str
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return "\n".join([
         "# GPU benchmarks", "",
-        f"Written by `python -m tests.bench.gpu_eager --output BENCHMARKS_GPU.md` on {when}.",
+        f"Written by `python -m bench.gpu_eager --output BENCHMARKS_GPU.md` on {when}.",
         "", f"- Machine: {header}.",
         "- What ran: each family's model at its hub size, built from its config with random "
         "weights on the GPU (speed does not depend on the values), in fp16 with transformers' "
         "default (sdpa) attention, on full-length rows (no padding).",
-        "- \"of roofline\": measured tokens/s over the bound of `tests/bench/roofline.py` "
+        "- \"of roofline\": measured tokens/s over the bound of `bench/roofline.py` "
         "(weights read once, activations once, the data sheet's peak FLOP/s and bandwidth).",
-        "- The TensorRT rows (`python -m tests.bench.gpu --artifact DIR`) are not here yet: "
+        "- The TensorRT rows (`python -m bench.gpu --artifact DIR`) are not here yet: "
         "TensorRT's libraries are not installable on the machines this ran on.", "",
         "## PyTorch fp16, per family", "", *rows, "",
         "## Roofline, per family", "",
@@ -159,7 +159,7 @@ def document(header: str, rows: list[str], peak: float, bandwidth: float) -> str
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tests.bench.gpu_eager", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m bench.gpu_eager", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--families", type=lambda s: s.split(","), default=[],
                    help="first words of FAMILY_CONFIGS keys, e.g. bert,qwen3 (default: all)")

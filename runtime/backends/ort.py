@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtime.backend import BackendLimits
+from runtime.backends.base import BackendLimits
 from runtime.errors import ArtifactError
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The one place TensorRT and cuda-python are imported, and what the machine offers.
 
 Both are optional (`pip install -e '.[tensorrt]'`); a missing one raises
-MissingDependencyError naming the extra. Used by runtime.tensorrt, runtime.select and the
+MissingDependencyError naming the extra. Used by runtime.backends.trt, runtime.backends.choose and the
 builder's compile step; the server and batcher never import this module's libraries.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.errors import ApplianceError, MissingDependencyError
-from runtime.trt_plan import Machine
+from runtime.backends.trt_plan import Machine
 
 INSTALL = "pip install -e '.[tensorrt]'"
 

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tests.bench.stats import Run, baseline_for, ratio
+from bench.stats import Run, baseline_for, ratio
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def render(ctx: Context, runs: Sequence[Run]) -> str:
         "### Interleaved rounds", "", *rounds_table(runs), "",
         "## How close to this CPU's limit", "",
         f"- The model costs {ctx.flops_per_token / 1e6:.1f} MFLOP per token at the corpus's "
-        "mean length (matmuls: projections, MLP, attention; `tests/bench/roofline.py`).",
+        "mean length (matmuls: projections, MLP, attention; `bench/roofline.py`).",
         f"- ONNX Runtime's fp32 MatMul on this CPU ({ctx.threads} threads, the model's "
         f"hidden x intermediate shape): {ctx.matmul_flops / 1e9:.1f} GFLOP/s.",
     ]

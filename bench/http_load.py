@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 import numpy as np
 import orjson
 
-from tests.bench.local import chunks
-from tests.bench.stats import Run, min_cosine
+from bench.local import chunks
+from bench.stats import Run, min_cosine
 from tests.helpers import decode_embeddings
 
 

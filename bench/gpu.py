@@ -1,7 +1,7 @@
 """GPU benchmark: the TensorRT backend per profile and batch size, against PyTorch fp16
 eager on the same card, next to a roofline estimate for the model and for every family.
 
-    python -m tests.bench.gpu --artifact artifacts/bge-large-en-v1.5 [--batches 1,8,32,128]
+    python -m bench.gpu --artifact artifacts/bge-large-en-v1.5 [--batches 1,8,32,128]
 
 Needs a CUDA GPU, TensorRT and torch (pip install -e '.[build,tensorrt]') and an artifact
 built with a TensorRT plan. Importing this module needs none of them: the heavy imports
@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tests.bench import roofline
-from tests.bench.stats import percentile_ms
+from bench import roofline
+from bench.stats import percentile_ms
 
 # Dense fp16/bf16 tensor-core FLOP/s and memory bandwidth (bytes/s), from NVIDIA's data
 # sheets; matched as substrings of the device name, most specific first.
@@ -174,7 +174,7 @@ def roofline_table(peak: float, bandwidth: float, shapes: Sequence[tuple[int, in
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tests.bench.gpu", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--artifact", type=Path, help="artifact dir with a TensorRT plan")
     p.add_argument("--checkpoint", type=Path, help="default: the manifest's source path")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from runtime.backend import Backend, BackendLimits
+from runtime.backends.base import Backend, BackendLimits
 from runtime.config import RuntimeConfig
 from runtime.errors import ArtifactError, MissingDependencyError
-from runtime.gpu import INSTALL, gpu_count, import_cudart, import_tensorrt
+from runtime.backends.gpu import INSTALL, gpu_count, import_cudart, import_tensorrt
 from runtime.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,10 @@ def load_backend(artifact: Path, manifest: Manifest, config: RuntimeConfig,
     name, reason = choose(manifest, config.backend)
     log.info("backend %s for the %s tower: %s", name, tower, reason)
     if name == "tensorrt":
-        from runtime.tensorrt import TensorRtBackend
+        from runtime.backends.trt import TensorRtBackend
 
         return TensorRtBackend(artifact, manifest, config.trt_contexts)
-    from runtime.onnxruntime import OnnxRuntimeBackend
+    from runtime.backends.ort import OnnxRuntimeBackend
 
     limits = BackendLimits(config.batch.max_batch_size, manifest.spec.max_len)
     # The text tower's width sizes its CPU batches; other towers keep the default budget.

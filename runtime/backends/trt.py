@@ -18,12 +18,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtime.backend import BackendLimits
-from runtime.cuda_buffers import StreamBuffers
+from runtime.backends.base import BackendLimits
+from runtime.backends.cuda_buffers import StreamBuffers
 from runtime.errors import ApplianceError, ArtifactError
-from runtime.gpu import import_tensorrt, machine
+from runtime.backends.gpu import import_tensorrt, machine
 from runtime.manifest import Manifest
-from runtime.trt_plan import (Profile, buffer_bytes, check_compatible, choose_profile,
+from runtime.backends.trt_plan import (Profile, buffer_bytes, check_compatible, choose_profile,
                               seq_buckets, split_rows)
 
 log = logging.getLogger(__name__)

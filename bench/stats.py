@@ -26,7 +26,7 @@ class Run:
     seconds: float
     latencies_s: tuple[float, ...] = field(default=(), repr=False)
     min_cosine: float | None = None  # vs sentence-transformers, when the vectors were kept
-    round: int = 0  # 0: the main pass; n: the n-th interleaved round (tests/bench/rounds.py)
+    round: int = 0  # 0: the main pass; n: the n-th interleaved round (bench/rounds.py)
 
     @property
     def sentences_per_s(self) -> float:

@@ -1,6 +1,6 @@
 """The Backend contract: padded token batches in, pooled vectors out.
 
-Two implementations: runtime.onnxruntime (any machine) and runtime.tensorrt (NVIDIA GPU).
+Two implementations: runtime.backends.ort (any machine) and runtime.backends.trt (NVIDIA GPU).
 The batcher and server only see this protocol, never the libraries behind it.
 """
 

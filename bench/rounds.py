@@ -15,9 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from tests.bench.http_load import load_run
-from tests.bench.local import concurrent_callers
-from tests.bench.stats import Run
+from bench.http_load import load_run
+from bench.local import concurrent_callers
+from bench.stats import Run
 from tests.helpers import running_server
 
 CONCURRENCY = 16

