@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import shutil
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from builder.compile import CompileOptions
 from builder.precision import PRECISIONS
 from builder.progress import say, step
 from models.registry import resolve
-from runtime.manifest import Manifest, fingerprint, is_artifact
+from runtime.manifest import BuildLimits, Manifest, fingerprint, is_artifact
 
 BACKENDS = ("onnxruntime", "tensorrt")  # tensorrt: also compile model.plan
 VERSIONED = ("torch", "transformers", "onnx", "onnxruntime", "tokenizers",
@@ -109,7 +110,7 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
                 cfg: BuildConfig) -> None:
     with step("exporting ONNX (dynamic batch and sequence, pooling in-graph)"):
         if family.towers:
-            graphs, inputs = export.export_towers(family, checkpoint, spec, staging)
+            graphs = export.export_towers(family, checkpoint, spec, staging)
             onnx_path = None
         else:
             onnx_path = export.export_text(family, checkpoint, spec, staging, cfg.precision,
@@ -117,7 +118,7 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
             if cfg.precision == "int8":
                 with step("quantising to int8 (dynamic, per-channel weights, reduced range)"):
                     onnx_path = quantize.quantize_int8(onnx_path)
-            graphs, inputs = {"text": onnx_path.name}, export.input_shapes(spec)
+            graphs = {"text": export.text_graph(spec, onnx_path.name)}
     export.save_tokenizer(checkpoint, staging, spec)
     export.copy_preprocessor(checkpoint, staging)
     data = staging / export.external_data_name(onnx_path) if onnx_path else None
@@ -127,10 +128,11 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
         precision=cfg.precision,
         opset=export.OPSET,
         graphs=graphs,
-        inputs=inputs,
         versions=package_versions(),
         verification={},
-        extra={"external_data": [data.name]} if data and data.is_file() else {},
+        limits=BuildLimits(cfg.compile_options.max_batch_size,
+                           cfg.compile_options.max_batch_tokens),
+        external_data=(data.name,) if data and data.is_file() else (),
     )
     manifest.save(staging)
     checked = _verify(family, checkpoint, spec, staging, cfg.precision, onnx_path)
@@ -141,7 +143,7 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
         with step("compiling the TensorRT plan"):
             tensorrt = compile_plan(onnx_path, spec, cfg.precision, staging,
                                     cfg.compile_options)
-    Manifest(**{**manifest.__dict__, "verification": checked, "tensorrt": tensorrt}).save(staging)
+    dataclasses.replace(manifest, verification=checked, tensorrt=tensorrt).save(staging)
 
 
 def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # type: ignore[no-untyped-def]

@@ -14,7 +14,9 @@ from builder.profiles import plan_profiles
 from builder.progress import say
 from models.spec import ModelSpec
 from runtime.backends.gpu import import_tensorrt, machine
-from runtime.backends.trt_plan import PLAN_NAME, TIMING_CACHE_NAME, Profile
+from runtime.backends.trt_plan import TIMING_CACHE_NAME, GraphPlan, Profile, TrtRecord
+
+PLAN_NAME = "model.plan"
 
 
 class CompileError(RuntimeError):
@@ -59,7 +61,7 @@ def _config(trt: Any, builder: Any, profiles: tuple[Profile, ...], opts: Compile
 
 
 def compile_plan(onnx_path: Path, spec: ModelSpec, precision: str, out_dir: Path,
-                 opts: CompileOptions) -> dict[str, Any]:
+                 opts: CompileOptions) -> TrtRecord:
     """Write out_dir/model.plan; returns the manifest's `tensorrt` record."""
     trt = import_tensorrt()
     here = machine()
@@ -79,15 +81,8 @@ def compile_plan(onnx_path: Path, spec: ModelSpec, precision: str, out_dir: Path
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     timing = config.get_timing_cache()
     cache_path.write_bytes(memoryview(timing.serialize()))
-    return {
-        "plan": PLAN_NAME,
-        "tensorrt_version": here.tensorrt_version,
-        "gpu_name": here.gpu_name,
-        "compute_capability": here.compute_capability,
-        "profiles": [p.to_dict() for p in profiles],
-        "precision": precision,  # chosen in the ONNX graph; the network is strongly typed
-        "strongly_typed": True,
-        "builder_optimization_level": opts.opt_level,
-        "workspace_mib": opts.workspace_mib,
-        "timing_cache": str(cache_path),
-    }
+    return TrtRecord(flavour="tensorrt", version=here.versions["tensorrt"],
+                     compute_capabilities=(here.compute_capability,), precision=precision,
+                     plans={"text": GraphPlan(PLAN_NAME, profiles)}, gpu_name=here.gpu_name,
+                     builder_optimization_level=opts.opt_level,
+                     workspace_mib=opts.workspace_mib, timing_cache=str(cache_path))

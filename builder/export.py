@@ -14,6 +14,7 @@ from typing import Any
 from builder import precision as precisions
 from models.family import Family
 from models.spec import ModelSpec
+from runtime.manifest import Graph
 
 OPSET = 17
 DATA_ALIGNMENT = 4096  # bytes; offsets of tensors in model.onnx.data
@@ -25,8 +26,9 @@ def dynamic_axes(spec: ModelSpec) -> dict[str, dict[int, str]]:
     return axes
 
 
-def input_shapes(spec: ModelSpec) -> dict[str, list[Any]]:
-    return {name: ["batch", "sequence"] for name in spec.inputs}
+def text_graph(spec: ModelSpec, onnx_name: str) -> Graph:
+    return Graph(onnx_name, {name: ["batch", "sequence"] for name in spec.inputs},
+                 {"embeddings": ["batch", spec.dims]})
 
 
 def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path,
@@ -62,16 +64,17 @@ def _trace(family: Family, checkpoint: str | Path, spec: ModelSpec, path: Path,
 
 
 def export_towers(family: Family, checkpoint: str | Path, spec: ModelSpec,
-                  out: Path) -> tuple[dict[str, str], dict[str, list[Any]]]:
-    """Every tower of a multi-tower family -> <tower>.onnx: ({tower: file}, {input: shape}),
-    shapes with the dynamic axes named (what TensorRT profiles are built from)."""
-    graphs: dict[str, str] = {}
-    shapes: dict[str, list[Any]] = {}
+                  out: Path) -> dict[str, Graph]:
+    """Every tower of a multi-tower family -> <tower>.onnx, with its input shapes (dynamic
+    axes named: what TensorRT profiles are built from)."""
+    graphs: dict[str, Graph] = {}
+    assert family.towers is not None
     for name, (module, input_axes, sample) in family.towers(checkpoint, spec).items():
-        graphs[name] = export_graph(module, out / f"{name}.onnx", input_axes, sample).name
-        for (input_name, axes), tensor in zip(input_axes.items(), sample):
-            shapes[input_name] = [axes.get(i, int(d)) for i, d in enumerate(tensor.shape)]
-    return graphs, shapes
+        path = export_graph(module, out / f"{name}.onnx", input_axes, sample)
+        shapes = {input_name: [axes.get(i, int(d)) for i, d in enumerate(tensor.shape)]
+                  for (input_name, axes), tensor in zip(input_axes.items(), sample)}
+        graphs[name] = Graph(path.name, shapes, {"embeddings": ["batch", spec.dims]})
+    return graphs
 
 
 def export_graph(module: Any, path: Path, input_axes: dict[str, dict[int, str]],

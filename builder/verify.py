@@ -65,7 +65,7 @@ def run_artifact(artifact: Path, texts: list[str]) -> np.ndarray:
     from runtime.backends.ort import OnnxRuntimeBackend
 
     manifest = Manifest.load(artifact)
-    backend = OnnxRuntimeBackend(artifact / manifest.graphs["text"],
+    backend = OnnxRuntimeBackend(artifact / manifest.graphs["text"].onnx,
                                  BackendLimits(len(texts), manifest.spec.max_len))
     return backend.embed(probe_feeds(artifact, texts))
 

@@ -26,13 +26,6 @@ from pathlib import Path
 from runtime.errors import ArtifactError
 from runtime.manifest import Manifest, fingerprint, is_artifact
 
-# manifest.tensorrt is written by the TensorRT builder (issue 3); these are the keys it
-# may use for the GPU name and the TensorRT version, first match wins (the version may
-# also sit with the other package versions, in manifest.versions["tensorrt"]).
-GPU_KEYS = ("gpu", "gpu_name", "device")
-VERSION_KEYS = ("version", "tensorrt_version", "tensorrt")
-
-
 @dataclass(frozen=True)
 class Target:
     """What the artifact must have been built for."""
@@ -58,21 +51,16 @@ def artifact_dir(cache: Path, target: Target) -> Path:
     return cache / f"{slug(name)}-{digest}" / build
 
 
-def _first(info: dict, keys: tuple[str, ...]) -> str | None:
-    return next((str(info[k]) for k in keys if info.get(k) is not None), None)
-
-
 def _same(a: str | None, b: str) -> bool:
     return a is not None and a.strip().lower() == b.strip().lower()
 
 
 def plan_mismatch(manifest: Manifest, target: Target) -> str | None:
     """Why a TensorRT plan in the manifest does not fit this machine, or None."""
-    info = manifest.tensorrt
-    if not info:
+    record = manifest.tensorrt
+    if not record:
         return "no TensorRT plan in the artifact" if target.backend == "tensorrt" else None
-    gpu = _first(info, GPU_KEYS)
-    version = _first(info, VERSION_KEYS) or manifest.versions.get("tensorrt")
+    gpu, version = record.gpu_name, record.version
     if not _same(gpu, target.gpu) or not _same(version, target.tensorrt):
         return (f"the plan was built for GPU {gpu!r} with TensorRT {version!r}; "
                 f"this is {target.gpu!r} with TensorRT {target.tensorrt!r}")

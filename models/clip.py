@@ -16,7 +16,7 @@ import numpy as np
 
 from models.checkpoint import CheckpointInfo
 from models.family import Family
-from models.spec import ModelSpec
+from models.spec import ModelSpec, VisionFacts
 
 PREPROCESSOR = "preprocessor_config.json"  # copied into the artifact by the builder
 
@@ -33,8 +33,8 @@ def make_spec(info: CheckpointInfo) -> ModelSpec:
         max_len=min(info.max_len(positions), positions),
         normalize=True,
         modalities=("text", "image"),
-        extra=(("image_size", int(vision.get("image_size", 224))),
-               ("patch_size", int(vision.get("patch_size", 32)))),
+        vision=VisionFacts(patch_size=int(vision.get("patch_size", 32)),
+                           image_size=int(vision.get("image_size", 224))),
     )
 
 
@@ -82,7 +82,8 @@ def towers(path: str | Path, spec: ModelSpec) -> dict[str, tuple[Any, dict, tupl
     from models.pooling import sample_ids
 
     text, image = _towers(_load(path))
-    size = dict(spec.extra)["image_size"]
+    assert spec.vision is not None
+    size = spec.vision.image_size
     seq = {0: "batch", 1: "sequence"}
     return {
         "text": (text, {"input_ids": seq, "attention_mask": seq}, sample_ids()),

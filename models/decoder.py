@@ -30,9 +30,6 @@ class DecoderTraits:
 def make_spec(info: CheckpointInfo, traits: DecoderTraits) -> ModelSpec:
     config = info.config
     positions = int(config.get("max_position_embeddings") or info.max_len())
-    extra: dict[str, Any] = {"causal": bool(config.get("is_causal", True))}
-    if traits.append_eos:
-        extra["append_eos"] = True
     return ModelSpec(
         family=traits.name,
         architecture=info.architecture,
@@ -44,7 +41,8 @@ def make_spec(info: CheckpointInfo, traits: DecoderTraits) -> ModelSpec:
         matryoshka=traits.matryoshka,
         prompts=info.prompts(),
         default_prompt_name=info.default_prompt_name(),
-        extra=tuple(sorted(extra.items())),
+        causal=bool(config.get("is_causal", True)),
+        append_eos=traits.append_eos,
     )
 
 

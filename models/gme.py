@@ -19,7 +19,7 @@ import numpy as np
 
 from models.checkpoint import CheckpointInfo
 from models.family import Family
-from models.spec import ModelSpec
+from models.spec import ModelSpec, VisionFacts
 
 TEMPLATE = "gme-qwen2-vl"
 INPUTS = ("input_ids", "attention_mask", "position_ids", "image_index", "image_embeds")
@@ -42,16 +42,17 @@ def make_spec(info: CheckpointInfo) -> ModelSpec:
         chat_template=TEMPLATE,
         modalities=("text", "image"),
         inputs=INPUTS,
-        extra=(("spatial_merge_size", merge),) + image_pixels(info.config, factor),
+        vision=VisionFacts(patch_size=int(vision.get("patch_size", 14)),
+                           spatial_merge_size=merge, **image_pixels(info.config, factor)),
     )
 
 
-def image_pixels(config: dict[str, Any], factor: int) -> tuple[tuple[str, int], ...]:
+def image_pixels(config: dict[str, Any], factor: int) -> dict[str, int]:
     """GME resizes images to 256..1280 merged tokens (min/max_image_tokens), not to the
     preprocessor_config.json range (up to 16384 tokens) that plain Qwen2-VL uses."""
     low = int(config.get("min_image_tokens", 256)) * factor * factor
     high = int(config.get("max_image_tokens", 1280)) * factor * factor
-    return (("min_pixels", low), ("max_pixels", high))
+    return {"min_pixels": low, "max_pixels": high}
 
 
 def _load(path: str | Path) -> Any:
@@ -170,9 +171,9 @@ def reference_items(path: str | Path, spec: ModelSpec, items: list[tuple[Any, An
     from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
 
     model = _load(path)
-    extra = dict(spec.extra)
+    assert spec.vision is not None
     images = Qwen2VLImageProcessorPil.from_pretrained(
-        str(path), min_pixels=extra["min_pixels"], max_pixels=extra["max_pixels"])
+        str(path), min_pixels=spec.vision.min_pixels, max_pixels=spec.vision.max_pixels)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     pad_id = model.config.image_token_id
     out = []

@@ -18,7 +18,7 @@ def tokenizer_kwargs(path: str | Path, spec: ModelSpec) -> dict[str, bool]:
     Setting add_eos_token rebuilds the post-processor from add_bos_token as well, so the
     BOS the tokenizer adds today is passed explicitly or it would be lost.
     """
-    if not dict(spec.extra).get("append_eos"):
+    if not spec.append_eos:
         return {}
     from transformers import AutoTokenizer
 

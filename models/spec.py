@@ -8,7 +8,7 @@ checkpoint or imports torch.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 POOLINGS = ("cls", "mean", "last")
@@ -16,6 +16,24 @@ POOLINGS = ("cls", "mean", "last")
 
 class UnsupportedModelError(ValueError):
     """A checkpoint that no registered family can serve."""
+
+
+@dataclass(frozen=True)
+class VisionFacts:
+    """What an image tower needs at serving time, read from the checkpoint's config."""
+
+    patch_size: int  # pixels per patch side
+    image_size: int = 0  # CLIP: the square input side; 0 for dynamic-resolution towers
+    spatial_merge_size: int = 1  # Qwen2-VL: patches merged per side into one image token
+    min_pixels: int = 0  # Qwen2-VL: resize range (0: the preprocessor config's own)
+    max_pixels: int = 0
+
+    @property
+    def max_patches(self) -> int:
+        """Patches of the largest image the tower takes (its packed-sequence bound)."""
+        if self.image_size:
+            return (self.image_size // self.patch_size) ** 2 + 1  # + the class token
+        return self.max_pixels // (self.patch_size * self.patch_size)
 
 
 @dataclass(frozen=True)
@@ -34,7 +52,10 @@ class ModelSpec:
     modalities: tuple[str, ...] = ("text",)
     # Graph input names, in order; every text family takes ids and mask only.
     inputs: tuple[str, ...] = ("input_ids", "attention_mask")
-    extra: tuple[tuple[str, Any], ...] = field(default=())  # family-specific facts
+    causal: bool = True  # decoders: causal attention unless config.json says is_causal false
+    # Every row must end with EOS whatever the tokenizer files say (E5-Mistral).
+    append_eos: bool = False
+    vision: VisionFacts | None = None  # set for families that take images
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -48,7 +69,6 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["prompts"] = dict(self.prompts)
-        data["extra"] = dict(self.extra)
         data["modalities"] = list(self.modalities)
         data["inputs"] = list(self.inputs)
         return data
@@ -61,7 +81,7 @@ class ModelSpec:
             raise ValueError(f"unknown ModelSpec fields: {sorted(unknown)}")
         values = dict(data)
         values["prompts"] = tuple(sorted(dict(data.get("prompts", {})).items()))
-        values["extra"] = tuple(sorted(dict(data.get("extra", {})).items()))
+        values["vision"] = VisionFacts(**data["vision"]) if data.get("vision") else None
         values["modalities"] = tuple(data.get("modalities", ("text",)))
         values["inputs"] = tuple(data.get("inputs", ("input_ids", "attention_mask")))
         return cls(**values)

@@ -44,12 +44,13 @@ class GmeEmbedder(MultimodalEmbedder):
         super().__init__(*args, **kwargs)
         from tokenizers import Tokenizer
 
-        extra = dict(self.spec.extra)
-        self.merge = int(extra["spatial_merge_size"])
+        vision = self.spec.vision
+        assert vision is not None
+        self.merge = vision.spatial_merge_size
         # GME's image-token range (min/max_image_tokens), not preprocessor_config.json's.
         self.preprocess = QwenVisionPreprocessor({**self.preprocessor_config,
-                                                  "min_pixels": extra["min_pixels"],
-                                                  "max_pixels": extra["max_pixels"]})
+                                                  "min_pixels": vision.min_pixels,
+                                                  "max_pixels": vision.max_pixels})
         vocab = Tokenizer.from_file(str(self.artifact / self.manifest.tokenizer))
         self.image_token_id = vocab.token_to_id(IMAGE_PAD)
         if self.image_token_id is None:
@@ -59,9 +60,8 @@ class GmeEmbedder(MultimodalEmbedder):
         """Packed images attend within one (n x n) sequence: n is capped at one largest
         image's patches (5120 for GME's 1280 tokens), so small images share a batch, large
         ones run alone, and the attention scores stay bounded."""
-        patch = int(self.preprocessor_config.get("patch_size", 14))
-        largest = int(dict(self.spec.extra)["max_pixels"]) // (patch * patch)
-        return replace(self.config.batch, max_batch_tokens=largest)
+        assert self.spec.vision is not None
+        return replace(self.config.batch, max_batch_tokens=self.spec.vision.max_patches)
 
     def _run_images(self, rows: list[ImageRow]) -> list[np.ndarray]:
         merged = self.image_backend.embed(pack_vision([r.data for r in rows], self.merge))

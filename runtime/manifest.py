@@ -1,7 +1,8 @@
 """The artifact manifest: what was built, from what, and how.
 
 The runtime owns the format; the builder writes it through `Manifest.save`. An artifact
-directory holds manifest.json, the ONNX graph(s), tokenizer.json and, for TensorRT, the plan.
+directory holds manifest.json, the ONNX graph(s), tokenizer.json and, for TensorRT, one
+plan per graph (runtime/backends/trt_plan.py: TrtRecord).
 """
 
 from __future__ import annotations
@@ -10,15 +11,43 @@ import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from models.spec import ModelSpec
+from runtime.backends.trt_plan import TrtRecord
 from runtime.errors import ArtifactError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
+Shape = list  # per axis: an int, or the name of a dynamic axis ("batch", "sequence", ...)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """One exported ONNX graph (a tower): its file and its I/O shapes, in graph order.
+
+    Dynamic axes carry their names, shared across inputs and graphs of one artifact: the
+    TensorRT profiles are computed per axis name, and the runtime reads actual sizes back
+    by the same names."""
+
+    onnx: str
+    inputs: dict[str, Shape]
+    outputs: dict[str, Shape]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Graph":
+        return cls(str(data["onnx"]), dict(data["inputs"]), dict(data["outputs"]))
+
+
+@dataclass(frozen=True)
+class BuildLimits:
+    """The batch limits the builder sized the graphs (and TensorRT profiles) for; the
+    server's flags may lower them, never raise them past a TensorRT plan's."""
+
+    max_batch_size: int = 64
+    max_batch_tokens: int = 16384
 
 
 @dataclass(frozen=True)
@@ -27,18 +56,20 @@ class Manifest:
     source: dict[str, Any]  # {"path", "fingerprint"}
     precision: str  # "fp32", "fp16", "bf16", "int8"
     opset: int
-    graphs: dict[str, str]  # tower -> ONNX file, e.g. {"text": "model.onnx"}
-    inputs: dict[str, list[Any]]  # graph input -> shape with symbolic axes
+    graphs: dict[str, Graph]  # tower ("text", "image") -> its graph
     versions: dict[str, str]
     verification: dict[str, Any]
+    limits: BuildLimits = BuildLimits()
     tokenizer: str = "tokenizer.json"
-    tensorrt: dict[str, Any] | None = None  # plan file, TensorRT version, GPU, profiles
+    tensorrt: TrtRecord | None = None  # the plans, their flavour, version and targets
+    external_data: tuple[str, ...] = ()  # weight files beside the graphs
     format_version: int = FORMAT_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["spec"] = self.spec.to_dict()
+        data["external_data"] = list(self.external_data)
+        data["tensorrt"] = self.tensorrt.to_dict() if self.tensorrt else None
         return data
 
     def save(self, directory: str | Path) -> Path:
@@ -61,10 +92,19 @@ class Manifest:
                 f"{FORMAT_VERSION}; rebuild the artifact"
             )
         try:
-            data["spec"] = ModelSpec.from_dict(data["spec"])
-            return cls(**data)
+            return cls.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path} is not a valid manifest: {exc}") from exc
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Manifest":
+        values = dict(data)
+        values["spec"] = ModelSpec.from_dict(data["spec"])
+        values["graphs"] = {k: Graph.from_dict(g) for k, g in data["graphs"].items()}
+        values["limits"] = BuildLimits(**data.get("limits", {}))
+        values["tensorrt"] = TrtRecord.from_dict(data["tensorrt"]) if data.get("tensorrt") else None
+        values["external_data"] = tuple(data.get("external_data", ()))
+        return cls(**values)
 
 
 def is_artifact(directory: str | Path) -> bool:

@@ -92,7 +92,8 @@ class ClipEmbedder(MultimodalEmbedder):
         super().__init__(*args, **kwargs)
         self.preprocess = ClipPreprocessor(self.preprocessor_config)
         size = self.preprocess.crop
-        patch = int(dict(self.spec.extra).get("patch_size", 16))
+        assert self.spec.vision is not None
+        patch = self.spec.vision.patch_size
         self._image_tokens = (size[0] // patch) * (size[1] // patch) + 1
 
     def _run_images(self, rows: list[ImageRow]) -> np.ndarray:

@@ -74,4 +74,5 @@ def load_backend(artifact: Path, manifest: Manifest, config: RuntimeConfig,
     limits = BackendLimits(config.batch.max_batch_size, manifest.spec.max_len)
     # The text tower's width sizes its CPU batches; other towers keep the default budget.
     width = manifest.spec.dims if tower == "text" else 0
-    return OnnxRuntimeBackend(artifact / manifest.graphs[tower], limits, config.threads, width)
+    return OnnxRuntimeBackend(artifact / manifest.graphs[tower].onnx, limits, config.threads,
+                              width)

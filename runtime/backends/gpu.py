@@ -66,4 +66,4 @@ def machine(device: int = 0) -> Machine:
     trt = import_tensorrt()
     props = cuda_call(import_cudart().cudaGetDeviceProperties(device))
     name = props.name.split(b"\0", 1)[0].decode() if isinstance(props.name, bytes) else props.name
-    return Machine(trt.__version__, name, f"{props.major}.{props.minor}")
+    return Machine(name, f"{props.major}.{props.minor}", {"tensorrt": trt.__version__})

@@ -23,7 +23,7 @@ from runtime.backends.cuda_buffers import StreamBuffers
 from runtime.errors import ApplianceError, ArtifactError
 from runtime.backends.gpu import import_tensorrt, machine
 from runtime.manifest import Manifest
-from runtime.backends.trt_plan import (Profile, buffer_bytes, check_compatible, choose_profile,
+from runtime.backends.trt_plan import (buffer_bytes, check_compatible, choose_profile,
                               seq_buckets, split_rows)
 
 log = logging.getLogger(__name__)
@@ -43,17 +43,18 @@ class TensorRtBackend:
     name = "tensorrt"
 
     def __init__(self, artifact: str | Path, manifest: Manifest, contexts: int = 2):
-        plan = manifest.tensorrt
-        if not plan:
+        record = manifest.tensorrt
+        if not record:
             raise ArtifactError(f"{artifact} has no TensorRT plan; build it with "
                                 "python -m builder --backend tensorrt ...")
-        for warning in check_compatible(plan, machine()):
+        for warning in check_compatible(record, machine()):
             log.warning(warning)
         self.trt = import_tensorrt()
         self.inputs = tuple(manifest.spec.inputs)
-        self.profiles = tuple(Profile.from_dict(p) for p in plan["profiles"])
+        plan = record.plans["text"]
+        self.profiles = plan.profiles
         self.dims = manifest.spec.dims
-        self.engine = self._deserialize(Path(artifact) / plan["plan"])
+        self.engine = self._deserialize(Path(artifact) / plan.file)
         self._sizes = buffer_bytes(self.profiles, {k: 8 for k in self.inputs},  # int64 ids/mask
                                    {OUTPUT: self.dims * 4})  # float32 vectors
         self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()

@@ -7,13 +7,13 @@ them back, and everything is unit-tested on machines without a GPU.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from runtime.errors import ApplianceError, ArtifactError
 
-PLAN_NAME = "model.plan"
 TIMING_CACHE_NAME = "timing.cache"
 
 
@@ -106,32 +106,106 @@ def buffer_bytes(profiles: Sequence[Profile], itemsizes: Mapping[str, int],
 
 
 @dataclass(frozen=True)
-class Machine:
-    """What the running process sees; compared with what the plan was built on."""
+class Flavour:
+    """One TensorRT flavour: same Python API, different libraries, plans and targets."""
 
-    tensorrt_version: str
+    name: str  # the --backend value
+    modules: tuple[str, ...]  # import names, tried in order (the -bindings wheel's last)
+    extra: str  # pip extra that installs it
+    builds_without_gpu: bool  # ahead-of-time builds on any machine (TensorRT for RTX)
+
+
+FLAVOURS: dict[str, Flavour] = {f.name: f for f in (
+    Flavour("tensorrt", ("tensorrt", "tensorrt_bindings"), "tensorrt", False),
+    Flavour("tensorrt-rtx", ("tensorrt_rtx", "tensorrt_rtx_bindings"), "tensorrt-rtx", True),
+)}
+# TensorRT for RTX targets (ComputeCapability.SM75 ...); Hopper and datacenter Blackwell
+# (9.0, 10.x) are not among them: TensorRT 11 serves those.
+RTX_COMPUTE_CAPABILITIES = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    """One graph's plan: its file in the artifact and its optimisation profiles."""
+
+    file: str
+    profiles: tuple[Profile, ...]
+    build_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "profiles": [p.to_dict() for p in self.profiles],
+                "build_seconds": self.build_seconds}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "GraphPlan":
+        return cls(str(data["file"]), tuple(Profile.from_dict(p) for p in data["profiles"]),
+                   float(data.get("build_seconds", 0.0)))
+
+
+@dataclass(frozen=True)
+class TrtRecord:
+    """The manifest's `tensorrt` record: which TensorRT built the plans, for which GPUs."""
+
+    flavour: str  # a FLAVOURS key
+    version: str  # the library version that built the plans (plans are tied to it)
+    # Compute capabilities the plans run on: TensorRT 11, the build GPU's; RTX, its targets.
+    compute_capabilities: tuple[str, ...]
+    precision: str  # chosen in the ONNX graphs; the networks are strongly typed
+    plans: dict[str, GraphPlan]  # tower -> plan
+    gpu_name: str | None = None  # TensorRT 11: the card the tactics were timed on
+    builder_optimization_level: int = 3
+    workspace_mib: int = 4096
+    timing_cache: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["compute_capabilities"] = list(self.compute_capabilities)
+        data["plans"] = {k: p.to_dict() for k, p in self.plans.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrtRecord":
+        values = dict(data)
+        values["compute_capabilities"] = tuple(data["compute_capabilities"])
+        values["plans"] = {k: GraphPlan.from_dict(p) for k, p in data["plans"].items()}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the running process sees; compared with what the plans were built for."""
+
     gpu_name: str
     compute_capability: str  # "9.0"
+    versions: Mapping[str, str]  # flavour -> installed library version (absent: none)
 
 
-def check_compatible(plan: Mapping[str, Any], machine: Machine) -> list[str]:
-    """Refuse (ArtifactError, one message listing every mismatch) a plan built by another
-    TensorRT version or for another compute capability: TensorRT plans are not portable
-    across either. Returns warnings for differences that still run (another GPU model of
-    the same compute capability: correct, but tactics were timed on the other card)."""
+def check_compatible(record: TrtRecord, machine: Machine) -> list[str]:
+    """The one compatibility rule. Raises ArtifactError (one message: every mismatch and
+    the build to run instead) for plans this machine cannot run: another flavour or version
+    of the library, or a compute capability outside the plans' targets. Returns warnings for
+    what still runs (TensorRT 11 plans timed on another card of the same capability)."""
     problems = []
-    if plan.get("tensorrt_version") != machine.tensorrt_version:
-        problems.append(f"built with TensorRT {plan.get('tensorrt_version')}, "
-                        f"this machine has {machine.tensorrt_version}")
-    if plan.get("compute_capability") != machine.compute_capability:
-        problems.append(f"built for compute capability {plan.get('compute_capability')} "
-                        f"({plan.get('gpu_name')}), this GPU is {machine.compute_capability} "
-                        f"({machine.gpu_name})")
+    have = machine.versions.get(record.flavour)
+    if have != record.version:
+        problems.append(f"built with {record.flavour} {record.version}, this machine has "
+                        f"{record.flavour + ' ' + have if have else 'no ' + record.flavour}")
+    if machine.compute_capability not in record.compute_capabilities:
+        problems.append(f"built for compute capability {', '.join(record.compute_capabilities)}"
+                        f", this GPU ({machine.gpu_name}) is {machine.compute_capability}")
     if problems:
-        raise ArtifactError("the TensorRT plan does not match this machine: "
-                            + "; ".join(problems)
-                            + ". Rebuild it here: python -m builder --backend tensorrt --force ...")
-    if plan.get("gpu_name") != machine.gpu_name:
-        return [f"the plan was tuned on {plan.get('gpu_name')}, running on {machine.gpu_name} "
-                "(same compute capability: it runs, but rebuild for the best tactics)"]
+        raise ArtifactError("the TensorRT plans do not fit this machine: " + "; ".join(problems)
+                            + ". " + rebuild_hint(machine))
+    if record.gpu_name and record.gpu_name != machine.gpu_name:
+        return [f"the plans were tuned on {record.gpu_name}, running on {machine.gpu_name} "
+                "(same compute capability: they run, but rebuild for the best tactics)"]
     return []
+
+
+def rebuild_hint(machine: Machine) -> str:
+    """Which build serves this GPU: RTX for its targets, TensorRT 11 built here otherwise."""
+    if machine.compute_capability in RTX_COMPUTE_CAPABILITIES:
+        return (f"Rebuild with python -m builder --backend tensorrt-rtx --compute-capability "
+                f"{machine.compute_capability} (any machine) or --backend tensorrt (on this GPU)")
+    return (f"compute capability {machine.compute_capability} is not a TensorRT for RTX target; "
+            "rebuild on this GPU with python -m builder --backend tensorrt")

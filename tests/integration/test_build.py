@@ -13,7 +13,7 @@ import pytest
 from builder import build as build_module
 from builder.build import BuildConfig, BuildError, build
 from models.registry import resolve
-from runtime.manifest import Manifest, fingerprint
+from runtime.manifest import Graph, Manifest, fingerprint
 from tests.helpers import ROOT
 
 
@@ -26,9 +26,10 @@ def test_manifest_records_what_was_built(minilm_artifact: Path, minilm_path: Pat
     manifest = Manifest.load(minilm_artifact)
     assert manifest.source["fingerprint"] == fingerprint(minilm_path)
     assert manifest.spec == resolve(minilm_path)[1]
-    assert (manifest.precision, manifest.opset, manifest.graphs) == ("fp32", 17, {"text": "model.onnx"})
-    assert manifest.inputs == {"input_ids": ["batch", "sequence"],
-                               "attention_mask": ["batch", "sequence"]}
+    assert (manifest.precision, manifest.opset) == ("fp32", 17)
+    assert manifest.graphs == {"text": Graph("model.onnx", {
+        "input_ids": ["batch", "sequence"], "attention_mask": ["batch", "sequence"]},
+        {"embeddings": ["batch", 384]})}
     assert {"torch", "transformers", "onnx", "onnxruntime"} <= set(manifest.versions)
     assert manifest.verification["min_cosine"] >= 0.9999
     assert manifest.verification["probes"] >= 10

@@ -199,8 +199,9 @@ def test_manifest_for_another_gpu_rebuilds(first_start: dict, cache: Cache,
     h100 = cache.artifact("nvidia-h100-80gb-hbm3-trtnone-fp32")
     shutil.copytree(cache.artifact(), h100)
     manifest = json.loads((h100 / "manifest.json").read_text())
-    manifest["tensorrt"] = {"plan": "model.plan", "gpu": "NVIDIA A100-SXM4-80GB",
-                            "version": "11.4.0.106"}
+    manifest["tensorrt"] = {"flavour": "tensorrt", "version": "11.4.0.106",
+                            "compute_capabilities": ["8.0"], "precision": "fp32", "plans": {},
+                            "gpu_name": "NVIDIA A100-SXM4-80GB"}
     (h100 / "manifest.json").write_text(json.dumps(manifest))
     log = build_only(cache, path_prefix=f"{fake}:")
     assert "GPU NVIDIA H100 80GB HBM3, TensorRT none" in log

@@ -29,7 +29,7 @@ def int8_artifact(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -
 def test_int8_passes_its_gate_and_records_it(int8_artifact: Path) -> None:
     manifest = Manifest.load(int8_artifact)
     assert manifest.precision == "int8"
-    assert manifest.graphs["text"] == "model.int8.onnx"
+    assert manifest.graphs["text"].onnx == "model.int8.onnx"
     assert not (int8_artifact / "model.onnx").exists()  # the fp32 graph is not shipped
     check = manifest.verification
     assert (check["threshold"], check["mean_threshold"]) == (0.97, 0.99)

@@ -11,13 +11,13 @@ import pytest
 
 from models.spec import ModelSpec
 from runtime.errors import ArtifactError, MissingDependencyError
-from runtime.manifest import Manifest
+from runtime.manifest import Graph, Manifest
 from runtime.backends.choose import choose, require_tensorrt, tensorrt_missing
 from tests.helpers import ROOT
 
 SPEC = ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=8, max_len=16)
-PLAIN = Manifest(spec=SPEC, source={}, precision="fp32", opset=17, graphs={"text": "m.onnx"},
-                 inputs={}, versions={}, verification={})
+PLAIN = Manifest(spec=SPEC, source={}, precision="fp32", opset=17,
+                 graphs={"text": Graph("m.onnx", {}, {})}, versions={}, verification={})
 WITH_PLAN = dataclasses.replace(PLAIN, tensorrt={"plan": "model.plan"})
 
 needs_no_gpu = pytest.mark.skipif(not tensorrt_missing(), reason="this machine can run TensorRT")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from models.spec import ModelSpec
-from runtime.manifest import Manifest, fingerprint
+from runtime.backends.trt_plan import TrtRecord
+from runtime.manifest import Graph, Manifest, fingerprint
 from tests.helpers import ROOT
 
 _spec = importlib.util.spec_from_file_location("cache_key", ROOT / "docker" / "cache_key.py")
@@ -42,9 +43,10 @@ def write_manifest(directory: Path, checkpoint: Path, **kw) -> Path:
     spec = ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=8, max_len=16)
     manifest = Manifest(spec=spec, source={"path": str(checkpoint),
                                            "fingerprint": fingerprint(checkpoint)},
-                        precision="fp16", opset=17, graphs={"text": "model.onnx"}, inputs={},
+                        precision="fp16", opset=17, graphs={"text": Graph("model.onnx", {}, {})},
                         versions={}, verification={},
-                        tensorrt={"plan": "model.plan", "version": "11.4.0.106", "gpu": H100})
+                        tensorrt=TrtRecord("tensorrt", "11.4.0.106", ("9.0",), "fp16", {},
+                                           gpu_name=H100))
     directory.mkdir(parents=True, exist_ok=True)
     dataclasses.replace(manifest, **kw).save(directory)
     return directory
@@ -93,14 +95,6 @@ def test_other_gpu_tensorrt_or_precision_rebuilds(tmp_path: Path, checkpoint: Pa
     art = write_manifest(tmp_path / "art", checkpoint)
     verdict, why = cache_key.decide(art, target(checkpoint, **change))
     assert verdict == "rebuild" and needle in why, why
-
-
-def test_tensorrt_version_may_be_recorded_with_the_package_versions(tmp_path: Path,
-                                                                    checkpoint: Path) -> None:
-    art = write_manifest(tmp_path / "art", checkpoint, versions={"tensorrt": "11.4.0.106"},
-                         tensorrt={"plan": "model.plan", "gpu_name": H100})
-    assert cache_key.decide(art, target(checkpoint))[0] == "reuse"
-    assert cache_key.decide(art, target(checkpoint, tensorrt="11.5.0"))[0] == "rebuild"
 
 
 def test_tensorrt_wanted_but_onnx_only_artifact_rebuilds(tmp_path: Path, checkpoint: Path) -> None:

@@ -27,8 +27,8 @@ def test_spec_from_checkpoint_files(name: str, tiny_decoder_paths: dict[str, Pat
     assert spec.matryoshka is (name == "qwen3")
     assert spec.prompts == KINDS[name].prompts  # config_sentence_transformers.json, sorted
     assert spec.default_prompt_name is None
-    assert dict(spec.extra)["causal"] is True
-    assert dict(spec.extra).get("append_eos", False) is (name == "e5_mistral")
+    assert spec.causal is True
+    assert spec.append_eos is (name == "e5_mistral")
 
 
 def test_architectures_pick_the_family(tiny_decoder_paths: dict[str, Path]) -> None:
@@ -49,7 +49,7 @@ def test_without_sentence_transformers_files_pooling_defaults_to_last(
     (bare / "config.json").write_text(json.dumps({**config, "is_causal": False}))
     _, spec = resolve(bare)
     assert (spec.pooling, spec.prompts, spec.max_len) == ("last", (), MAX_LEN)
-    assert dict(spec.extra)["causal"] is False
+    assert spec.causal is False
 
 
 def test_unknown_decoder_names_supported_families(tiny_decoder_paths: dict[str, Path],
@@ -100,7 +100,7 @@ def test_build_records_parity_and_graph_files(name: str,
     files = sorted(p.name for p in artifact.iterdir())
     if name == "e5_mistral":  # forced external data: one graph, one data file, no strays
         assert files == ["manifest.json", "model.onnx", "model.onnx.data", "tokenizer.json"]
-        assert manifest.extra == {"external_data": ["model.onnx.data"]}
+        assert manifest.external_data == ("model.onnx.data",)
         # The weights live in the data file: at least the embedding table (vocab x 64 fp32).
         assert (artifact / "model.onnx.data").stat().st_size >= VOCAB * 64 * 4
     else:

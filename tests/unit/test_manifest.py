@@ -9,16 +9,16 @@ import pytest
 
 from models.spec import ModelSpec
 from runtime.errors import ArtifactError
-from runtime.manifest import Manifest, fingerprint, is_artifact
+from runtime.manifest import Graph, Manifest, fingerprint, is_artifact
 
 SPEC = ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=4, max_len=8)
 
 
 def manifest() -> Manifest:
     return Manifest(spec=SPEC, source={"path": "/ckpt", "fingerprint": "abc"}, precision="fp32",
-                    opset=17, graphs={"text": "model.onnx"},
-                    inputs={"input_ids": ["batch", "sequence"]}, versions={"onnx": "1"},
-                    verification={"min_cosine": 1.0})
+                    opset=17, graphs={"text": Graph("model.onnx", {"input_ids": ["batch", "sequence"]},
+                                                    {"embeddings": ["batch", 4]})},
+                    versions={"onnx": "1"}, verification={"min_cosine": 1.0})
 
 
 def test_manifest_round_trips(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from builder.profiles import plan_profiles, seq_edges
 from models.spec import ModelSpec
 from runtime.batcher import BatchConfig, plan_batches
 from runtime.errors import ApplianceError, ArtifactError
-from runtime.backends.trt_plan import (Machine, Profile, ShapeRange, buffer_bytes, check_compatible,
+from runtime.backends.trt_plan import (Machine, TrtRecord, Profile, ShapeRange, buffer_bytes, check_compatible,
                               choose_profile, seq_buckets, split_rows)
 
 
@@ -95,20 +95,42 @@ def test_buffer_bytes_cover_every_profile_max() -> None:
                      "embeddings": 64 * 384 * 4}
 
 
-PLAN = {"tensorrt_version": "11.4.0.106", "gpu_name": "NVIDIA H100 80GB HBM3",
-        "compute_capability": "9.0"}
+PLAN = TrtRecord(flavour="tensorrt", version="11.4.0.106", compute_capabilities=("9.0",),
+                 precision="fp16", plans={}, gpu_name="NVIDIA H100 80GB HBM3")
+RTX = TrtRecord(flavour="tensorrt-rtx", version="1.7.1.116",
+                compute_capabilities=("8.0", "8.6", "8.9", "12.0"), precision="fp16", plans={})
+
+
+def trt11(version: str, gpu: str, cc: str) -> Machine:
+    return Machine(gpu, cc, {"tensorrt": version})
 
 
 def test_compatible_plan_passes_and_other_card_warns() -> None:
-    assert check_compatible(PLAN, Machine("11.4.0.106", "NVIDIA H100 80GB HBM3", "9.0")) == []
-    (warning,) = check_compatible(PLAN, Machine("11.4.0.106", "NVIDIA H100 PCIe", "9.0"))
+    assert check_compatible(PLAN, trt11("11.4.0.106", "NVIDIA H100 80GB HBM3", "9.0")) == []
+    (warning,) = check_compatible(PLAN, trt11("11.4.0.106", "NVIDIA H100 PCIe", "9.0"))
     assert "NVIDIA H100 PCIe" in warning
 
 
 def test_mismatch_is_one_clear_error() -> None:
     with pytest.raises(ArtifactError) as err:
-        check_compatible(PLAN, Machine("11.5.0.1", "NVIDIA L4", "8.9"))
+        check_compatible(PLAN, trt11("11.5.0.1", "NVIDIA L4", "8.9"))
     message = str(err.value)
-    assert "TensorRT 11.4.0.106" in message and "11.5.0.1" in message
-    assert "compute capability 9.0" in message and "8.9 (NVIDIA L4)" in message
-    assert "--backend tensorrt --force" in message
+    assert "tensorrt 11.4.0.106" in message and "11.5.0.1" in message
+    assert "compute capability 9.0" in message and "(NVIDIA L4) is 8.9" in message
+    assert "--backend tensorrt-rtx --compute-capability 8.9" in message
+
+
+def test_rtx_plan_on_a_hopper_card_is_refused_with_the_build_to_run() -> None:
+    h200 = Machine("NVIDIA H200", "9.0", {"tensorrt": "11.4.0.106", "tensorrt-rtx": "1.7.1.116"})
+    with pytest.raises(ArtifactError) as err:
+        check_compatible(RTX, h200)
+    message = str(err.value)
+    assert "8.0, 8.6, 8.9, 12.0" in message and "is 9.0" in message
+    assert "not a TensorRT for RTX target" in message and "--backend tensorrt" in message
+    l4 = Machine("NVIDIA L4", "8.9", {"tensorrt-rtx": "1.7.1.116"})
+    assert check_compatible(RTX, l4) == []
+
+
+def test_record_round_trips() -> None:
+    record = TrtRecord.from_dict(RTX.to_dict())
+    assert record == RTX
