@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,8 +124,3 @@ def fingerprint(checkpoint: str | Path) -> str:
             while chunk := fh.read(1 << 22):
                 digest.update(chunk)
     return digest.hexdigest()
-
-
-def fingerprint_or_name(model: str) -> str:
-    """A checkpoint dir's fingerprint, or the hub id itself (resolved by the builder)."""
-    return fingerprint(model) if os.path.isdir(model) else model

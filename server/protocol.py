@@ -1,11 +1,12 @@
-"""OpenAI embeddings request/response models, in OpenAI's field order."""
+"""The OpenAI embeddings request model, in OpenAI's field order (responses are built
+straight from numpy in server/encode.py)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal, Union
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from runtime.errors import InvalidRequestError
 
@@ -37,24 +38,6 @@ class EmbeddingRequest(BaseModel):
     # Extensions shared with SGLang/vLLM/TEI clients.
     truncate: bool = False
     prompt_name: StrictStr | None = None
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    total_tokens: int
-
-
-class EmbeddingData(BaseModel):
-    object: Literal["embedding"] = "embedding"
-    embedding: list[float] | str
-    index: int
-
-
-class EmbeddingResponse(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[EmbeddingData] = Field(default_factory=list)
-    model: str
-    usage: Usage
 
 
 def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
