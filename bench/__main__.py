@@ -18,6 +18,7 @@ import numpy as np
 
 from bench import http_load, local, machine, report, roofline, rounds
 from bench.corpus import load_sentences
+from bench.document import TITLE, replace_section
 from bench.stats import Run
 from tests.helpers import ROOT, build_artifact, minilm_checkpoint, running_server
 
@@ -171,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
     pin_cores(cfg.threads)
     text = run(cfg)
-    cfg.output.write_text(text)
+    replace_section(cfg.output, "cpu-serving", text.removeprefix(TITLE))
     print(text)
     return 0
 

@@ -4,11 +4,8 @@ Rows are sorted by length, so a batch's padding is small; the cut points between
 minimise the backend's cost, modelled as a fixed cost per call (the weights are streamed
 from memory once per call) plus the padded tokens (rows x longest row). So a batch of 16
 one-sentence requests of mixed length is split where the padding it would carry outweighs
-one more call, and kept whole otherwise. Measured here for all-MiniLM on one-thread ONNX
-Runtime sessions, a call costs what ~5-9 tokens do (fp32 and int8: a 29-token sentence
-takes 10.0 / 7.6 ms alone, 8.3 / 5.8 ms per sentence in a batch of 4 / 8); served at
-concurrency 16, a call cost of 8 gave +5-20% over 32 (the cost a two-thread session showed)
-and over plain greedy filling.
+one more call, and kept whole otherwise (the call cost in tokens, and what it gained, are
+in BENCHMARKS.md, design).
 """
 
 from __future__ import annotations

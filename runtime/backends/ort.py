@@ -1,10 +1,9 @@
 """ONNX Runtime backend: CPU execution provider, CUDA when onnxruntime-gpu sees a GPU.
 
 Threads (`threads=0`, the default, on a CPU with several cores): under load
-single-threaded batches run side by side, two per core. Measured here on 2 cores with 16
-concurrent clients: one-thread batches gave +33% over one two-thread batch at a time (its
-threads stall on each other whenever the event loop takes a core), and two per core another
-+10-20% (a core has a batch to run while the rows of another are answered and replaced).
+single-threaded batches run side by side, two per core: a multi-threaded batch stalls on
+its own threads whenever the event loop takes a core, and with two per core a core has a
+batch to run while the rows of another are answered and replaced (BENCHMARKS.md, design).
 A small batch that runs alone (an idle server's single request) uses every core, for the
 lowest latency. That needs a second session holding a second copy of the weights, so it is
 made for graphs under DUAL_SESSION_MAX_BYTES only. One-thread batches are kept small
@@ -29,10 +28,8 @@ log = logging.getLogger(__name__)
 DUAL_SESSION_MAX_BYTES = 1 << 30
 SOLO_MAX_TOKENS = 256  # padded tokens of a lone batch that gets every core
 IN_FLIGHT_PER_CORE = 2
-# Padded tokens x model width per one-thread batch. Measured here (AMD EPYC, 512 KiB L2 per
-# core, 16 clients of 32 sentences): all-MiniLM (width 384) served +15-25% with batches of
-# 384-1024 tokens over 1856 (64 rows), a BERT-base shape (768) +12% at 256 tokens, with
-# 128 and 384 slower.
+# Padded tokens x model width per one-thread batch: its activations stay near the core's
+# own caches (the sizes measured best are in BENCHMARKS.md, design).
 BATCH_TOKEN_WIDTH = 196_608
 MIN_BATCH_TOKENS = 64
 
@@ -77,7 +74,6 @@ class OnnxRuntimeBackend:
         self.input_names = [i.name for i in self._shared.get_inputs()]
         # Twice as many batches in flight as cores: while one batch's rows are in transit
         # (answers written, the next requests parsed), another batch keeps the core busy.
-        # Measured here, 16 one-sentence clients: +10-20% over one batch per core.
         in_flight = IN_FLIGHT_PER_CORE * cores if adaptive else max(1, limits.concurrency)
         self.limits = BackendLimits(
             limits.max_batch_size, limits.max_seq_len, limits.seq_buckets,

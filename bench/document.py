@@ -1,0 +1,29 @@
+"""BENCHMARKS.md is written by several benchmarks: each owns one section between markers
+and rewrites only that, so `make bench` keeps the TensorRT build times and the design
+measurements, and the build-time script keeps the CPU serving results."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+TITLE = "# Benchmarks\n"
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
+
+
+def replace_section(path: Path, name: str, body: str) -> str:
+    """Write `body` as section `name` of the document at `path` (appended if new); returns
+    the whole document. Text outside the section's markers is kept as it is."""
+    start, end = markers(name)
+    block = f"{start}\n{body.strip()}\n{end}"
+    text = path.read_text() if path.is_file() else TITLE
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+    return text
