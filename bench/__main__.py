@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -67,7 +67,8 @@ def server_plan(n: int, quick: bool) -> list[tuple[int, int, int]]:
 
 
 def serve_and_load(artifact: Path, cfg: BenchConfig, sentences: list[str], reference: np.ndarray,
-                   count, plan: list[tuple[int, int, int]]) -> list[Run]:  # type: ignore[no-untyped-def]
+                   count: Callable[[Sequence[str]], int],
+                   plan: list[tuple[int, int, int]]) -> list[Run]:
     precision = "int8" if "int8" in artifact.name else "fp32"
     # Default threading (as `make serve` runs it) on the cores pin_cores() left us.
     with running_server(artifact, "--log-level", "warning") as url:

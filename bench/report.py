@@ -40,9 +40,9 @@ def row(run: Run, runs: Sequence[Run]) -> str:
     base = baseline_for(run, runs)
     throughput = find(runs, "a", "fp32", 0)  # the whole-corpus batch-32 encode
     cells = [run.system, run.label, run.precision,
-             _num(run.sentences_per_s), _x(ratio(run.sentences_per_s, throughput and throughput.sentences_per_s)),
+             _num(run.sentences_per_s), _x(ratio(run.sentences_per_s, throughput.sentences_per_s if throughput else None)),
              _num(run.tokens_per_s),
-             _x(ratio(run.tokens_per_s, throughput and throughput.tokens_per_s)),
+             _x(ratio(run.tokens_per_s, throughput.tokens_per_s if throughput else None)),
              _num(run.p50_ms, 1), _x(ratio(run.p50_ms, base.p50_ms)),
              _num(run.p99_ms, 1), _x(ratio(run.p99_ms, base.p99_ms)),
              "–" if run.min_cosine is None else f"{run.min_cosine:.6f}"]

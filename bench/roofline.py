@@ -55,7 +55,7 @@ class Tower:
 def _common(cfg: Mapping[str, Any], name: str, **overrides: Any) -> Tower:
     hidden = int(cfg["hidden_size"])
     heads = int(cfg["num_attention_heads"])
-    values = dict(name=name, layers=int(cfg["num_hidden_layers"]), hidden=hidden, heads=heads,
+    values: dict[str, Any] = dict(name=name, layers=int(cfg["num_hidden_layers"]), hidden=hidden, heads=heads,
                   kv_heads=int(cfg.get("num_key_value_heads") or heads),
                   head_dim=int(cfg.get("head_dim") or hidden // heads),
                   intermediate=int(cfg["intermediate_size"]), vocab=int(cfg.get("vocab_size", 0)))

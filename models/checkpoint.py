@@ -79,7 +79,8 @@ def read_checkpoint(path: str | Path) -> CheckpointInfo:
     config = _read_json(root / "config.json")
     if not isinstance(config, dict):
         raise FileNotFoundError(f"{root} has no config.json: not a Hugging Face checkpoint")
-    modules = _read_json(root / "modules.json") or []
+    found = _read_json(root / "modules.json")
+    modules = [m for m in found if isinstance(m, dict)] if isinstance(found, list) else []
     pooling_dir = next(
         (m.get("path", "") for m in modules if str(m.get("type", "")).endswith("Pooling")),
         "1_Pooling",

@@ -9,7 +9,7 @@ streamed through a byte counter and a client disconnect still reaches the handle
 from __future__ import annotations
 
 import hmac
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, MutableMapping
 
 from fastapi.responses import JSONResponse
 
@@ -17,7 +17,7 @@ from runtime.errors import PayloadTooLargeError
 from server.errors import error_body
 
 Scope = dict[str, Any]
-Message = dict[str, Any]
+Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]

