@@ -20,6 +20,7 @@ from PIL import Image
 
 from runtime.errors import ArtifactError, InvalidRequestError
 
+
 def read_preprocessor(path: Path) -> dict[str, Any]:
     """The artifact's copy of the checkpoint's preprocessor_config.json
     (Artifact.preprocessor_path)."""
