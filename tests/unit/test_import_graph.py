@@ -138,6 +138,10 @@ def test_server_imports_neither_builder_bench_nor_the_model_registry() -> None:
     assert violations(project_graph(), "server", ("builder", "bench", "models.registry")) == []
 
 
+def test_builder_imports_neither_server_nor_bench() -> None:
+    assert violations(project_graph(), "builder", ("server", "bench")) == []
+
+
 def test_no_import_cycle_outside_models() -> None:
     assert [c for c in cycles(project_graph()) if not all(_within(m, ("models",)) for m in c)] \
         == []
