@@ -119,13 +119,14 @@ def run_gpu(args: argparse.Namespace) -> list[str]:
 
     embedder = Embedder.load(args.artifact, RuntimeConfig(backend="tensorrt"))
     backend, spec = embedder.backend, embedder.spec
-    checkpoint = Path(args.checkpoint or embedder.manifest.source["path"])
+    checkpoint = Path(args.checkpoint or embedder.artifact.manifest.source["path"])
     config = json.loads((checkpoint / "config.json").read_text())
     tower = roofline.towers(config)[0]
     peak, bandwidth = peaks(args, torch.cuda.get_device_name())
     module = family_by_name(spec.family).export_module(checkpoint, spec).half().cuda().eval()
     lines = [f"GPU: {torch.cuda.get_device_name()}; artifact {args.artifact} "
-             f"({embedder.manifest.precision}); profiles {backend.limits.seq_buckets}", "",
+             f"({embedder.artifact.manifest.precision}); "
+             f"profiles {backend.limits.seq_buckets}", "",
              "| system | batch | seq | tokens/s | p50 ms | p99 ms | of roofline |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     limits = backend.limits

@@ -94,7 +94,7 @@ def embedder_runs(artifact: Path, sentences: Sequence[str],
 
     # threads=0, as the server runs it: every core of this process's (pinned) affinity.
     embedder = Embedder.load(artifact, RuntimeConfig(backend="onnxruntime", threads=0))
-    precision = embedder.manifest.precision
+    precision = embedder.artifact.manifest.precision
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(embedder.start())

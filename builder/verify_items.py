@@ -48,7 +48,7 @@ def data_uri(image: Any) -> str:
 def probe_items(spec: ModelSpec) -> tuple[list[tuple[Any, Any]], list[Item]]:
     images = probe_images()
     pairs: list[tuple[Any, Any]] = [(t, None) for t in PROBES] + [(None, i) for i in images]
-    if spec.family != "clip":  # CLIP embeds one modality per item
+    if spec.items_mix_modalities:  # else (CLIP) one modality per item
         pairs += [(t, i) for t, i in zip(PROBES[:2], images[:2])]
     return pairs, [Item(t, data_uri(i) if i is not None else None) for t, i in pairs]
 

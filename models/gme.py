@@ -41,6 +41,7 @@ def make_spec(info: CheckpointInfo) -> ModelSpec:
         normalize=True,
         chat_template=TEMPLATE,
         modalities=("text", "image"),
+        items_mix_modalities=True,
         inputs=INPUTS,
         vision=VisionFacts(patch_size=int(vision.get("patch_size", 14)),
                            spatial_merge_size=merge, **image_pixels(info.config, factor)),

@@ -56,6 +56,8 @@ class ModelSpec:
     # Every row must end with EOS whatever the tokenizer files say (E5-Mistral).
     append_eos: bool = False
     vision: VisionFacts | None = None  # set for families that take images
+    # One item may hold text and an image together (GME); else one modality per item (CLIP).
+    items_mix_modalities: bool = False
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:

@@ -1,4 +1,13 @@
-"""The facade the server calls: tokenise, batch, run the backend, post-process."""
+"""The embedding pipeline, one for every family: the facade the server calls.
+
+A request goes: admission (429 before any work), the `dimensions` check, the prompt, the
+family adapter's `prepare` (tokenising here: inline for short requests, a thread pool for
+long ones; images fetched and preprocessed in another), the request token limit, one
+token-budget Batcher per tower (the backend runs on the batcher's threads), the adapter's
+`combine` (one vector per item, in input order), then Matryoshka truncation and usage.
+What differs between families is in runtime/adapters/, chosen by the spec's family through
+runtime/adapters/registry.py.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +16,27 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
+from PIL import Image
 
 from models.spec import ModelSpec
-from runtime.backends.base import Backend, pad_batch
-from runtime.batcher import DEFAULT_BATCH_TOKENS, Batcher
+from runtime.adapters.base import Adapter, Tower, Work
+from runtime.adapters.registry import adapter_for
+from runtime.artifact import Artifact
+from runtime.backends.base import Backend, BackendLimits
+from runtime.backends.choose import load_backend
+from runtime.batcher import DEFAULT_BATCH_TOKENS, BatchConfig, Batcher, RunFn
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequestError
-from runtime.manifest import Manifest
-from runtime.backends.choose import load_backend
+from runtime.media import load_image
 from runtime.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
 INLINE_TOKENIZE_CHARS = 1024  # requests up to this many characters tokenise on the loop
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -30,99 +45,130 @@ class EmbeddingResult:
     prompt_tokens: int
 
 
+def open_backend(artifact: Artifact, config: RuntimeConfig, tower: str) -> Backend:
+    """The backend of one tower (graph): the runtime's one call into backend choice."""
+    return load_backend(artifact.path, artifact.manifest, config, tower)
+
+
+def tower_batch_config(flags: BatchConfig, limits: BackendLimits, tower: Tower) -> BatchConfig:
+    """A tower's batching limits, settled once from the flags, its backend and the tower.
+
+    Token rows take the backend's sequence buckets (TensorRT profiles), at least its
+    batches in flight, and its token budget when --max-batch-tokens is not given; image
+    rows keep the flags, under the tower's own budget when it has one."""
+    if tower.max_batch_tokens:
+        return replace(flags, max_batch_tokens=tower.max_batch_tokens)
+    if not tower.token_rows:
+        return flags
+    return replace(flags, seq_buckets=limits.seq_buckets or flags.seq_buckets,
+                   concurrency=max(flags.concurrency, limits.concurrency),
+                   max_batch_tokens=(flags.max_batch_tokens or limits.max_batch_tokens
+                                     or DEFAULT_BATCH_TOKENS))
+
+
 class Embedder:
-    def __init__(self, artifact: str | Path, manifest: Manifest, backend: Backend,
-                 config: RuntimeConfig):
-        self.artifact = Path(artifact)
-        self.manifest = manifest
-        self.spec: ModelSpec = manifest.spec
-        self.backend = backend
+    """`backends` by tower name, for callers that wrap them (tests); opened here otherwise."""
+
+    def __init__(self, artifact: Artifact, config: RuntimeConfig,
+                 backends: Mapping[str, Backend] | None = None):
+        self.artifact = artifact
+        self.spec: ModelSpec = artifact.spec
         self.config = config
-        self.tokenizer = TextTokenizer(self.artifact / manifest.tokenizer, self.spec.max_len)
-        limits = backend.limits
-        batch_cfg = replace(config.batch, seq_buckets=limits.seq_buckets or
-                            config.batch.seq_buckets,
-                            concurrency=max(config.batch.concurrency, limits.concurrency),
-                            max_batch_tokens=config.batch.max_batch_tokens or
-                            limits.max_batch_tokens or DEFAULT_BATCH_TOKENS)
-        self.batcher = Batcher(self._run_batch, batch_cfg)
+        adapter_class = adapter_for(artifact)  # an unknown family fails before any loading
+        self.tokenizer = TextTokenizer(artifact.tokenizer_path, self.spec.max_len)
+        self.adapter: Adapter = adapter_class(artifact, self.tokenizer)
+        self.backends = _open_backends(artifact, config, self.adapter.towers, backends or {})
+        self.batchers = {t.name: Batcher(self._runner(t.name), tower_batch_config(
+            config.batch, self.backends[t.name].limits, t)) for t in self.adapter.towers}
+        main = self.adapter.towers[0].name
+        self.backend, self.batcher = self.backends[main], self.batchers[main]
         self._tok_pool = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="tokenize")
+        self._media_pool = ThreadPoolExecutor(config.media.threads, thread_name_prefix="media")
 
     @classmethod
     def load(cls, artifact: str | Path, config: RuntimeConfig) -> "Embedder":
-        manifest = Manifest.load(artifact)
-        if "image" in manifest.spec.modalities:  # one backend per tower: runtime.multimodal
-            from runtime.multimodal import load_multimodal
+        return cls(Artifact.open(artifact), config)
 
-            return load_multimodal(artifact, manifest, config)
-        backend = load_backend(Path(artifact), manifest, config)
-        return cls(artifact, manifest, backend, config)
+    def _runner(self, tower: str) -> RunFn:
+        backend, adapter = self.backends[tower], self.adapter
 
-    def _run_batch(self, rows: list[Sequence[int]]) -> np.ndarray:
-        ids, mask = pad_batch(rows)
-        return self.backend.embed({"input_ids": ids, "attention_mask": mask})
+        def run(rows: list[Any]) -> Any:  # on the batcher's thread
+            return adapter.split(tower, rows, backend.embed(adapter.feeds(tower, rows)))
+
+        return run
 
     async def start(self) -> None:
-        self.batcher.start()
-        await self.batcher.submit([[0, 0]])  # warm-up: first ORT run allocates its arenas
+        for batcher in self.batchers.values():
+            batcher.start()
+        await self.adapter.warm_up(self)
 
     async def close(self) -> None:
-        await self.batcher.stop()
+        for batcher in self.batchers.values():
+            await batcher.stop()
         self._tok_pool.shutdown(wait=False)
-        self.backend.close()
+        self._media_pool.shutdown(wait=False)
+        for backend in self.backends.values():
+            backend.close()
 
     async def embed_texts(self, texts: Sequence[str], *, truncate: bool = False,
                           prompt_name: str | None = None,
                           dimensions: int | None = None) -> EmbeddingResult:
-        self.check_dimensions(dimensions)
-        self.batcher.admit(len(texts))  # overloaded: 429 before spending time tokenising
-        prompt = self._prompt(prompt_name)
-        if prompt:
-            texts = [prompt + t for t in texts]
-        truncate = truncate or self.config.allow_auto_truncate
-        if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
-            # A few sentences tokenise in tens of microseconds: a thread hop costs more.
-            rows = self.tokenizer.encode(texts, truncate)
-        else:
-            loop = asyncio.get_running_loop()
-            rows = await loop.run_in_executor(self._tok_pool, self.tokenizer.encode, texts,
-                                              truncate)
-        return await self._embed_rows(rows, dimensions)
+        prompt = self._admit(len(texts), prompt_name, dimensions)
+        work = await self.adapter.prepare_texts(texts, prompt, self._truncate(truncate), self)
+        return await self._run(work, len(texts), dimensions)
 
     async def embed_tokens(self, rows: Sequence[Sequence[int]], *, truncate: bool = False,
                            dimensions: int | None = None) -> EmbeddingResult:
-        self.check_dimensions(dimensions)
-        checked = self.tokenizer.check_ids(rows, truncate or self.config.allow_auto_truncate)
-        return await self._embed_rows(checked, dimensions)
+        """Token ids are used as given (no prompt), on the token tower."""
+        self._admit(len(rows), None, dimensions)
+        checked = self.tokenizer.check_ids(rows, self._truncate(truncate))
+        return await self._run(Work({self.adapter.towers[0].name: checked}), len(rows),
+                               dimensions)
 
-    async def embed_items(self, items: Sequence, *, truncate: bool = False,
+    async def embed_items(self, items: Sequence[Any], *, truncate: bool = False,
                           prompt_name: str | None = None,
                           dimensions: int | None = None) -> EmbeddingResult:
-        """{text, image} items; a text-only model takes text items only."""
-        if any(item.image is not None for item in items):
-            raise InvalidRequestError("This model does not accept images; send text inputs.",
-                                      param="input", code="unsupported_modality")
-        return await self.embed_texts([item.text for item in items], truncate=truncate,
-                                      prompt_name=prompt_name, dimensions=dimensions)
+        """`{text, image}` items, checked against the spec's modalities."""
+        prompt = self._admit(len(items), prompt_name, dimensions)
+        self._check_items(items)
+        work = await self.adapter.prepare(items, prompt, self._truncate(truncate), self)
+        return await self._run(work, len(items), dimensions)
 
-    async def _embed_rows(self, rows: list[list[int]], dimensions: int | None) -> EmbeddingResult:
-        tokens = sum(len(r) for r in rows)
+    def _admit(self, count: int, prompt_name: str | None, dimensions: int | None) -> str:
+        """Checks that need no work, then admission (overloaded: 429 before any work); the
+        prompt to prepend."""
+        self._check_dimensions(dimensions)
+        self.batcher.admit(count)
+        return self._prompt(prompt_name)
+
+    def _truncate(self, requested: bool) -> bool:
+        return requested or self.config.allow_auto_truncate
+
+    async def _run(self, work: Work, count: int, dimensions: int | None) -> EmbeddingResult:
+        tokens = work.tokens
         if tokens > self.config.max_request_tokens:
             raise InvalidRequestError(
                 f"The request has {tokens} tokens in all; at most "
                 f"{self.config.max_request_tokens} are allowed per request. Split it.",
                 param="input", code="too_many_tokens")
-        vectors = await self.batcher.submit(rows)
-        return self.finish(vectors, tokens, dimensions)
+        towers = [tower for tower, rows in work.rows.items() if rows]
+        if len(towers) == 1:  # the common case: no gather (a task each costs loop time)
+            outputs = [await self.batchers[towers[0]].submit(work.rows[towers[0]])]
+        else:
+            outputs = await asyncio.gather(*(self.batchers[t].submit(work.rows[t])
+                                             for t in towers))
+        vectors = self.adapter.combine(work, dict(zip(towers, outputs)), count)
+        return self._finish(vectors, tokens, dimensions)
 
-    def finish(self, vectors: np.ndarray, tokens: int, dimensions: int | None) -> EmbeddingResult:
+    def _finish(self, vectors: np.ndarray, tokens: int, dimensions: int | None
+                ) -> EmbeddingResult:
         """Matryoshka truncation (checked earlier) and renormalisation, then the result."""
         if dimensions is not None and dimensions != vectors.shape[1]:
             vectors = vectors[:, :dimensions]
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return EmbeddingResult(np.ascontiguousarray(vectors, dtype=np.float32), tokens)
 
-    def check_dimensions(self, dimensions: int | None) -> None:
+    def _check_dimensions(self, dimensions: int | None) -> None:
         if dimensions is None:
             return
         if not self.spec.matryoshka:
@@ -135,6 +181,19 @@ class Embedder:
                 f"'dimensions' must be between 1 and {self.spec.dims}, got {dimensions}.",
                 param="dimensions", code="invalid_value")
 
+    def _check_items(self, items: Sequence[Any]) -> None:
+        if "image" not in self.spec.modalities:
+            if any(item.image is not None for item in items):
+                raise InvalidRequestError("This model does not accept images; send text inputs.",
+                                          param="input", code="unsupported_modality")
+            return
+        both = next((i for i, item in enumerate(items)
+                     if item.text is not None and item.image is not None), None)
+        if both is not None and not self.spec.items_mix_modalities:
+            raise InvalidRequestError(
+                f"input[{both}] has both text and an image; this model embeds one or the other "
+                "per item (send them as two items).", param="input", code="unsupported_input")
+
     def _prompt(self, prompt_name: str | None) -> str:
         if prompt_name is None:
             name = self.spec.default_prompt_name
@@ -146,3 +205,40 @@ class Embedder:
                 f"Unknown prompt_name {prompt_name!r}; this model's prompts: {known}.",
                 param="prompt_name", code="invalid_value")
         return prompt
+
+    # Stages: what adapters use while they prepare a request (runtime.adapters.base.Stages).
+
+    async def tokenize(self, texts: Sequence[str], truncate: bool) -> list[list[int]]:
+        if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
+            # A few sentences tokenise in tens of microseconds: a thread hop costs more.
+            return self.tokenizer.encode(texts, truncate)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._tok_pool, self.tokenizer.encode, texts, truncate)
+
+    async def load_images(self, sources: Sequence[str]) -> list[Image.Image]:
+        return await self.off_loop(lambda s: load_image(s, self.config.media), sources)
+
+    async def off_loop(self, fn: Callable[[A], R], args: Sequence[A]) -> list[R]:
+        """fn over args in the media pool (decoding and preprocessing images)."""
+        loop = asyncio.get_running_loop()
+        return list(await asyncio.gather(*(loop.run_in_executor(self._media_pool, fn, a)
+                                           for a in args)))
+
+    async def submit(self, tower: str, rows: Sequence[Any]) -> Any:
+        return await self.batchers[tower].submit(rows)
+
+
+def _open_backends(artifact: Artifact, config: RuntimeConfig, towers: Sequence[Tower],
+                   given: Mapping[str, Backend]) -> dict[str, Backend]:
+    """Every tower's backend; those opened here are closed again if a later one fails."""
+    backends: dict[str, Backend] = {}
+    try:
+        for tower in towers:
+            backends[tower.name] = given.get(tower.name) or open_backend(artifact, config,
+                                                                         tower.name)
+    except BaseException:
+        for name, backend in backends.items():
+            if name not in given:
+                backend.close()
+        raise
+    return backends

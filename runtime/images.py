@@ -20,11 +20,10 @@ from PIL import Image
 
 from runtime.errors import ArtifactError, InvalidRequestError
 
-PREPROCESSOR = "preprocessor_config.json"
 
-
-def read_preprocessor(artifact: str | Path) -> dict[str, Any]:
-    path = Path(artifact) / PREPROCESSOR
+def read_preprocessor(path: Path) -> dict[str, Any]:
+    """The artifact's copy of the checkpoint's preprocessor_config.json
+    (Artifact.preprocessor_path)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:

@@ -44,6 +44,10 @@ class TextTokenizer:
                 rows[i] = enc.ids
         return rows
 
+    def token_id(self, token: str) -> int | None:
+        """A special token's id (GME's <|image_pad|>), None when the vocabulary lacks it."""
+        return self._plain.token_to_id(token)
+
     def check_ids(self, rows: Sequence[Sequence[int]], truncate: bool) -> list[list[int]]:
         """Token-id inputs are used as given: checked against the vocabulary and max length."""
         out: list[list[int]] = []

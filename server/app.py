@@ -84,7 +84,7 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
     async def model_info(request: Request) -> dict:
         emb: Embedder = request.app.state.embedder
         return {
-            "model_path": config.model_path, "tokenizer_path": str(emb.artifact / "tokenizer.json"),
+            "model_path": config.model_path, "tokenizer_path": str(emb.artifact.tokenizer_path),
             "is_generation": False, "preferred_sampling_params": None, "weight_version": None,
             "has_image_understanding": "image" in emb.spec.modalities,
             "has_audio_understanding": False, "model_type": emb.spec.family,

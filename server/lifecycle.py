@@ -13,11 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
 
-from models.registry import family_by_name
-from models.spec import UnsupportedModelError
 from runtime.embedder import Embedder
-from runtime.errors import ApplianceError, ArtifactError
-from runtime.manifest import Manifest
+from runtime.errors import ApplianceError
 from server.config import ServerConfig
 from server.guards import Receive
 
@@ -31,11 +28,8 @@ def one_line(exc: BaseException) -> str:
 
 
 def load_embedder(config: ServerConfig) -> Embedder:
-    manifest = Manifest.load(config.artifact)
-    try:
-        family_by_name(manifest.spec.family)
-    except UnsupportedModelError as exc:
-        raise ArtifactError(f"{config.artifact}: {exc}") from exc
+    """The artifact opened once; an unknown family (runtime/adapters/registry.py), a bad
+    manifest, graph or tokenizer is an ArtifactError before any serving starts."""
     return Embedder.load(config.artifact, config.runtime)
 
 

@@ -19,8 +19,8 @@ import uvicorn
 
 from runtime.batcher import BatchConfig
 from runtime.config import RuntimeConfig
-from runtime.embedder import Embedder, load_backend
-from runtime.manifest import Manifest
+from runtime.artifact import Artifact
+from runtime.embedder import Embedder, open_backend
 from server.app import create_app
 from server.config import ServerConfig
 from tests.helpers import free_port
@@ -48,9 +48,9 @@ class GatedBackend:
 
 
 def gated_embedder(artifact: Path, runtime: RuntimeConfig) -> tuple[Embedder, GatedBackend]:
-    manifest = Manifest.load(artifact)
-    backend = GatedBackend(load_backend(artifact, manifest, runtime))
-    return Embedder(artifact, manifest, backend, runtime), backend
+    opened = Artifact.open(artifact)
+    backend = GatedBackend(open_backend(opened, runtime, "text"))
+    return Embedder(opened, runtime, {"text": backend}), backend
 
 
 def server_config(artifact: Path, batch: BatchConfig | None = None,

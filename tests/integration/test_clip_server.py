@@ -148,9 +148,9 @@ async def test_images_of_concurrent_requests_share_tower_batches(clip_artifact: 
     emb = Embedder.load(clip_artifact, RuntimeConfig(batch=BatchConfig(max_wait_ms=1000)))
     await emb.start()
     try:
-        before = emb.image_batcher.batches_run
+        before = emb.batchers["image"].batches_run
         together = await asyncio.gather(*(emb.embed_items([Item(image=s)]) for s in sources))
-        batched = emb.image_batcher.batches_run - before
+        batched = emb.batchers["image"].batches_run - before
         alone = [await emb.embed_items([Item(image=s)]) for s in sources]
     finally:
         await emb.close()

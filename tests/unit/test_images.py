@@ -70,8 +70,13 @@ def test_min_max_pixels_keys_win_over_size() -> None:
         theirs["shortest_edge"], theirs["longest_edge"])
 
 
-def test_missing_preprocessor_is_an_artifact_error(tmp_path: Path) -> None:
+def test_missing_or_garbled_preprocessor_is_an_artifact_error(tmp_path: Path) -> None:
+    from runtime.artifact import PREPROCESSOR
     from runtime.errors import ArtifactError
 
-    with pytest.raises(ArtifactError):
-        read_preprocessor(tmp_path)
+    path = tmp_path / PREPROCESSOR
+    with pytest.raises(ArtifactError, match="missing or unreadable"):
+        read_preprocessor(path)
+    path.write_text("{not json")
+    with pytest.raises(ArtifactError, match="missing or unreadable"):
+        read_preprocessor(path)

@@ -17,7 +17,7 @@ def test_gate_needs_both_text_and_image_thresholds() -> None:
 def test_probes_cover_each_modality_the_family_takes() -> None:
     def spec(family: str) -> ModelSpec:
         return ModelSpec(family=family, architecture="x", pooling="last", dims=4, max_len=8,
-                         modalities=("text", "image"))
+                         modalities=("text", "image"), items_mix_modalities=family == "gme")
 
     clip_pairs, clip_items = probe_items(spec("clip"))
     gme_pairs, _ = probe_items(spec("gme"))

@@ -1,0 +1,14 @@
+"""Text families (BERT-like encoders, decoder embedders): one text tower, a row per text."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from runtime.adapters.base import Adapter, Stages, Work
+
+
+class TextAdapter(Adapter):
+    async def prepare(self, items: Sequence[Any], prompt: str, truncate: bool,
+                      stages: Stages) -> Work:
+        """Text items only (the pipeline refuses images for a text-only spec)."""
+        return await self.prepare_texts([item.text for item in items], prompt, truncate, stages)

@@ -1,0 +1,68 @@
+"""The adapter registry and the pipeline's pure parts: tower batching limits, usage, order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.registry import FAMILIES
+from models.spec import ModelSpec
+from runtime.adapters.base import IMAGE, TEXT, CostedRow, Tower, Work
+from runtime.adapters.registry import ADAPTERS, adapter_for
+from runtime.adapters.text import TextAdapter
+from runtime.artifact import Artifact
+from runtime.backends.base import BackendLimits
+from runtime.batcher import DEFAULT_BATCH_TOKENS, BatchConfig
+from runtime.embedder import tower_batch_config
+from runtime.errors import ArtifactError
+from runtime.manifest import Manifest
+
+TRT_LIKE = BackendLimits(64, 512, seq_buckets=(128, 512), concurrency=2, max_batch_tokens=4096)
+
+
+def test_every_family_the_builder_knows_has_exactly_one_adapter() -> None:
+    assert sorted(ADAPTERS) == sorted(f.name for f in FAMILIES)
+
+
+def test_an_unknown_family_is_an_artifact_error_naming_it(tmp_path: Path) -> None:
+    spec = ModelSpec(family="perceiver-xl", architecture="P", pooling="cls", dims=4, max_len=8)
+    manifest = Manifest(spec=spec, source={}, precision="fp32", opset=17, graphs={},
+                        versions={}, verification={})
+    with pytest.raises(ArtifactError, match="unknown family 'perceiver-xl'; this runtime "
+                       "serves bert, "):
+        adapter_for(Artifact(tmp_path, manifest))
+
+
+def test_token_rows_take_the_backends_buckets_contexts_and_budget() -> None:
+    settled = tower_batch_config(BatchConfig(), TRT_LIKE, Tower(TEXT))
+    assert (settled.seq_buckets, settled.concurrency, settled.max_batch_tokens) == (
+        (128, 512), 2, 4096)
+    flags = BatchConfig(max_batch_tokens=1000, concurrency=4, seq_buckets=(64,))
+    settled = tower_batch_config(flags, TRT_LIKE, Tower(TEXT))
+    assert (settled.seq_buckets, settled.concurrency, settled.max_batch_tokens) == (
+        (128, 512), 4, 1000)
+    plain = tower_batch_config(BatchConfig(), BackendLimits(64, 512), Tower(TEXT))
+    assert plain.max_batch_tokens == DEFAULT_BATCH_TOKENS and plain.seq_buckets == ()
+
+
+def test_image_rows_keep_the_flags_under_the_towers_own_budget() -> None:
+    flags = BatchConfig(max_batch_tokens=1000)
+    assert tower_batch_config(flags, TRT_LIKE, Tower(IMAGE, token_rows=False)) == flags
+    capped = tower_batch_config(flags, TRT_LIKE,
+                                Tower(IMAGE, token_rows=False, max_batch_tokens=5120))
+    assert capped == BatchConfig(max_batch_tokens=5120)
+
+
+def test_usage_counts_every_row_and_combine_restores_input_order() -> None:
+    adapter = TextAdapter.__new__(TextAdapter)
+    adapter.spec = ModelSpec(family="clip", architecture="C", pooling="cls", dims=2, max_len=8)
+    work = Work({TEXT: [[1, 2, 3], [4]], IMAGE: [CostedRow(None, 50)]},
+                slots={TEXT: [0, 2], IMAGE: [1]})
+    assert work.tokens == 3 + 1 + 50
+    out = adapter.combine(work, {TEXT: np.array([[1, 0], [0, 1]], np.float32),
+                                 IMAGE: np.array([[5, 5]], np.float32)}, 3)
+    assert out.tolist() == [[1, 0], [5, 5], [0, 1]]
+    alone = np.ones((2, 2), np.float32)
+    assert adapter.combine(Work({TEXT: [[1], [2]]}), {TEXT: alone}, 2) is alone
