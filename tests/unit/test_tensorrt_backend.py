@@ -16,6 +16,7 @@ from tests.fixtures.tensorrt_backend_cases import (  # noqa: F401  (collected he
     test_gme_language_graph_is_multi_input_and_never_split,
     test_refusals_raise_and_give_the_context_back,
     test_rows_come_back_in_order_across_profiles_and_splits,
+    test_rows_split_along_each_inputs_own_batch_axis,
     test_rtx_runtime_cache_survives_a_restart, test_tensorrt_11_has_no_runtime_cache,
     test_unreadable_plan_and_missing_plan_are_artifact_errors)
 
