@@ -42,10 +42,13 @@ def tensorrt_missing(flavour: str = "tensorrt") -> list[str]:
 def require_tensorrt(flavour: str = "tensorrt") -> None:
     missing = tensorrt_missing(flavour)
     if missing:
-        raise MissingDependencyError(
-            f"the {flavour} backend needs {flavour}, cuda-python and an NVIDIA GPU: "
-            + "; ".join(missing) + f". Install with {install_hint(flavour)} on a GPU machine, "
-            "or use --backend onnxruntime")
+        raise _lacks(flavour, "; ".join(missing))
+
+
+def _lacks(flavour: str, lacking: str) -> MissingDependencyError:
+    return MissingDependencyError(
+        f"the {flavour} backend needs {flavour}, cuda-python and an NVIDIA GPU: {lacking}. "
+        f"Install with {install_hint(flavour)} on a GPU machine, or use --backend onnxruntime")
 
 
 def probe(flavour: str) -> tuple[Machine | None, str]:
@@ -83,21 +86,17 @@ def _explicit(record: TrtRecord | None, requested: str, here: Machine | None,
                             f" serve it with --backend {record.flavour} (or auto), or rebuild "
                             f"with python -m builder --backend {requested}")
     if here is None:
-        raise MissingDependencyError(
-            f"the {requested} backend needs {requested}, cuda-python and an NVIDIA GPU: "
-            f"{lacking}. Install with {install_hint(requested)} on a GPU machine, "
-            "or use --backend onnxruntime")
+        raise _lacks(requested, lacking)
     check_compatible(record, here)  # raises with the build to run instead
     return requested, "requested"
 
 
 def choose(record: TrtRecord | None, requested: str) -> tuple[str, str]:
     """decide() on this machine, probing for the flavour the choice hinges on."""
-    flavour = requested if requested in FLAVOURS else record.flavour if record else None
-    if requested == "onnxruntime" or flavour is None or (record is None and requested == "auto"):
+    flavour = requested if requested in FLAVOURS else (record.flavour if record else None)
+    if requested == "onnxruntime" or flavour is None:
         return decide(record, requested, None)
-    here, lacking = probe(flavour)
-    return decide(record, requested, here, lacking)
+    return decide(record, requested, *probe(flavour))
 
 
 def load_backend(artifact: Artifact | str | Path, *args: Any) -> Backend:
@@ -106,8 +105,8 @@ def load_backend(artifact: Artifact | str | Path, *args: Any) -> Backend:
     Transitional: also takes the old (path, manifest, config, tower) form until
     runtime/embedder.py and runtime/multimodal.py pass an Artifact."""
     if not isinstance(artifact, Artifact):
-        manifest, *args = args
-        artifact = Artifact(Path(artifact), manifest)
+        artifact = Artifact(Path(artifact), args[0])
+        args = args[1:]
     return _load(artifact, *args)
 
 

@@ -95,7 +95,8 @@ class TensorRtBackend:
 
     def _io(self) -> tuple[dict[str, np.dtype], dict[str, np.dtype]]:
         """The engine's inputs and outputs (name -> numpy dtype), in engine order."""
-        inputs, outputs = {}, {}
+        inputs: dict[str, np.dtype] = {}
+        outputs: dict[str, np.dtype] = {}
         for index in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(index)
             dtype = np.dtype(numpy_dtype(self.engine.get_tensor_dtype(name).name))

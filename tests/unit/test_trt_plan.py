@@ -143,12 +143,12 @@ def ranges(**shapes: tuple[tuple[int, ...], tuple[int, ...]]) -> tuple:
     return tuple((k, ShapeRange(lo, lo, hi)) for k, (lo, hi) in shapes.items())
 
 
-MROPE = {"input_ids": ["batch", "sequence"], "position_ids": [3, "batch", "sequence"]}
+MROPE: dict[str, list] = {"input_ids": ["batch", "sequence"], "position_ids": [3, "batch", "sequence"]}
 MROPE_PROFILES = (Profile("short", ranges(input_ids=((1, 1), (8, 128)),
                                           position_ids=((3, 1, 1), (3, 8, 128))), ""),
                   Profile("long", ranges(input_ids=((1, 129), (2, 1024)),
                                          position_ids=((3, 1, 129), (3, 2, 1024))), ""))
-GME_TEXT = {"input_ids": ["batch", "sequence"], "image_embeds": ["image_tokens", 64]}
+GME_TEXT: dict[str, list] = {"input_ids": ["batch", "sequence"], "image_embeds": ["image_tokens", 64]}
 GME_PROFILES = (Profile("short", ranges(input_ids=((1, 1), (4, 256)),
                                         image_embeds=((0, 64), (256, 64))), ""),
                 Profile("long", ranges(input_ids=((1, 1), (1, 2048)),
@@ -175,7 +175,7 @@ def test_plan_run_never_splits_a_graph_without_a_common_batch_axis() -> None:
     with pytest.raises(ApplianceError, match=r"no TensorRT profile takes input_ids \(2, 400\), "
                                              r"image_embeds \(300, 64\) \(short: input_ids"):
         plan_run(GME_PROFILES, GME_TEXT, {"input_ids": (2, 400), "image_embeds": (300, 64)})
-    patches = {"pixel_values": ["patches", 1176]}  # GME's vision graph: by patches alone
+    patches: dict[str, list] = {"pixel_values": ["patches", 1176]}  # GME's vision graph: by patches alone
     profiles = (Profile("all", ranges(pixel_values=((16, 1176), (5120, 1176))), ""),)
     assert plan_run(profiles, patches, {"pixel_values": (1024, 1176)}) == RunPlan(0, None)
 
