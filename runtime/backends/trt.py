@@ -76,8 +76,14 @@ class TensorRtBackend:
         self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         first = self._context(0)
         sizes = self._buffer_sizes(first)
-        self._slots = [self._slot(first if i == 0 else self._context(i), sizes)
-                       for i in range(contexts)]
+        self._slots: list[_Slot] = []
+        try:
+            for i in range(contexts):
+                self._slots.append(self._slot(first if i == 0 else self._context(i), sizes))
+        except BaseException:  # out of device memory at context 3: free contexts 1 and 2's
+            for slot in self._slots:
+                slot.buffers.close()
+            raise
         for slot in self._slots:
             self._free.put(slot)
         self.limits = self._limits(contexts)
@@ -105,6 +111,10 @@ class TensorRtBackend:
         if set(inputs) != set(self.graph.inputs) or not outputs:
             raise ArtifactError(f"the engine's inputs {sorted(inputs)} (outputs {sorted(outputs)})"
                                 f" are not the graph's {sorted(self.graph.inputs)}")
+        if self.engine.num_optimization_profiles != len(self.profiles):
+            raise ArtifactError(f"the engine has {self.engine.num_optimization_profiles} "
+                                f"optimisation profiles, the manifest {len(self.profiles)}; "
+                                "rebuild the artifact")
         return inputs, outputs
 
     def _rtx_load_runtime_cache(self, path: Path | None) -> Any:
@@ -145,6 +155,8 @@ class TensorRtBackend:
                 sizes[name] = max(sizes[name], math.prod(rng.max) * self.inputs[name].itemsize)
             for name, dtype in self.outputs.items():
                 shape = tuple(context.get_tensor_shape(name))
+                if min(shape, default=0) < 0:  # an input shape left unset: a bad profile
+                    raise ArtifactError(f"{name}'s shape {shape} is unknown in profile {index}")
                 sizes[name] = max(sizes[name], math.prod(shape) * dtype.itemsize)
         return sizes
 

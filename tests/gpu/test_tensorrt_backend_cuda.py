@@ -13,7 +13,8 @@ import pytest
 
 from runtime.backends.gpu import gpu_count
 from tests.fixtures.tensorrt_backend_cases import (  # noqa: F401  (collected here)
-    backend_factory, make_backend, test_clip_image_graph_splits_images,
+    backend_factory, make_backend, test_an_engine_that_is_not_the_manifests_graph_is_refused,
+    test_clip_image_graph_splits_images,
     test_each_thread_gets_its_own_context_and_its_own_rows,
     test_engine_dtypes_decide_the_feeds_and_the_output,
     test_gme_language_graph_is_multi_input_and_never_split,

@@ -10,7 +10,8 @@ import pytest
 
 from tests.fixtures.fake_tensorrt import FakeCudart
 from tests.fixtures.tensorrt_backend_cases import (  # noqa: F401  (collected here)
-    backend_factory, make_backend, test_clip_image_graph_splits_images,
+    backend_factory, make_backend, test_an_engine_that_is_not_the_manifests_graph_is_refused,
+    test_clip_image_graph_splits_images,
     test_each_thread_gets_its_own_context_and_its_own_rows,
     test_engine_dtypes_decide_the_feeds_and_the_output,
     test_gme_language_graph_is_multi_input_and_never_split,
@@ -46,4 +47,18 @@ def test_a_failed_allocation_frees_what_was_allocated(cudart: FakeCudart) -> Non
 
     with pytest.raises(ApplianceError, match="cudaErrorMemoryAllocation"):
         StreamBuffers({"input_ids": 64, "embeddings": 1 << 40})
+    assert not cudart.live and not cudart.streams
+
+
+def test_a_failed_load_frees_the_contexts_made_so_far(make_backend, cudart: FakeCudart,  # type: ignore[no-untyped-def]
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.errors import ApplianceError
+
+    calls = iter(range(100))
+    alloc = cudart.cudaMalloc
+    # the third context's first device buffer fails (each context: 3 device buffers)
+    monkeypatch.setattr(cudart, "cudaMalloc", lambda size: alloc(1 << 40 if next(calls) == 6
+                                                                 else size))
+    with pytest.raises(ApplianceError, match="cudaErrorMemoryAllocation"):
+        make_backend(contexts=3)
     assert not cudart.live and not cudart.streams
