@@ -247,6 +247,13 @@ def test_flavour_only_names_are_only_in_one_flavour_and_behind_a_condition(apis:
     assert not _behind_flavour_condition(serialize, bare, "rtx")  # close() calls it bare
 
 
+def test_every_io_dtype_the_runtime_reads_is_a_datatype(apis: dict, flavour: str) -> None:
+    """TensorRtBackend maps engine dtypes by DataType name (trt_plan.NUMPY_DTYPES)."""
+    from runtime.backends.trt_plan import NUMPY_DTYPES
+
+    assert set(NUMPY_DTYPES) | {"name"} <= set(apis[flavour]["DataType"])
+
+
 def test_removed_apis_are_gone_and_unused(apis: dict, flavour: str) -> None:
     bindings = apis[flavour]
     pairs = {pair for chain in uses() for pair in zip(chain, chain[1:])}
