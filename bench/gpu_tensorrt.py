@@ -44,10 +44,10 @@ def main() -> None:
     parser.add_argument("--contexts", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
-    from runtime.manifest import Manifest
+    from runtime.artifact import Artifact
     from runtime.backends.trt import TensorRtBackend
 
-    backend = TensorRtBackend(args.artifact, Manifest.load(args.artifact), args.contexts)
+    backend = TensorRtBackend(Artifact.open(args.artifact), "text", args.contexts)
     print(f"{'profile':8} {'seq':>6} {'batch':>6} {'ctx':>4} {'tokens/s':>12} {'ms/batch':>9}")
     try:
         for profile in backend.profiles:

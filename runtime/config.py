@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from runtime.batcher import BatchConfig
 from runtime.media import MediaConfig
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime")
+# tensorrt: TensorRT 11 plans; tensorrt-rtx: TensorRT for RTX plans (runtime/backends/choose.py)
+BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "onnxruntime")
 
 
 @dataclass(frozen=True)

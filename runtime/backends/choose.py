@@ -1,28 +1,34 @@
-"""Backend selection: `--backend auto|tensorrt|onnxruntime`.
+"""Backend selection: `--backend auto|tensorrt|tensorrt-rtx|onnxruntime`.
 
-auto picks TensorRT when the artifact has a plan AND TensorRT imports AND a GPU is present,
-else ONNX Runtime, and logs which and why. `tensorrt` requested without one of those fails
-at once with everything that is missing and how to install it.
+auto serves the plan the artifact holds (TensorRT 11 or TensorRT for RTX) when this machine
+can run it: the flavour's library imports, cuda-python and a GPU are present and
+trt_plan.check_compatible passes; else ONNX Runtime, and it logs why in one line. An
+explicit flavour that cannot run fails at once with what is missing or check_compatible's
+one message (which names the build to run instead).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
+from runtime.artifact import Artifact
 from runtime.backends.base import Backend, BackendLimits
+from runtime.backends.gpu import (gpu_count, import_cudart, import_tensorrt, install_hint,
+                                  machine)
+from runtime.backends.trt_plan import FLAVOURS, Machine, TrtRecord, check_compatible
 from runtime.config import RuntimeConfig
 from runtime.errors import ArtifactError, MissingDependencyError
-from runtime.backends.gpu import INSTALL, gpu_count, import_cudart, import_tensorrt
-from runtime.manifest import Manifest
 
 log = logging.getLogger(__name__)
+RUNTIME_CACHE = "{tower}.rtx-runtime.cache"  # TensorRT for RTX's JIT cache, beside the plan
 
 
-def tensorrt_missing() -> list[str]:
-    """What this machine lacks to run TensorRT; empty when it has everything."""
+def tensorrt_missing(flavour: str = "tensorrt") -> list[str]:
+    """What this machine lacks to run the flavour's plans; empty when it has everything."""
     missing = []
-    for check in (import_tensorrt, import_cudart):
+    for check in (lambda: import_tensorrt(flavour), import_cudart):
         try:
             check()
         except MissingDependencyError as exc:
@@ -33,46 +39,89 @@ def tensorrt_missing() -> list[str]:
     return missing
 
 
-def require_tensorrt() -> None:
-    missing = tensorrt_missing()
+def require_tensorrt(flavour: str = "tensorrt") -> None:
+    missing = tensorrt_missing(flavour)
     if missing:
-        raise MissingDependencyError(
-            "the TensorRT backend needs TensorRT, cuda-python and an NVIDIA GPU: "
-            + "; ".join(missing) + f". Install with {INSTALL} on a GPU machine, "
-            "or use --backend onnxruntime")
+        raise _lacks(flavour, "; ".join(missing))
 
 
-def choose(manifest: Manifest, requested: str) -> tuple[str, str]:
-    """(backend name, reason)."""
+def _lacks(flavour: str, lacking: str) -> MissingDependencyError:
+    return MissingDependencyError(
+        f"the {flavour} backend needs {flavour}, cuda-python and an NVIDIA GPU: {lacking}. "
+        f"Install with {install_hint(flavour)} on a GPU machine, or use --backend onnxruntime")
+
+
+def probe(flavour: str) -> tuple[Machine | None, str]:
+    """(this machine, "") when it has what the flavour needs, else (None, what it lacks)."""
+    missing = tensorrt_missing(flavour)
+    return (None, "; ".join(missing)) if missing else (machine(), "")
+
+
+def decide(record: TrtRecord | None, requested: str, here: Machine | None,
+           lacking: str = "") -> tuple[str, str]:
+    """(backend name, reason), pure: `here` is None when the machine lacks `lacking`."""
     if requested == "onnxruntime":
         return "onnxruntime", "requested"
-    if requested == "tensorrt":
-        require_tensorrt()
-        if not manifest.tensorrt:
-            raise ArtifactError("--backend tensorrt: the artifact has no TensorRT plan; build "
-                                "it with python -m builder --backend tensorrt ...")
-        return "tensorrt", "requested"
-    if not manifest.tensorrt:
+    if requested in FLAVOURS:
+        return _explicit(record, requested, here, lacking)
+    if record is None:
         return "onnxruntime", "the artifact has no TensorRT plan"
-    missing = tensorrt_missing()
-    if missing:
-        return "onnxruntime", "TensorRT plan present but " + "; ".join(missing)
-    return "tensorrt", "TensorRT plan, TensorRT and a GPU are present"
+    if here is None:
+        return "onnxruntime", f"{record.flavour} plan present but {lacking}"
+    try:
+        check_compatible(record, here)
+    except ArtifactError as exc:
+        return "onnxruntime", f"{record.flavour} plan present but {exc}"
+    return record.flavour, (f"{record.flavour} {record.version} plan runs on {here.gpu_name} "
+                            f"(compute capability {here.compute_capability})")
 
 
-def load_backend(artifact: Path, manifest: Manifest, config: RuntimeConfig,
-                 tower: str = "text") -> Backend:
-    """The backend for one tower (graph) of the artifact."""
-    name, reason = choose(manifest, config.backend)
+def _explicit(record: TrtRecord | None, requested: str, here: Machine | None,
+              lacking: str) -> tuple[str, str]:
+    if record is None:
+        raise ArtifactError(f"--backend {requested}: the artifact has no TensorRT plan; build "
+                            f"it with python -m builder --backend {requested} ...")
+    if record.flavour != requested:
+        raise ArtifactError(f"--backend {requested}: the artifact holds a {record.flavour} plan;"
+                            f" serve it with --backend {record.flavour} (or auto), or rebuild "
+                            f"with python -m builder --backend {requested}")
+    if here is None:
+        raise _lacks(requested, lacking)
+    check_compatible(record, here)  # raises with the build to run instead
+    return requested, "requested"
+
+
+def choose(record: TrtRecord | None, requested: str) -> tuple[str, str]:
+    """decide() on this machine, probing for the flavour the choice hinges on."""
+    flavour = requested if requested in FLAVOURS else (record.flavour if record else None)
+    if requested == "onnxruntime" or flavour is None:
+        return decide(record, requested, None)
+    return decide(record, requested, *probe(flavour))
+
+
+def load_backend(artifact: Artifact | str | Path, *args: Any) -> Backend:
+    """load_backend(artifact: Artifact, config, tower="text"): the backend for one tower.
+
+    Transitional: also takes the old (path, manifest, config, tower) form until
+    runtime/embedder.py and runtime/multimodal.py pass an Artifact."""
+    if not isinstance(artifact, Artifact):
+        artifact = Artifact(Path(artifact), args[0])
+        args = args[1:]
+    return _load(artifact, *args)
+
+
+def _load(artifact: Artifact, config: RuntimeConfig, tower: str = "text") -> Backend:
+    name, reason = choose(artifact.manifest.tensorrt, config.backend)
     log.info("backend %s for the %s tower: %s", name, tower, reason)
-    if name == "tensorrt":
+    if name in FLAVOURS:
         from runtime.backends.trt import TensorRtBackend
 
-        return TensorRtBackend(artifact, manifest, config.trt_contexts)
+        cache = artifact.path / RUNTIME_CACHE.format(tower=tower)
+        return TensorRtBackend(artifact, tower, config.trt_contexts, runtime_cache=cache)
     from runtime.backends.ort import OnnxRuntimeBackend
 
-    limits = BackendLimits(config.batch.max_batch_size, manifest.spec.max_len)
+    spec = artifact.spec
+    limits = BackendLimits(config.batch.max_batch_size, spec.max_len)
     # The text tower's width sizes its CPU batches; other towers keep the default budget.
-    width = manifest.spec.dims if tower == "text" else 0
-    return OnnxRuntimeBackend(artifact / manifest.graphs[tower].onnx, limits, config.threads,
-                              width)
+    width = spec.dims if tower == "text" else 0
+    return OnnxRuntimeBackend(artifact.onnx_path(tower), limits, config.threads, width)

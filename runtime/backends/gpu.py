@@ -1,31 +1,50 @@
-"""The one place TensorRT and cuda-python are imported, and what the machine offers.
+"""The one place TensorRT (either flavour) and cuda-python are imported, and what the
+machine offers.
 
-Both are optional (`pip install -e '.[tensorrt]'`); a missing one raises
-MissingDependencyError naming the extra. Used by runtime.backends.trt, runtime.backends.choose and the
-builder's compile step; the server and batcher never import this module's libraries.
+Both are optional (`pip install -e '.[tensorrt]'` or `'.[tensorrt-rtx]'`); a missing one
+raises MissingDependencyError naming the extra. Used by runtime.backends.trt,
+runtime.backends.choose and the builder's compile step; the server and batcher never import
+this module's libraries.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from runtime.errors import ApplianceError, MissingDependencyError
-from runtime.backends.trt_plan import Machine
+from runtime.backends.trt_plan import FLAVOURS, Machine
 
 INSTALL = "pip install -e '.[tensorrt]'"
 
 
-def import_tensorrt() -> Any:
-    try:
-        import tensorrt
-    except ImportError:
-        try:  # tensorrt-cu13-bindings alone: the same binding module under its own name
-            import tensorrt_bindings as tensorrt
-        except (ImportError, OSError) as exc:  # no TensorRT libraries to load
-            raise MissingDependencyError(
-                f"TensorRT is not installed or cannot load its libraries ({exc}); "
-                f"install it with {INSTALL}") from exc
-    return tensorrt
+def install_hint(flavour: str) -> str:
+    return f"pip install -e '.[{FLAVOURS[flavour].extra}]'"
+
+
+def import_tensorrt(flavour: str = "tensorrt") -> Any:
+    """The flavour's binding module: its full package first, then the -bindings wheel's
+    module of the same API (TensorRT 11's loads only where its libraries do)."""
+    errors = []
+    for name in FLAVOURS[flavour].modules:
+        try:
+            return importlib.import_module(name)
+        except (ImportError, OSError) as exc:  # OSError: libraries present but unloadable
+            errors.append(f"{name}: {exc}")
+    raise MissingDependencyError(
+        f"{flavour} is not installed or cannot load its libraries ({'; '.join(errors)}); "
+        f"install it with {install_hint(flavour)}")
+
+
+def library_versions() -> dict[str, str]:
+    """flavour -> version, for each TensorRT flavour that imports here."""
+    versions = {}
+    for flavour in FLAVOURS:
+        try:
+            versions[flavour] = str(import_tensorrt(flavour).__version__)
+        except MissingDependencyError:
+            continue
+    return versions
 
 
 def import_cudart() -> Any:
@@ -62,8 +81,7 @@ def gpu_count() -> tuple[int, str]:
 
 
 def machine(device: int = 0) -> Machine:
-    """TensorRT version, GPU name and compute capability of this process's device."""
-    trt = import_tensorrt()
+    """GPU name, compute capability and the TensorRT versions this process can load."""
     props = cuda_call(import_cudart().cudaGetDeviceProperties(device))
     name = props.name.split(b"\0", 1)[0].decode() if isinstance(props.name, bytes) else props.name
-    return Machine(name, f"{props.major}.{props.minor}", {"tensorrt": trt.__version__})
+    return Machine(name, f"{props.major}.{props.minor}", library_versions())

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 from runtime.errors import ApplianceError, ArtifactError
 
 TIMING_CACHE_NAME = "timing.cache"
+BATCH, SEQUENCE = "batch", "sequence"  # the named dynamic axes rows split and bucket on
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,10 @@ class Profile:
 
 
 def choose_profile(profiles: Sequence[Profile], seq: int) -> int:
-    """Index of the tightest profile for a batch padded to `seq`: the smallest max sequence
-    that holds it (kernels tuned nearest to its shape). Batches over a profile's max batch
-    are split by the caller (split_rows), so only the sequence length decides."""
-    fitting = [i for i, p in enumerate(profiles) if p.fits(seq)]
-    if not fitting:
-        spans = ", ".join(f"{p.name} {p.min_seq}..{p.max_seq}" for p in profiles)
-        raise ApplianceError(f"no TensorRT profile takes sequence length {seq} ({spans})")
-    return min(fitting, key=lambda i: (profiles[i].max_seq, profiles[i].max_batch))
+    """Index of the tightest profile for a (batch, sequence) text batch padded to `seq`
+    (plan_run with the text graph's axes; rows over a profile's max batch are split)."""
+    shapes = {name: (1, seq) for name, _ in profiles[0].shapes}
+    return plan_run(profiles, {name: [BATCH, SEQUENCE] for name in shapes}, shapes).profile
 
 
 def seq_buckets(profiles: Sequence[Profile]) -> tuple[int, ...]:
@@ -90,8 +87,81 @@ def split_rows(batch: int, max_batch: int) -> list[tuple[int, int]]:
     return [(start, min(start + max_batch, batch)) for start in range(0, batch, max_batch)]
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    profile: int  # optimisation profile index
+    # (start, stop) along the "batch" axis, one engine run each; None: one run, unsplit
+    chunks: tuple[tuple[int, int], ...] | None
+
+
+def batch_axes(inputs: Mapping[str, Sequence[Any]]) -> dict[str, int] | None:
+    """input -> index of its "batch" axis when EVERY input has one (the graph splits by
+    rows); None otherwise (e.g. GME's language graph: image_embeds has no batch axis)."""
+    axes = {name: list(shape).index(BATCH) for name, shape in inputs.items() if BATCH in shape}
+    return axes if inputs and len(axes) == len(inputs) else None
+
+
+def _fits(profile: Profile, shapes: Mapping[str, Sequence[int]],
+          split: Mapping[str, int] | None) -> bool:
+    ranges = dict(profile.shapes)
+    for name, shape in shapes.items():
+        rng = ranges.get(name)
+        if rng is None or len(rng.min) != len(shape):
+            return False
+        for axis, size in enumerate(shape):
+            top = math.inf if split is not None and split[name] == axis else rng.max[axis]
+            if not rng.min[axis] <= size <= top:
+                return False
+    return True
+
+
+def _tightness(profile: Profile, split: Mapping[str, int] | None) -> tuple[int, int]:
+    """Elements per row at the profile's max (smaller: kernels tuned nearer the batch),
+    then its max batch."""
+    per_row = sum(math.prod(n for axis, n in enumerate(rng.max)
+                            if split is None or split[name] != axis)
+                  for name, rng in profile.shapes)
+    return per_row, _max_rows(profile, split)
+
+
+def _max_rows(profile: Profile, split: Mapping[str, int] | None) -> int:
+    if split is None:
+        return 0
+    name, axis = next(iter(split.items()))
+    return dict(profile.shapes)[name].max[axis]
+
+
+def plan_run(profiles: Sequence[Profile], inputs: Mapping[str, Sequence[Any]],
+             shapes: Mapping[str, Sequence[int]]) -> RunPlan:
+    """The tightest profile where every fed input fits, by the graph's named axes
+    (Graph.inputs: e.g. position_ids [3, "batch", "sequence"]). A graph whose inputs all
+    carry "batch" takes any number of rows: they are split by the profile's max batch.
+    Otherwise a shape outside every profile is refused (the batcher's limits prevent it)."""
+    split = batch_axes(inputs)
+    fitting = [i for i, p in enumerate(profiles) if _fits(p, shapes, split)]
+    if not fitting:
+        got = ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items())
+        spans = "; ".join(f"{p.name}: " + ", ".join(f"{k} {r.min}..{r.max}" for k, r in p.shapes)
+                          for p in profiles)
+        raise ApplianceError(f"no TensorRT profile takes {got} ({spans})")
+    best = min(fitting, key=lambda i: _tightness(profiles[i], split))
+    if split is None:
+        return RunPlan(best, None)
+    name, axis = next(iter(split.items()))
+    return RunPlan(best, tuple(split_rows(shapes[name][axis], _max_rows(profiles[best], split))))
+
+
+def axis_extents(profiles: Sequence[Profile], inputs: Mapping[str, Sequence[Any]],
+                 axis: str) -> tuple[int, ...]:
+    """Per profile, the max size of a named axis (e.g. "sequence"); () if no input has it."""
+    where = [(name, list(shape).index(axis)) for name, shape in inputs.items() if axis in shape]
+    if not where:
+        return ()
+    return tuple(max(dict(p.shapes)[name].max[i] for name, i in where) for p in profiles)
+
+
 def buffer_bytes(profiles: Sequence[Profile], itemsizes: Mapping[str, int],
-                 outputs: Mapping[str, int]) -> dict[str, int]:
+                 outputs: Mapping[str, int] | None = None) -> dict[str, int]:
     """Bytes per I/O tensor so one allocation serves every profile's max shape.
 
     itemsizes: input name -> bytes per element; outputs: output name -> bytes per row
@@ -101,8 +171,22 @@ def buffer_bytes(profiles: Sequence[Profile], itemsizes: Mapping[str, int],
     sizes = {name: max(math.prod(dict(p.shapes)[name].max) * size for p in profiles)
              for name, size in itemsizes.items()}
     top_batch = max(p.max_batch for p in profiles)
-    sizes.update({name: top_batch * row for name, row in outputs.items()})
+    sizes.update({name: top_batch * row for name, row in (outputs or {}).items()})
     return sizes
+
+
+# TensorRT DataType name -> numpy dtype name (bf16 and the fp8/fp4 types have no numpy
+# equivalent; graphs keep them inside the network, never on its I/O).
+NUMPY_DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT32": "int32", "INT64": "int64",
+                "INT8": "int8", "UINT8": "uint8", "BOOL": "bool"}
+
+
+def numpy_dtype(trt_name: str) -> str:
+    try:
+        return NUMPY_DTYPES[trt_name]
+    except KeyError as exc:
+        raise ArtifactError(f"the engine has a {trt_name} input or output, which the runtime "
+                            f"cannot feed or read (supported: {', '.join(NUMPY_DTYPES)})") from exc
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,15 @@ def trt_artifact(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) ->
 
 @pytest.fixture(scope="module")
 def backends(trt_artifact: Path):  # type: ignore[no-untyped-def]
+    from runtime.artifact import Artifact
     from runtime.backends.base import BackendLimits
-    from runtime.manifest import Manifest
     from runtime.backends.ort import OnnxRuntimeBackend
     from runtime.backends.trt import TensorRtBackend
 
-    manifest = Manifest.load(trt_artifact)
-    trt = TensorRtBackend(trt_artifact, manifest, contexts=3)
-    ort = OnnxRuntimeBackend(trt_artifact / "model.onnx", BackendLimits(64, manifest.spec.max_len))
+    artifact = Artifact.open(trt_artifact)
+    manifest = artifact.manifest
+    trt = TensorRtBackend(artifact, "text", contexts=3)
+    ort = OnnxRuntimeBackend(artifact.onnx_path("text"), BackendLimits(64, manifest.spec.max_len))
     yield manifest, trt, ort
     trt.close()
 
@@ -53,10 +54,11 @@ def feeds(artifact: Path, texts: list[str]) -> dict[str, np.ndarray]:
 
 def test_plan_recorded(trt_artifact: Path) -> None:
     record = json.loads((trt_artifact / "manifest.json").read_text())["tensorrt"]
-    assert (trt_artifact / record["plan"]).stat().st_size > 0
+    plan = record["plans"]["text"]
+    assert record["flavour"] == "tensorrt" and (trt_artifact / plan["file"]).stat().st_size > 0
     assert Path(record["timing_cache"]).stat().st_size > 0
-    assert record["precision"] == "fp16" and record["compute_capability"]
-    assert [p["name"] for p in record["profiles"]] == ["short", "long"]  # MiniLM: 256 tokens
+    assert record["precision"] == "fp16" and record["compute_capabilities"]
+    assert [p["name"] for p in plan["profiles"]] == ["short", "long"]  # MiniLM: 256 tokens
 
 
 def test_parity_with_onnxruntime_per_profile(trt_artifact: Path, backends) -> None:  # type: ignore[no-untyped-def]

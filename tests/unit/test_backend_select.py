@@ -1,4 +1,6 @@
-"""Backend selection on this machine (no TensorRT libraries, no GPU): real checks, no mocks."""
+"""Backend selection: the pure choice (decide) over Machine values for both TensorRT
+flavours, then the same choice on this machine (TensorRT for RTX imports, TensorRT 11's
+libraries do not, no GPU): real checks, no mocks."""
 
 from __future__ import annotations
 
@@ -10,47 +12,90 @@ import sys
 import pytest
 
 from models.spec import ModelSpec
+from runtime.artifact import Artifact
+from runtime.backends.choose import choose, decide, require_tensorrt, tensorrt_missing
+from runtime.backends.trt_plan import Machine, TrtRecord
 from runtime.errors import ArtifactError, MissingDependencyError
 from runtime.manifest import Graph, Manifest
-from runtime.backends.choose import choose, require_tensorrt, tensorrt_missing
 from tests.helpers import ROOT
 
 SPEC = ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=8, max_len=16)
 PLAIN = Manifest(spec=SPEC, source={}, precision="fp32", opset=17,
                  graphs={"text": Graph("m.onnx", {}, {})}, versions={}, verification={})
-WITH_PLAN = dataclasses.replace(PLAIN, tensorrt={"plan": "model.plan"})
+TRT11 = TrtRecord(flavour="tensorrt", version="11.4.0.106", compute_capabilities=("9.0",),
+                  precision="fp16", plans={}, gpu_name="NVIDIA H200")
+RTX = TrtRecord(flavour="tensorrt-rtx", version="1.7.1.116", compute_capabilities=("8.6", "8.9"),
+                precision="fp16", plans={})
+BOTH = {"tensorrt": "11.4.0.106", "tensorrt-rtx": "1.7.1.116"}
+H200 = Machine("NVIDIA H200", "9.0", BOTH)
+L4 = Machine("NVIDIA L4", "8.9", BOTH)
 
-needs_no_gpu = pytest.mark.skipif(not tensorrt_missing(), reason="this machine can run TensorRT")
+needs_no_gpu = pytest.mark.skipif(not tensorrt_missing("tensorrt-rtx"),
+                                  reason="this machine can run TensorRT")
 
 
 def test_onnxruntime_requested_or_no_plan() -> None:
-    assert choose(WITH_PLAN, "onnxruntime") == ("onnxruntime", "requested")
-    assert choose(PLAIN, "auto") == ("onnxruntime", "the artifact has no TensorRT plan")
+    assert decide(RTX, "onnxruntime", L4) == ("onnxruntime", "requested")
+    assert decide(None, "auto", L4) == ("onnxruntime", "the artifact has no TensorRT plan")
+    assert choose(None, "auto") == ("onnxruntime", "the artifact has no TensorRT plan")
+
+
+@pytest.mark.parametrize("record, here", [(TRT11, H200), (RTX, L4)])
+def test_auto_serves_the_plan_the_machine_runs(record: TrtRecord, here: Machine) -> None:
+    name, reason = decide(record, "auto", here)
+    assert name == record.flavour
+    assert reason == (f"{record.flavour} {record.version} plan runs on {here.gpu_name} "
+                      f"(compute capability {here.compute_capability})")
+    assert decide(record, record.flavour, here) == (record.flavour, "requested")
+
+
+def test_auto_falls_back_with_the_reason_in_one_line() -> None:
+    name, reason = decide(RTX, "auto", H200)
+    assert name == "onnxruntime" and "\n" not in reason
+    assert reason.startswith("tensorrt-rtx plan present but the TensorRT plans do not fit")
+    assert "compute capability 9.0 is not a TensorRT for RTX target" in reason
+    name, reason = decide(TRT11, "auto", Machine("NVIDIA H200", "9.0", {"tensorrt": "11.5.0.1"}))
+    assert name == "onnxruntime" and "built with tensorrt 11.4.0.106" in reason
+    assert decide(TRT11, "auto", None, "no GPU: none") == (
+        "onnxruntime", "tensorrt plan present but no GPU: none")
+
+
+def test_an_explicit_flavour_that_cannot_run_fails_with_the_build_to_run() -> None:
+    with pytest.raises(ArtifactError) as err:  # an RTX plan on a Hopper card
+        decide(RTX, "tensorrt-rtx", H200)
+    assert "this GPU (NVIDIA H200) is 9.0" in str(err.value)
+    assert "rebuild on this GPU with python -m builder --backend tensorrt" in str(err.value)
+    with pytest.raises(ArtifactError, match="holds a tensorrt-rtx plan; serve it with "
+                                            "--backend tensorrt-rtx"):
+        decide(RTX, "tensorrt", L4)
+    with pytest.raises(ArtifactError, match="no TensorRT plan; build it with python -m "
+                                            "builder --backend tensorrt-rtx"):
+        decide(None, "tensorrt-rtx", L4)
+    with pytest.raises(MissingDependencyError, match=r"no GPU: x\. Install with pip install "
+                                                     r"-e '\.\[tensorrt-rtx\]'"):
+        decide(RTX, "tensorrt-rtx", None, "no GPU: x")
 
 
 @needs_no_gpu
-def test_auto_falls_back_and_says_why() -> None:
-    name, reason = choose(WITH_PLAN, "auto")
-    assert name == "onnxruntime"
-    assert reason.startswith("TensorRT plan present but ")
-    assert "pip install -e '.[tensorrt]'" in reason and "no GPU" in reason
+def test_this_machine_falls_back_and_says_why() -> None:
+    name, reason = choose(RTX, "auto")
+    assert name == "onnxruntime" and reason.startswith("tensorrt-rtx plan present but ")
+    assert "no GPU" in reason and "is not installed" not in reason  # RTX imports here
+    name, reason = choose(TRT11, "auto")
+    assert "tensorrt is not installed or cannot load its libraries" in reason
 
 
 @needs_no_gpu
 def test_tensorrt_requested_names_what_is_missing() -> None:
     with pytest.raises(MissingDependencyError) as err:
-        choose(WITH_PLAN, "tensorrt")
+        choose(TRT11, "tensorrt")
     message = str(err.value)
-    assert "TensorRT is not installed or cannot load its libraries" in message
+    assert "tensorrt is not installed or cannot load its libraries" in message
     assert "no GPU" in message and "pip install -e '.[tensorrt]'" in message
-    with pytest.raises(MissingDependencyError):
-        require_tensorrt()
-
-
-@pytest.mark.skipif(bool(tensorrt_missing()), reason="needs TensorRT and a GPU")
-def test_tensorrt_requested_without_plan() -> None:
-    with pytest.raises(ArtifactError, match="no TensorRT plan"):
-        choose(PLAIN, "tensorrt")
+    with pytest.raises(MissingDependencyError, match="no GPU"):
+        require_tensorrt("tensorrt-rtx")
+    assert tensorrt_missing("tensorrt-rtx") and all(
+        "is not installed" not in m for m in tensorrt_missing("tensorrt-rtx"))
 
 
 @needs_no_gpu
@@ -75,10 +120,12 @@ def test_builder_tensorrt_fails_before_exporting(tmp_path) -> None:  # type: ign
 
 
 def test_choice_is_logged(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
-    from runtime.config import RuntimeConfig
     from runtime.backends.choose import load_backend
+    from runtime.config import RuntimeConfig
 
     caplog.set_level(logging.INFO, logger="runtime.backends.choose")
     with pytest.raises(ArtifactError):  # no ONNX file in tmp_path: the load itself fails
-        load_backend(tmp_path, PLAIN, RuntimeConfig(backend="auto"))
+        load_backend(Artifact(tmp_path, PLAIN), RuntimeConfig(backend="auto"))
     assert "backend onnxruntime for the text tower: the artifact has no TensorRT plan" in caplog.text
+    with pytest.raises(ArtifactError):  # the transitional (path, manifest, ...) form
+        load_backend(tmp_path, dataclasses.replace(PLAIN), RuntimeConfig(), "text")

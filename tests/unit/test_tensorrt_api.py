@@ -1,11 +1,13 @@
-"""Every TensorRT / cuda-python name the code uses exists in the real bindings, and no API
-removed in TensorRT 11 is used.
+"""Every TensorRT / cuda-python name the code uses exists in the real bindings of BOTH
+flavours, no API removed in TensorRT 11 is used, and the few names only one flavour has are
+used only behind a flavour condition.
 
-TensorRT's libraries cannot be installed here, but the tensorrt-cu13-bindings wheel holds the
-real pybind11 module (same version as the Docker image). Its only undefined symbols are nine
-C entry points of libnvinfer/libnvonnxparser/libnvinfer_plugin, none called at import; so
-a subprocess loads empty stand-ins for those three libraries, imports the real module and
-dumps every class's attributes. No TensorRT call ever runs.
+TensorRT 11: its libraries cannot be installed here, but the tensorrt-cu13-bindings wheel
+holds the real pybind11 module (same version as the Docker image). Its only undefined
+symbols are nine C entry points of libnvinfer/libnvonnxparser/libnvinfer_plugin, none called
+at import; so a subprocess loads empty stand-ins for those three libraries, imports the real
+module and dumps every class's attributes. TensorRT for RTX (tensorrt_rtx_bindings) imports
+for real. No TensorRT call ever runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -30,10 +33,10 @@ STUB_C = "\n".join(f"void* {name}(void) {{ return 0; }}" for name in (
     "getNvOnnxParserVersion"))
 LIBS = ("nvinfer", "nvinfer_plugin", "nvonnxparser")
 DUMP = """
-import ctypes, json, sys
-for lib in sys.argv[2:]:
+import ctypes, importlib, json, sys
+for lib in sys.argv[3:]:
     ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
-import tensorrt_bindings as trt
+trt = importlib.import_module(sys.argv[2])
 out = {"__module__": sorted(dir(trt)), "__version__": trt.__version__}
 for name in dir(trt):
     obj = getattr(trt, name)
@@ -45,7 +48,22 @@ json.dump(out, open(sys.argv[1], "w"))
 TYPED = {"builder": "Builder", "network": "INetworkDefinition", "parser": "OnnxParser",
          "config": "IBuilderConfig", "shapes": "IOptimizationProfile", "engine": "ICudaEngine",
          "context": "IExecutionContext", "runtime": "Runtime", "cache": "ITimingCache",
-         "timing": "ITimingCache", "e": "ParserError"}
+         "timing": "ITimingCache", "e": "ParserError", "runtime_config": "IRuntimeConfig",
+         "runtime_cache": "IRuntimeCache"}
+MODULES = {"tensorrt": ("tensorrt_bindings", "11.4.0.106"),
+           "tensorrt-rtx": ("tensorrt_rtx_bindings", "1.7.1.116")}
+# Names only one flavour has: each must be absent from the other's bindings, and used only
+# behind a flavour condition (an `if` on the flavour, or a function named for it whose every
+# call is behind one). "__module__": a top-level name (trt.X).
+FLAVOUR_ONLY = {
+    "tensorrt-rtx": {("IRuntimeConfig", "create_runtime_cache"),
+                     ("IRuntimeConfig", "set_runtime_cache"), ("IRuntimeCache", "serialize"),
+                     ("IRuntimeCache", "deserialize"), ("__module__", "ComputeCapability"),
+                     ("IBuilderConfig", "set_compute_capability"),
+                     ("IBuilderConfig", "num_compute_capabilities")},
+    "tensorrt": set(),
+}
+FUNCTION_TAG = {"tensorrt-rtx": "rtx", "tensorrt": "trt11"}
 # Removed in TensorRT 11 (10.x -> 11.x Python migration reference) or already in 10.x
 # (8.x -> 10.x reference): each must be absent from the bindings and from our code.
 REMOVED = {
@@ -62,11 +80,9 @@ REMOVED = {
 }
 
 
-@pytest.fixture(scope="module")
-def bindings(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def _stub_libraries(work: Path) -> list[str]:
     compiler = shutil.which("cc") or shutil.which("gcc")
     assert compiler, "a C compiler is needed to stand in for the TensorRT libraries"
-    work = tmp_path_factory.mktemp("trt-stubs")
     (work / "stub.c").write_text(STUB_C + "\n")
     libs = []
     for lib in LIBS:
@@ -74,9 +90,26 @@ def bindings(tmp_path_factory: pytest.TempPathFactory) -> dict:
         subprocess.run([compiler, "-shared", "-fPIC", "-o", str(path),
                         f"-Wl,-soname,lib{lib}.so.11", str(work / "stub.c")], check=True)
         libs.append(str(path))
-    out = work / "api.json"
-    subprocess.run([sys.executable, "-c", DUMP, str(out), *libs], check=True, timeout=120)
-    return json.loads(out.read_text())
+    return libs
+
+
+@pytest.fixture(scope="module")
+def apis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """flavour -> the binding module's names: {"__module__": [...], class: [...]}."""
+    work = tmp_path_factory.mktemp("trt-stubs")
+    out = {}
+    for flavour, (module, _) in MODULES.items():
+        libs = _stub_libraries(work) if flavour == "tensorrt" else []
+        dump = work / f"{flavour}.json"
+        subprocess.run([sys.executable, "-c", DUMP, str(dump), module, *libs], check=True,
+                       timeout=120)
+        out[flavour] = json.loads(dump.read_text())
+    return out
+
+
+@pytest.fixture(params=sorted(MODULES))
+def flavour(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def _chain(node: ast.AST) -> list[str]:
@@ -93,11 +126,20 @@ def _chain(node: ast.AST) -> list[str]:
     return parts[1:] if parts[0] == "self" else parts
 
 
+def _trees() -> Iterator[ast.Module]:
+    for path in SOURCES:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                child.parent = node  # type: ignore[attr-defined]
+        yield tree
+
+
 def uses(root: str | None = None) -> set[tuple[str, ...]]:
     """Attribute chains in our TensorRT code, outermost first, no prefixes of longer ones."""
     found: set[tuple[str, ...]] = set()
-    for path in SOURCES:
-        for node in ast.walk(ast.parse(path.read_text())):
+    for tree in _trees():
+        for node in ast.walk(tree):
             if isinstance(node, ast.Attribute):
                 chain = tuple(_chain(node))
                 if len(chain) >= 2 and (root is None or chain[0] == root):
@@ -105,37 +147,115 @@ def uses(root: str | None = None) -> set[tuple[str, ...]]:
     return {c for c in found if not any(o != c and o[:len(c)] == c for o in found)}
 
 
-def test_bindings_are_the_docker_version(bindings: dict) -> None:
-    assert bindings["__version__"] == "11.4.0.106"
+def typed_uses() -> Iterator[tuple[tuple[str, str], ast.AST, ast.Module]]:
+    """((TensorRT class or "__module__", attribute), node, its tree) for every use."""
+    for tree in _trees():
+        for node in ast.walk(tree):
+            chain = _chain(node) if isinstance(node, ast.Attribute) else []
+            if len(chain) == 2 and chain[0] == "trt":
+                yield ("__module__", chain[1]), node, tree
+            elif len(chain) >= 2 and chain[-2] in TYPED:
+                yield (TYPED[chain[-2]], chain[-1]), node, tree
 
 
-def test_every_trt_name_exists(bindings: dict) -> None:
+def _behind_flavour_condition(node: ast.AST, tree: ast.Module, tag: str) -> bool:
+    """Inside an `if` on the flavour, or in a function named for the flavour (tag) whose
+    every call is itself behind such a condition."""
+    child, parent = node, getattr(node, "parent", None)
+    while parent is not None:
+        if isinstance(parent, (ast.If, ast.IfExp)) and child is not parent.test:
+            test = ast.unparse(parent.test)
+            if "flavour" in test or "RTX" in test:
+                return True
+        if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if tag not in parent.name:
+                return False
+            calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                     and _chain(n.func)[-1:] == [parent.name]]
+            return bool(calls) and all(_behind_flavour_condition(c, tree, tag) for c in calls)
+        child, parent = parent, getattr(parent, "parent", None)
+    return False
+
+
+def test_bindings_are_the_pinned_versions(apis: dict, flavour: str) -> None:
+    assert apis[flavour]["__version__"] == MODULES[flavour][1]
+
+
+def test_every_trt_name_exists(apis: dict, flavour: str) -> None:
+    api, other_only = apis[flavour], {n for f, names in FLAVOUR_ONLY.items() if f != flavour
+                                      for n in names}
     checked = []
     for chain in uses("trt"):
         name, *rest = chain[1:]
-        assert name in bindings["__module__"], f"trt.{name} is not in TensorRT 11.4"
+        if ("__module__", name) in other_only:
+            continue
+        assert name in api["__module__"], f"trt.{name} is not in {flavour}"
         if rest and rest[0] != "__version__":
-            assert rest[0] in bindings[name], f"trt.{name}.{rest[0]} is not in TensorRT 11.4"
+            assert rest[0] in api[name], f"trt.{name}.{rest[0]} is not in {flavour}"
         checked.append(chain)
     assert ("trt", "NetworkDefinitionCreationFlag", "STRONGLY_TYPED") in checked
     assert ("trt", "MemoryPoolType", "WORKSPACE") in checked
+    assert ("trt", "TensorIOMode", "INPUT") in checked
 
 
-def test_every_method_on_trt_objects_exists(bindings: dict) -> None:
+def test_every_method_on_trt_objects_exists(apis: dict, flavour: str) -> None:
+    api, other_only = apis[flavour], {n for f, names in FLAVOUR_ONLY.items() if f != flavour
+                                      for n in names}
     checked = set()
-    for chain in uses():
-        for owner, attr in zip(chain, chain[1:]):
-            if owner in TYPED:
-                assert attr in bindings[TYPED[owner]], f"{TYPED[owner]}.{attr} is not in TensorRT 11.4"
-                checked.add(f"{TYPED[owner]}.{attr}")
+    for (cls, attr), _, _ in typed_uses():
+        if (cls, attr) in other_only or cls == "__module__":
+            continue
+        assert attr in api[cls], f"{cls}.{attr} is not in {flavour}"
+        checked.add(f"{cls}.{attr}")
     assert {"IExecutionContext.execute_async_v3", "IExecutionContext.set_input_shape",
-            "IExecutionContext.set_tensor_address", "Builder.build_serialized_network",
+            "IExecutionContext.set_tensor_address", "IExecutionContext.get_tensor_shape",
+            "ICudaEngine.num_io_tensors", "ICudaEngine.get_tensor_dtype",
+            "ICudaEngine.get_tensor_mode", "Builder.build_serialized_network",
             "IBuilderConfig.set_memory_pool_limit", "IBuilderConfig.set_timing_cache",
             "ITimingCache.serialize", "OnnxParser.num_errors", "Runtime.deserialize_cuda_engine",
             "IExecutionContext.set_optimization_profile_async"} <= checked
+    if flavour == "tensorrt-rtx":
+        assert {"ICudaEngine.create_runtime_config", "IRuntimeConfig.create_runtime_cache",
+                "IRuntimeConfig.set_runtime_cache", "IRuntimeCache.serialize",
+                "IRuntimeCache.deserialize"} <= checked
 
 
-def test_removed_apis_are_gone_and_unused(bindings: dict) -> None:
+def test_flavour_only_names_are_only_in_one_flavour_and_behind_a_condition(apis: dict) -> None:
+    for flavour, names in FLAVOUR_ONLY.items():
+        (other,) = set(MODULES) - {flavour}
+        for cls, attr in names:
+            assert attr in apis[flavour][cls], f"{cls}.{attr} is not in {flavour}"
+            assert attr not in apis[other].get(cls, []), f"{cls}.{attr} is in both flavours"
+    guarded = set()
+    for pair, node, tree in typed_uses():
+        for flavour, names in FLAVOUR_ONLY.items():
+            if pair in names:
+                assert _behind_flavour_condition(node, tree, FUNCTION_TAG[flavour]), \
+                    f"{pair[0]}.{pair[1]} ({flavour} only) is used without a flavour condition"
+                guarded.add(pair)
+    assert ("IRuntimeCache", "deserialize") in guarded
+    # The check can fail: an unguarded use is caught.
+    bare = ast.parse("def load(engine):\n    engine.create_runtime_config()\n"
+                     "def _rtx_x(runtime_cache):\n    runtime_cache.serialize()\n"
+                     "def close(self):\n    _rtx_x(1)\n"
+                     "def ok(self):\n    if self.flavour == RTX:\n        _rtx_x(1)\n")
+    for node in ast.walk(bare):
+        for child in ast.iter_child_nodes(node):
+            child.parent = node  # type: ignore[attr-defined]
+    serialize = next(n for n in ast.walk(bare) if isinstance(n, ast.Attribute)
+                     and n.attr == "serialize")
+    assert not _behind_flavour_condition(serialize, bare, "rtx")  # close() calls it bare
+
+
+def test_every_io_dtype_the_runtime_reads_is_a_datatype(apis: dict, flavour: str) -> None:
+    """TensorRtBackend maps engine dtypes by DataType name (trt_plan.NUMPY_DTYPES)."""
+    from runtime.backends.trt_plan import NUMPY_DTYPES
+
+    assert set(NUMPY_DTYPES) | {"name"} <= set(apis[flavour]["DataType"])
+
+
+def test_removed_apis_are_gone_and_unused(apis: dict, flavour: str) -> None:
+    bindings = apis[flavour]
     pairs = {pair for chain in uses() for pair in zip(chain, chain[1:])}
     used = {(TYPED.get(owner, owner), attr) for owner, attr in pairs}
     for cls, names in REMOVED.items():

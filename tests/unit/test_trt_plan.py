@@ -1,4 +1,5 @@
-"""Pure TensorRT helpers: profiles, profile choice, buffer sizing, manifest compatibility."""
+"""Pure TensorRT helpers: profiles, profile choice over named axes, buffer sizing, manifest
+compatibility."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from builder.profiles import plan_profiles, seq_edges
 from models.spec import ModelSpec
 from runtime.batcher import BatchConfig, plan_batches
 from runtime.errors import ApplianceError, ArtifactError
-from runtime.backends.trt_plan import (Machine, TrtRecord, Profile, ShapeRange, buffer_bytes, check_compatible,
-                              choose_profile, seq_buckets, split_rows)
+from runtime.backends.trt_plan import (Machine, Profile, RunPlan, ShapeRange, TrtRecord,
+                                       axis_extents, batch_axes, buffer_bytes, check_compatible,
+                                       choose_profile, numpy_dtype, plan_run, seq_buckets,
+                                       split_rows)
 
 
 def spec(max_len: int) -> ModelSpec:
@@ -134,3 +137,54 @@ def test_rtx_plan_on_a_hopper_card_is_refused_with_the_build_to_run() -> None:
 def test_record_round_trips() -> None:
     record = TrtRecord.from_dict(RTX.to_dict())
     assert record == RTX
+
+
+def ranges(**shapes: tuple[tuple[int, ...], tuple[int, ...]]) -> tuple:
+    return tuple((k, ShapeRange(lo, lo, hi)) for k, (lo, hi) in shapes.items())
+
+
+MROPE: dict[str, list] = {"input_ids": ["batch", "sequence"], "position_ids": [3, "batch", "sequence"]}
+MROPE_PROFILES = (Profile("short", ranges(input_ids=((1, 1), (8, 128)),
+                                          position_ids=((3, 1, 1), (3, 8, 128))), ""),
+                  Profile("long", ranges(input_ids=((1, 129), (2, 1024)),
+                                         position_ids=((3, 1, 129), (3, 2, 1024))), ""))
+GME_TEXT: dict[str, list] = {"input_ids": ["batch", "sequence"], "image_embeds": ["image_tokens", 64]}
+GME_PROFILES = (Profile("short", ranges(input_ids=((1, 1), (4, 256)),
+                                        image_embeds=((0, 64), (256, 64))), ""),
+                Profile("long", ranges(input_ids=((1, 1), (1, 2048)),
+                                       image_embeds=((0, 64), (1280, 64))), ""))
+
+
+def test_plan_run_splits_along_each_inputs_batch_axis() -> None:
+    assert batch_axes(MROPE) == {"input_ids": 0, "position_ids": 1}
+    run = plan_run(MROPE_PROFILES, MROPE, {"input_ids": (19, 100), "position_ids": (3, 19, 100)})
+    assert run == RunPlan(0, ((0, 8), (8, 16), (16, 19)))
+    run = plan_run(MROPE_PROFILES, MROPE, {"input_ids": (3, 500), "position_ids": (3, 3, 500)})
+    assert run == RunPlan(1, ((0, 2), (2, 3)))
+    with pytest.raises(ApplianceError, match=r"position_ids \(3, 1, 1025\)"):
+        plan_run(MROPE_PROFILES, MROPE, {"input_ids": (1, 1025), "position_ids": (3, 1, 1025)})
+
+
+def test_plan_run_never_splits_a_graph_without_a_common_batch_axis() -> None:
+    assert batch_axes(GME_TEXT) is None
+    fit = {"input_ids": (4, 200), "image_embeds": (0, 64)}
+    assert plan_run(GME_PROFILES, GME_TEXT, fit) == RunPlan(0, None)
+    # 300 image tokens only fit the long profile, whose max batch is 1
+    assert plan_run(GME_PROFILES, GME_TEXT, {"input_ids": (1, 400), "image_embeds": (300, 64)}) \
+        == RunPlan(1, None)
+    with pytest.raises(ApplianceError, match=r"no TensorRT profile takes input_ids \(2, 400\), "
+                                             r"image_embeds \(300, 64\) \(short: input_ids"):
+        plan_run(GME_PROFILES, GME_TEXT, {"input_ids": (2, 400), "image_embeds": (300, 64)})
+    patches: dict[str, list] = {"pixel_values": ["patches", 1176]}  # GME's vision graph: by patches alone
+    profiles = (Profile("all", ranges(pixel_values=((16, 1176), (5120, 1176))), ""),)
+    assert plan_run(profiles, patches, {"pixel_values": (1024, 1176)}) == RunPlan(0, None)
+
+
+def test_axis_extents_and_dtypes() -> None:
+    assert axis_extents(GME_PROFILES, GME_TEXT, "batch") == (4, 1)
+    assert axis_extents(GME_PROFILES, GME_TEXT, "image_tokens") == (256, 1280)
+    assert axis_extents(GME_PROFILES, GME_TEXT, "sequence") == (256, 2048)
+    assert axis_extents(GME_PROFILES, GME_TEXT, "patches") == ()
+    assert numpy_dtype("HALF") == "float16" and numpy_dtype("INT32") == "int32"
+    with pytest.raises(ArtifactError, match="BF16"):
+        numpy_dtype("BF16")
