@@ -47,7 +47,7 @@ class EmbeddingResult:
 
 def open_backend(artifact: Artifact, config: RuntimeConfig, tower: str) -> Backend:
     """The backend of one tower (graph): the runtime's one call into backend choice."""
-    return load_backend(artifact.path, artifact.manifest, config, tower)
+    return load_backend(artifact, config, tower)
 
 
 def tower_batch_config(flags: BatchConfig, limits: BackendLimits, tower: Tower) -> BatchConfig:

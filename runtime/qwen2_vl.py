@@ -41,8 +41,7 @@ def pack_vision(items: Sequence[tuple[np.ndarray, Grid]], merge: int) -> dict[st
 def mrope_positions(ids: Sequence[int], image_token_id: int, grids: Sequence[Grid],
                     merge: int) -> np.ndarray:
     """(3, len(ids)) int64, as Qwen2VLModel.get_rope_index computes for one unpadded row."""
-    ids = np.asarray(ids)
-    is_image = ids == image_token_id
+    is_image = np.asarray(ids) == image_token_id
     out = np.zeros((3, len(ids)), dtype=np.int64)
     pos, start, grid_iter = 0, 0, iter(grids)
     while start < len(ids):

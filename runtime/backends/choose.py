@@ -10,8 +10,6 @@ one message (which names the build to run instead).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
 
 from runtime.artifact import Artifact
 from runtime.backends.base import Backend, BackendLimits
@@ -99,18 +97,8 @@ def choose(record: TrtRecord | None, requested: str) -> tuple[str, str]:
     return decide(record, requested, *probe(flavour))
 
 
-def load_backend(artifact: Artifact | str | Path, *args: Any) -> Backend:
-    """load_backend(artifact: Artifact, config, tower="text"): the backend for one tower.
-
-    Transitional: also takes the old (path, manifest, config, tower) form until
-    runtime/embedder.py and runtime/multimodal.py pass an Artifact."""
-    if not isinstance(artifact, Artifact):
-        artifact = Artifact(Path(artifact), args[0])
-        args = args[1:]
-    return _load(artifact, *args)
-
-
-def _load(artifact: Artifact, config: RuntimeConfig, tower: str = "text") -> Backend:
+def load_backend(artifact: Artifact, config: RuntimeConfig, tower: str = "text") -> Backend:
+    """The backend for one tower (graph) of the artifact."""
     name, reason = choose(artifact.manifest.tensorrt, config.backend)
     log.info("backend %s for the %s tower: %s", name, tower, reason)
     if name in FLAVOURS:

@@ -127,5 +127,3 @@ def test_choice_is_logged(tmp_path, caplog) -> None:  # type: ignore[no-untyped-
     with pytest.raises(ArtifactError):  # no ONNX file in tmp_path: the load itself fails
         load_backend(Artifact(tmp_path, PLAIN), RuntimeConfig(backend="auto"))
     assert "backend onnxruntime for the text tower: the artifact has no TensorRT plan" in caplog.text
-    with pytest.raises(ArtifactError):  # the transitional (path, manifest, ...) form
-        load_backend(tmp_path, dataclasses.replace(PLAIN), RuntimeConfig(), "text")
