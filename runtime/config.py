@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from runtime.batcher import BatchConfig
 from runtime.media import MediaConfig
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime")
+BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "onnxruntime")
 
 
 @dataclass(frozen=True)
