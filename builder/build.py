@@ -60,9 +60,9 @@ def local_checkpoint(model: str) -> Path:
 def up_to_date(output: Path, source_fingerprint: str, precision: str, backend: str,
                compute_capabilities: tuple[str, ...] = ()) -> bool:
     """The artifact cache's rule (runtime/artifact_cache.py), for an output dir of ours:
-    same checkpoint, precision and plans; TensorRT 11 plans must also run on this GPU."""
+    same checkpoint, precision and plans, which must run on this GPU when there is one."""
     want = artifact_cache.Want(str(output), precision, backend, compute_capabilities)
-    machine = artifact_cache.this_machine() if backend == "tensorrt" else None
+    machine = artifact_cache.this_machine() if backend != "onnxruntime" else None
     decision = artifact_cache.decide(output, want, machine, source_fingerprint)
     if decision.action != "reuse" and is_artifact(output):
         say(f"rebuilding {output}: {decision.reason}")

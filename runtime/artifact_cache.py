@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compute-capability", action="append", default=[])
     args = p.parse_args(argv)
     want = Want(args.model, args.precision, args.backend, tuple(args.compute_capability))
-    machine = this_machine() if args.backend == "tensorrt" else None
+    machine = this_machine() if args.backend != "onnxruntime" else None
     entry = locate(args.cache, want, machine)
     print(entry)
     print(decide(entry, want, machine, source_fingerprint(args.model)))

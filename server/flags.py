@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,7 +20,9 @@ FALSE = ("", "0", "false", "no", "off")
 
 
 def _env(names: tuple[str, ...]) -> str | None:
-    return next((os.environ[n] for n in names if n in os.environ), None)
+    """The first of `names` set to something: an empty variable counts as unset (compose
+    and Dockerfiles write empty ones for "not given")."""
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
 
 
 def add(group: Any, *flags: str, env: tuple[str, ...] = (), **kw: Any) -> None:
@@ -30,6 +33,8 @@ def add(group: Any, *flags: str, env: tuple[str, ...] = (), **kw: Any) -> None:
     if value is not None:
         if kw.get("action") == "store_true":
             kw["default"] = value.strip().lower() not in FALSE
+        elif kw.get("nargs") == "+":  # a list: comma- or space-separated
+            kw["default"] = [v for v in re.split(r"[,\s]+", value) if v]
         else:
             convert: Callable[[str], Any] = kw.get("type", str)
             kw["default"] = convert(value)
@@ -70,6 +75,9 @@ def _artifact_flags(g: Any) -> None:
         default=DEFAULT_CACHE, help="where checkpoints and hub ids are built on first use")
     add(g, "--precision", env=("PRECISION",), default="fp32",
         help="precision of a first-use build (fp32, fp16, bf16, int8)")
+    add(g, "--compute-capability", env=("COMPUTE_CAPABILITY",), nargs="+", default=[],
+        help="targets of a first-use --backend tensorrt-rtx build, e.g. 8.9 12.0 "
+             "(default: the library's portable set)")
     add(g, "--force-build", env=("FORCE_BUILD",), action="store_true",
         help="rebuild the cache entry even if it is up to date")
     add(g, "--build-only", env=("BUILD_ONLY",), action="store_true",

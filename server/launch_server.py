@@ -64,8 +64,10 @@ def ensure_artifact(args: argparse.Namespace) -> Path:
     """--model-path as is when it is an artifact; else its cache entry, reused or built."""
     if is_artifact(args.model_path):
         return Path(args.model_path)
-    want = Want(args.model_path, args.precision, build_backend(args.backend))
-    machine = artifact_cache.this_machine() if want.backend == "tensorrt" else None
+    backend = build_backend(args.backend)
+    targets = tuple(args.compute_capability) if backend == "tensorrt-rtx" else ()
+    want = Want(args.model_path, args.precision, backend, targets)
+    machine = artifact_cache.this_machine() if want.backend != "onnxruntime" else None
     return artifact_cache.ensure(args.artifact_cache, want, machine,
                                  run_builder(args.model_path, want, args.builder_python),
                                  force=args.force_build)

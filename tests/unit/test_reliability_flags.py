@@ -10,10 +10,11 @@ import pytest
 from runtime.artifact import Artifact
 from server.config import ServerConfig
 from server.launch_server import build_config, parser
-from tests.unit.test_cache_key import write_manifest
+from tests.unit.test_artifact_cache import write_manifest
 
 ENV = ("MODEL", "HOST", "PORT", "BACKEND", "PRECISION", "SERVED_MODEL_NAME", "TRT_EMBED_CACHE",
-       "ENGINE_CACHE", "TRT_EMBED_API_KEY", "BUILD_ONLY", "FORCE_BUILD", "BUILDER_PYTHON")
+       "ENGINE_CACHE", "TRT_EMBED_API_KEY", "BUILD_ONLY", "FORCE_BUILD", "BUILDER_PYTHON",
+       "COMPUTE_CAPABILITY")
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,7 @@ def test_container_variables_are_the_flags_defaults(monkeypatch: pytest.MonkeyPa
     env = {"MODEL": "BAAI/bge-small-en-v1.5", "HOST": "0.0.0.0", "PORT": "8000",
            "BACKEND": "onnxruntime", "PRECISION": "fp16", "SERVED_MODEL_NAME": "bge",
            "ENGINE_CACHE": "/cache", "BUILD_ONLY": "1", "FORCE_BUILD": "yes",
-           "BUILDER_PYTHON": "/opt/builder/bin/python"}
+           "BUILDER_PYTHON": "/opt/builder/bin/python", "COMPUTE_CAPABILITY": "8.9, 12.0"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     args = parser().parse_args([])  # --model-path is no longer required: MODEL gives it
@@ -70,6 +71,8 @@ def test_container_variables_are_the_flags_defaults(monkeypatch: pytest.MonkeyPa
     assert (args.served_model_name, args.artifact_cache) == ("bge", Path("/cache"))
     assert args.build_only and args.force_build
     assert args.builder_python == "/opt/builder/bin/python"
+    assert args.compute_capability == ["8.9", "12.0"]
+    assert parser().parse_args(["--compute-capability", "8.6"]).compute_capability == ["8.6"]
     # TRT_EMBED_CACHE is read first; an explicit flag beats both variables.
     monkeypatch.setenv("TRT_EMBED_CACHE", "/first")
     assert parser().parse_args([]).artifact_cache == Path("/first")
