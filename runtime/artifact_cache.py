@@ -187,6 +187,7 @@ def ensure(cache: Path, want: Want, machine: Machine | None, build: Builder,
            force: bool = False) -> Path:
     """The entry for `want`, reused or (re)built under the replicas' lock."""
     entry = locate(cache, want, machine)
+    writable_dir(entry.parent.parent)  # the mounted dir itself, named in the message
     writable_dir(entry.parent)
     with entry_lock(entry) as waited:
         decision = decide(entry, want, machine, source_fingerprint(want.model))

@@ -90,16 +90,18 @@ def _batch_flags(g: Any) -> None:
     g.add_argument("--max-batch-tokens", type=int, default=None,
                    help="padded tokens (rows x longest row) per backend call; default "
                    "16384, or on CPU (one-thread ONNX Runtime batches) 196608 / model width")
-    g.add_argument("--max-batch-size", type=int, default=64)
+    g.add_argument("--max-batch-size", type=int, default=None,
+                   help="rows per backend call (default 64; never above a TensorRT "
+                        "plan's largest batch)")
     g.add_argument("--max-wait-ms", type=float, default=1.0,
                    help="how long an idle batcher waits for company")
     g.add_argument("--max-queue", type=int, default=8192, help="queued inputs before 429")
     g.add_argument("--max-inputs-per-request", type=int, default=2048)
     g.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
-    g.add_argument("--batches-in-flight", type=int, default=1,
+    g.add_argument("--batches-in-flight", type=int, default=None,
                    help="batches the backend runs at once with an explicit --threads "
                         "(adaptive ONNX Runtime runs two per core; a larger value raises "
-                        "that); TensorRT uses one per execution context")
+                        "that); TensorRT uses one per execution context; default 1")
     g.add_argument("--trt-contexts", type=int, default=2,
                    help="TensorRT execution contexts, one CUDA stream each (batches in flight)")
 

@@ -22,6 +22,7 @@ from runtime.artifact_cache import Want
 from runtime.batcher import BatchConfig
 from runtime.config import RuntimeConfig
 from runtime.errors import ApplianceError, ArtifactError
+from runtime.limits import DEFAULT_BATCH_SIZE, BatchFlags
 from runtime.manifest import is_artifact
 from runtime.media import MediaConfig
 from runtime.backends.choose import require_tensorrt, tensorrt_missing
@@ -73,24 +74,31 @@ def ensure_artifact(args: argparse.Namespace) -> Path:
                                  force=args.force_build)
 
 
-def check_chat_template(requested: str | None, artifact: Artifact) -> None:
+def check_chat_template(requested: str | None, artifact: Artifact | Path) -> None:
     """A model with its own template (GME: gme-qwen2-vl) refuses a different one."""
-    own = artifact.spec.chat_template
+    opened = artifact if isinstance(artifact, Artifact) else Artifact.open(artifact)
+    own = opened.spec.chat_template
     if requested and own and requested != own:
         raise ArtifactError(f"--chat-template {requested} does not fit this model; "
                             f"it is served with its own template {own!r}")
 
 
 def build_config(args: argparse.Namespace, artifact: Artifact) -> ServerConfig:
-    batch = BatchConfig(max_batch_tokens=args.max_batch_tokens,
-                        max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                        max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms,
-                        concurrency=args.batches_in_flight)
+    flags = BatchFlags(max_batch_size=args.max_batch_size,
+                       max_batch_tokens=args.max_batch_tokens,
+                       concurrency=args.batches_in_flight, max_wait_ms=args.max_wait_ms,
+                       max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms)
+    batch = BatchConfig(max_batch_tokens=flags.max_batch_tokens,
+                        max_batch_size=flags.max_batch_size or DEFAULT_BATCH_SIZE,
+                        max_wait_ms=flags.max_wait_ms, max_queue_rows=flags.max_queue_rows,
+                        max_queue_wait_ms=flags.max_queue_wait_ms,
+                        concurrency=flags.concurrency or 1)
     media = MediaConfig(allowed_domains=tuple(args.allowed_media_domains),
                         allowed_local_path=args.allowed_local_media_path,
                         timeout_s=args.media_timeout, max_bytes=args.max_image_bytes,
                         max_pixels=args.max_image_pixels)
-    runtime = RuntimeConfig(backend=args.backend, batch=batch, threads=args.threads,
+    runtime = RuntimeConfig(backend=args.backend, batch=batch, batch_flags=flags,
+                            threads=args.threads,
                             allow_auto_truncate=args.allow_auto_truncate,
                             trt_contexts=args.trt_contexts, media=media,
                             max_request_tokens=args.max_tokens_per_request)

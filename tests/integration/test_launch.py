@@ -45,5 +45,5 @@ def test_build_only_builds_then_exits_and_reports_an_unwritable_cache(tmp_path: 
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1
     lines = [line for line in failed.stderr.splitlines() if "startup failed" in line]
-    assert len(lines) == 1 and f"the artifact cache {blocked}/" in lines[0]
+    assert len(lines) == 1 and f"the artifact cache {blocked} is not writable" in lines[0]
     assert "chown -R" in lines[0] and "Traceback" not in failed.stderr

@@ -230,3 +230,19 @@ def test_cli_prints_entry_then_decision(tmp_path: Path, checkpoint: Path) -> Non
     assert out[1].startswith("build: no artifact")
     assert artifact_cache.main(["--model", str(checkpoint), "--cache",
                                 str(tmp_path / "cache")]) == 0
+
+
+def test_the_builder_skips_by_the_same_rule(tmp_path: Path, checkpoint: Path) -> None:
+    """builder/build.py up_to_date is decide() on its output dir (no GPU here: plans are
+    judged by the manifest alone)."""
+    from builder.build import up_to_date
+
+    source = fingerprint(checkpoint)
+    art = write_manifest(tmp_path / "art", checkpoint, tensorrt=record("tensorrt-rtx", ("8.9",)))
+    assert up_to_date(art, source, "fp16", "tensorrt-rtx")
+    assert up_to_date(art, source, "fp16", "tensorrt-rtx", ("8.9",))
+    assert not up_to_date(art, source, "fp16", "tensorrt-rtx", ("8.6",))
+    assert not up_to_date(art, source, "fp32", "tensorrt-rtx")
+    assert not up_to_date(art, source, "fp16", "onnxruntime")
+    assert not up_to_date(art, "another checkpoint", "fp16", "tensorrt-rtx")
+    assert not up_to_date(tmp_path / "none", source, "fp16", "tensorrt-rtx")

@@ -87,3 +87,17 @@ def test_without_model_the_flag_is_required(capsys: pytest.CaptureFixture) -> No
         parser().parse_args([])
     assert "--model-path" in capsys.readouterr().err
     assert "(env MODEL)" in parser().format_help()
+
+
+def test_batch_flags_keep_what_was_not_given(artifact: Artifact) -> None:
+    """runtime.limits.resolve_batch needs to know which flags the user set."""
+    cfg = config_for(artifact).runtime
+    flags = cfg.batch_flags
+    assert (flags.max_batch_size, flags.max_batch_tokens, flags.concurrency) == (None, None, None)
+    assert (cfg.batch.max_batch_size, cfg.batch.max_batch_tokens, cfg.batch.concurrency) == (
+        64, None, 1)
+    given = config_for(artifact, "--max-batch-size", "8", "--max-batch-tokens", "512",
+                       "--batches-in-flight", "3", "--max-wait-ms", "2").runtime
+    assert (given.batch_flags.max_batch_size, given.batch_flags.max_batch_tokens,
+            given.batch_flags.concurrency, given.batch_flags.max_wait_ms) == (8, 512, 3, 2.0)
+    assert (given.batch.max_batch_size, given.batch.concurrency) == (8, 3)
