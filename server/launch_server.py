@@ -61,13 +61,18 @@ def run_builder(model: str, want: Want, python: str | None):  # type: ignore[no-
     return build
 
 
+def wanted(args: argparse.Namespace) -> Want:
+    """What a first-use build of --model-path makes, from the flags."""
+    backend = build_backend(args.backend)
+    targets = tuple(args.compute_capability) if backend == "tensorrt-rtx" else ()
+    return Want(args.model_path, args.precision, backend, targets)
+
+
 def ensure_artifact(args: argparse.Namespace) -> Path:
     """--model-path as is when it is an artifact; else its cache entry, reused or built."""
     if is_artifact(args.model_path):
         return Path(args.model_path)
-    backend = build_backend(args.backend)
-    targets = tuple(args.compute_capability) if backend == "tensorrt-rtx" else ()
-    want = Want(args.model_path, args.precision, backend, targets)
+    want = wanted(args)
     machine = artifact_cache.this_machine() if want.backend != "onnxruntime" else None
     return artifact_cache.ensure(args.artifact_cache, want, machine,
                                  run_builder(args.model_path, want, args.builder_python),
