@@ -31,10 +31,11 @@ build: install
 	  --output "$(ARTIFACTS)/$$(basename "$$model")" --precision $(PRECISION) \
 	  --backend $(if $(filter tensorrt,$(BACKEND)),tensorrt,onnxruntime) $(BUILD_ARGS)
 
-# make serve [MODEL=<artifact dir, checkpoint dir or hub id>]: built on first use
+# make serve [MODEL=<artifact dir, checkpoint dir or hub id>] [PRECISION=fp16]: built on
+#   first use into $(TRT_EMBED_CACHE) (runtime/artifact_cache.py)
 serve: install
 	$(PY) -m server.launch_server --model-path "$(MODEL_ARG)" --is-embedding \
-	  --host $(HOST) --port $(PORT) --backend $(BACKEND) $(ARGS)
+	  --host $(HOST) --port $(PORT) --backend $(BACKEND) --precision $(PRECISION) $(ARGS)
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

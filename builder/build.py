@@ -14,6 +14,7 @@ from builder.compile import CompileOptions
 from builder.precision import PRECISIONS
 from builder.progress import say, step
 from models.registry import resolve
+from runtime import artifact_cache
 from runtime.manifest import BuildLimits, Manifest, fingerprint, is_artifact
 
 BACKENDS = ("onnxruntime", "tensorrt")  # tensorrt: also compile model.plan
@@ -56,16 +57,16 @@ def local_checkpoint(model: str) -> Path:
         return Path(snapshot_download(model))
 
 
-def up_to_date(output: Path, source_fingerprint: str, precision: str, backend: str) -> bool:
-    if not is_artifact(output):
-        return False
-    try:
-        manifest = Manifest.load(output)
-    except Exception:  # any unreadable manifest means: rebuild
-        return False
-    return (manifest.source.get("fingerprint") == source_fingerprint
-            and manifest.precision == precision
-            and (manifest.tensorrt is not None) == (backend == "tensorrt"))
+def up_to_date(output: Path, source_fingerprint: str, precision: str, backend: str,
+               compute_capabilities: tuple[str, ...] = ()) -> bool:
+    """The artifact cache's rule (runtime/artifact_cache.py), for an output dir of ours:
+    same checkpoint, precision and plans, which must run on this GPU when there is one."""
+    want = artifact_cache.Want(str(output), precision, backend, compute_capabilities)
+    machine = artifact_cache.this_machine() if backend != "onnxruntime" else None
+    decision = artifact_cache.decide(output, want, machine, source_fingerprint)
+    if decision.action != "reuse" and is_artifact(output):
+        say(f"rebuilding {output}: {decision.reason}")
+    return decision.action == "reuse"
 
 
 def build(cfg: BuildConfig) -> Path:

@@ -26,6 +26,10 @@ class Artifact:
     def open(cls, path: str | Path) -> "Artifact":
         return cls(Path(path), Manifest.load(path))
 
+    def __fspath__(self) -> str:
+        """The directory: an Artifact goes wherever a path to one is taken."""
+        return str(self.path)
+
     @property
     def spec(self) -> ModelSpec:
         return self.manifest.spec

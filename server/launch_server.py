@@ -10,96 +10,31 @@ process never loads torch.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from runtime import artifact_cache
+from runtime.artifact import Artifact
+from runtime.artifact_cache import Want
 from runtime.batcher import BatchConfig
-from runtime.config import BACKENDS, RuntimeConfig
+from runtime.config import RuntimeConfig
 from runtime.errors import ApplianceError, ArtifactError
-from runtime.manifest import Manifest, is_artifact
+from runtime.limits import DEFAULT_BATCH_SIZE, BatchFlags
+from runtime.manifest import is_artifact
 from runtime.media import MediaConfig
 from runtime.backends.choose import require_tensorrt, tensorrt_missing
+from server import flags
 from server.config import ServerConfig
 from server.lifecycle import one_line
 
 log = logging.getLogger("server")
-DEFAULT_CACHE = Path(os.environ.get("TRT_EMBED_CACHE", Path.home() / ".cache" / "trt-embed"))
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m server.launch_server", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sg = p.add_argument_group("SGLang-compatible flags")
-    sg.add_argument("--model-path", required=True, help="artifact dir, checkpoint dir or hub id")
-    sg.add_argument("--is-embedding", action="store_true", help="accepted; always embedding")
-    sg.add_argument("--host", default="127.0.0.1")
-    sg.add_argument("--port", type=int, default=30000)
-    sg.add_argument("--chat-template", default=None, help="e.g. gme-qwen2-vl")
-    sg.add_argument("--trust-remote-code", action="store_true", help="accepted; families are built in")
-    sg.add_argument("--served-model-name", default=None)
-    sg.add_argument("--allow-auto-truncate", action="store_true",
-                    help="truncate over-long inputs instead of answering 400")
-    sg.add_argument("--log-level", default="info")
-    ap = p.add_argument_group("appliance flags")
-    ap.add_argument("--backend", default="auto", choices=BACKENDS)
-    ap.add_argument("--artifact-cache", type=Path, default=DEFAULT_CACHE,
-                    help="where checkpoints are built on first use (env TRT_EMBED_CACHE)")
-    ap.add_argument("--max-batch-tokens", type=int, default=None,
-                    help="padded tokens (rows x longest row) per backend call; default "
-                    "16384, or on CPU (one-thread ONNX Runtime batches) 196608 / model width")
-    ap.add_argument("--max-batch-size", type=int, default=64)
-    ap.add_argument("--max-wait-ms", type=float, default=1.0,
-                    help="how long an idle batcher waits for company")
-    ap.add_argument("--max-queue", type=int, default=8192, help="queued inputs before 429")
-    ap.add_argument("--max-inputs-per-request", type=int, default=2048)
-    _reliability_flags(p.add_argument_group("limits, auth and shutdown"))
-    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
-    ap.add_argument("--batches-in-flight", type=int, default=1,
-                    help="batches the backend runs at once with an explicit --threads "
-                         "(adaptive ONNX Runtime runs two per core; a larger value raises "
-                         "that); TensorRT uses one per execution context")
-    ap.add_argument("--trt-contexts", type=int, default=2,
-                    help="TensorRT execution contexts, one CUDA stream each (batches in flight)")
-    md = p.add_argument_group("image inputs (multimodal models)")
-    md.add_argument("--allowed-media-domains", nargs="*", default=[],
-                    help="hosts whose image URLs may resolve to loopback/private addresses")
-    md.add_argument("--allowed-local-media-path", type=Path, default=None,
-                    help="serve local image paths under this directory (refused otherwise)")
-    md.add_argument("--media-timeout", type=float, default=10.0, help="seconds per image fetch")
-    md.add_argument("--max-image-bytes", type=int, default=20 * 1024 * 1024)
-    md.add_argument("--max-image-pixels", type=int, default=32_000_000,
-                    help="width x height above which an image is refused before decoding")
-    return p
-
-
-def _reliability_flags(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024,
-                   help="request body cap; larger bodies get 413 without being read")
-    g.add_argument("--max-tokens-per-request", type=int, default=300_000,
-                   help="tokens summed over a request's inputs; more: 400")
-    g.add_argument("--max-queue-wait-ms", type=float, default=0.0,
-                   help="503 for a request none of whose inputs reached the model in this "
-                        "time (0: no limit)")
-    g.add_argument("--api-key", default=os.environ.get("TRT_EMBED_API_KEY"),
-                   help="require 'Authorization: Bearer KEY' on every route but /health "
-                        "(env TRT_EMBED_API_KEY)")
-    g.add_argument("--drain-timeout", type=int, default=30,
-                   help="seconds in-flight requests get to finish after SIGTERM")
-
-
-def artifact_dir(model_path: str, cache: Path) -> Path:
-    """Where a checkpoint or hub id is built: named for it, keyed by its absolute location."""
-    key = os.path.abspath(model_path) if os.path.isdir(model_path) else model_path
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    path = Path(model_path.rstrip("/"))
-    # A package's bundled checkpoint sits in .../<package>/model: name it for the package.
-    name = (path.parent.name if path.name == "model" else path.name) or "model"
-    return cache / "artifacts" / f"{name}-{digest}"
+    return flags.parser(__doc__ or "")
 
 
 def build_backend(backend: str) -> str:
@@ -108,39 +43,67 @@ def build_backend(backend: str) -> str:
     if backend == "tensorrt":
         require_tensorrt()
         return "tensorrt"
+    if backend == "tensorrt-rtx":  # ahead-of-time: builds without a GPU
+        return backend
     return "tensorrt" if backend == "auto" and not tensorrt_missing() else "onnxruntime"
 
 
-def ensure_artifact(model_path: str, cache: Path, backend: str = "onnxruntime") -> Path:
-    if is_artifact(model_path):
-        return Path(model_path)
-    target = artifact_dir(model_path, cache)
-    log.info("building %s into %s (a separate builder process)", model_path, target)
-    cmd = [sys.executable, "-m", "builder", "--model-path", model_path, "--output", str(target),
-           "--backend", backend]
-    if subprocess.run(cmd, check=False).returncode != 0:
-        raise ArtifactError(f"building {model_path} failed; see the builder's output above")
-    return target
+def run_builder(model: str, want: Want, python: str | None):  # type: ignore[no-untyped-def]
+    """The cache's build step: `python -m builder` in its own process (torch stays there)."""
+    def build(entry: Path, force: bool) -> None:
+        cmd = [python or sys.executable, "-m", "builder", "--model-path", model,
+               "--output", str(entry), "--precision", want.precision, "--backend", want.backend]
+        cmd += [arg for cc in want.compute_capabilities for arg in ("--compute-capability", cc)]
+        cmd += ["--force"] if force else []
+        log.info("running: %s", " ".join(cmd))
+        if subprocess.run(cmd, check=False).returncode != 0:
+            raise ArtifactError(f"building {model} failed; see the builder's output above")
+    return build
 
 
-def check_chat_template(requested: str | None, artifact: Path) -> None:
+def wanted(args: argparse.Namespace) -> Want:
+    """What a first-use build of --model-path makes, from the flags."""
+    backend = build_backend(args.backend)
+    targets = tuple(args.compute_capability) if backend == "tensorrt-rtx" else ()
+    return Want(args.model_path, args.precision, backend, targets)
+
+
+def ensure_artifact(args: argparse.Namespace) -> Path:
+    """--model-path as is when it is an artifact; else its cache entry, reused or built."""
+    if is_artifact(args.model_path):
+        return Path(args.model_path)
+    want = wanted(args)
+    machine = artifact_cache.this_machine() if want.backend != "onnxruntime" else None
+    return artifact_cache.ensure(args.artifact_cache, want, machine,
+                                 run_builder(args.model_path, want, args.builder_python),
+                                 force=args.force_build)
+
+
+def check_chat_template(requested: str | None, artifact: Artifact | Path) -> None:
     """A model with its own template (GME: gme-qwen2-vl) refuses a different one."""
-    own = Manifest.load(artifact).spec.chat_template
+    opened = artifact if isinstance(artifact, Artifact) else Artifact.open(artifact)
+    own = opened.spec.chat_template
     if requested and own and requested != own:
         raise ArtifactError(f"--chat-template {requested} does not fit this model; "
                             f"it is served with its own template {own!r}")
 
 
-def build_config(args: argparse.Namespace, artifact: Path) -> ServerConfig:
-    batch = BatchConfig(max_batch_tokens=args.max_batch_tokens,
-                        max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                        max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms,
-                        concurrency=args.batches_in_flight)
+def build_config(args: argparse.Namespace, artifact: Artifact) -> ServerConfig:
+    flags = BatchFlags(max_batch_size=args.max_batch_size,
+                       max_batch_tokens=args.max_batch_tokens,
+                       concurrency=args.batches_in_flight, max_wait_ms=args.max_wait_ms,
+                       max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms)
+    batch = BatchConfig(max_batch_tokens=flags.max_batch_tokens,
+                        max_batch_size=flags.max_batch_size or DEFAULT_BATCH_SIZE,
+                        max_wait_ms=flags.max_wait_ms, max_queue_rows=flags.max_queue_rows,
+                        max_queue_wait_ms=flags.max_queue_wait_ms,
+                        concurrency=flags.concurrency or 1)
     media = MediaConfig(allowed_domains=tuple(args.allowed_media_domains),
                         allowed_local_path=args.allowed_local_media_path,
                         timeout_s=args.media_timeout, max_bytes=args.max_image_bytes,
                         max_pixels=args.max_image_pixels)
-    runtime = RuntimeConfig(backend=args.backend, batch=batch, threads=args.threads,
+    runtime = RuntimeConfig(backend=args.backend, batch=batch, batch_flags=flags,
+                            threads=args.threads,
                             allow_auto_truncate=args.allow_auto_truncate,
                             trt_contexts=args.trt_contexts, media=media,
                             max_request_tokens=args.max_tokens_per_request)
@@ -153,11 +116,16 @@ def build_config(args: argparse.Namespace, artifact: Path) -> ServerConfig:
                         api_key=args.api_key or None, drain_timeout_s=args.drain_timeout)
 
 
-def prepare(args: argparse.Namespace) -> ServerConfig:
-    """Everything before the model loads: backend check, first-use build, template check."""
-    backend = build_backend(args.backend)
-    artifact = ensure_artifact(args.model_path, args.artifact_cache, backend)
+def prepare(args: argparse.Namespace) -> ServerConfig | None:
+    """Everything before the model loads: first-use build, then the artifact opened once
+    (its manifest read here, and handed on in the config). None: --build-only is done."""
+    path = ensure_artifact(args)
+    if args.build_only:
+        log.info("build only: %s is ready", path)
+        return None
+    artifact = Artifact.open(path)
     check_chat_template(args.chat_template, artifact)
+    log.info("serving %s on %s:%d", path, args.host, args.port)
     return build_config(args, artifact)
 
 
@@ -170,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     except ApplianceError as exc:  # one clear line, no traceback, exit status 1
         log.error("startup failed: %s", one_line(exc))
         raise SystemExit(1) from exc
+    if config is None:
+        return
     import uvicorn
 
     from server.app import create_app

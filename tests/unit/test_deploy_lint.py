@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -164,3 +165,53 @@ def test_builder_venv_sees_the_server_venv_but_keeps_its_own_packages(tmp_path: 
                            "print(fake_tensorrt.WHERE, shared_pkg.WHERE)"],
                           capture_output=True, text=True, check=True).stdout.split()
     assert seen == ["server", "builder"]
+
+
+def _docker_expand(text: str, build_args: dict[str, str]) -> str:
+    """${VAR}, ${VAR:+word}, ${VAR:-word} as Docker expands them (bash does the same)."""
+    return subprocess.run(["bash", "-c", f'printf %s "{text}"'], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"], **build_args}, check=True).stdout
+
+
+def _gpu_image_env(build_args: dict[str, str]) -> dict[str, str]:
+    gpu = re.split(r"^FROM ", (DOCKER / "Dockerfile").read_text(), flags=re.M)[-1]
+    defaults = {k: v.strip('"') for k, v in re.findall(r"^ARG (\w+)=(\S*)$", gpu, flags=re.M)}
+    block = re.search(r"^ENV (.*?)\n(?!    )", gpu, flags=re.M | re.S).group(1)
+    pairs = [p.split("=", 1) for p in block.replace("\\\n", " ").split()]
+    return {k: _docker_expand(v, {**defaults, **build_args}) for k, v in pairs if k != "PATH"}
+
+
+@pytest.mark.parametrize("build_args", [
+    {"BAKE_MODEL": "BAAI/bge-large-en-v1.5", "BAKE_PRECISION": "fp16",
+     "BAKE_COMPUTE_CAPABILITY": "8.6,8.9"},
+    {"BAKE_MODEL": "BAAI/bge-small-en-v1.5", "BAKE_PRECISION": "fp32",
+     "BAKE_COMPUTE_CAPABILITY": ""},
+])
+def test_the_baked_plan_is_the_entry_the_image_serves(monkeypatch: pytest.MonkeyPatch,
+                                                      build_args: dict[str, str]) -> None:
+    """The bake step (docker build) and the image's ENV (docker run) name one cache entry."""
+    from runtime.artifact_cache import locate
+    from server.launch_server import parser, wanted
+
+    for name in ("MODEL", "BACKEND", "PRECISION", "COMPUTE_CAPABILITY", "ENGINE_CACHE",
+                 "TRT_EMBED_CACHE", "BUILD_ONLY", "FORCE_BUILD"):
+        monkeypatch.delenv(name, raising=False)
+    run = re.search(r"^RUN .*?HF_HOME=\S+ (COMPUTE_CAPABILITY=\S+).*?/opt/venv/bin/python "
+                    r"-m server\.launch_server(.*?--build-only)",
+                    (DOCKER / "Dockerfile").read_text(), flags=re.S | re.M)
+    monkeypatch.setenv(*_docker_expand(run.group(1), build_args).split("=", 1))
+    baked = parser().parse_args(shlex.split(_docker_expand(
+        run.group(2).replace("\\\n", " ").replace('"', "'"), build_args)))
+    assert baked.build_only and baked.backend == "tensorrt-rtx"
+    for name, value in _gpu_image_env(build_args).items():
+        monkeypatch.setenv(name, value)
+    served = parser().parse_args([])
+    assert served.model_path == build_args["BAKE_MODEL"] and not served.build_only
+    assert wanted(served) == wanted(baked)
+    assert locate(served.artifact_cache, wanted(served), None) == \
+        locate(baked.artifact_cache, wanted(baked), None)
+
+
+def test_without_a_baked_plan_the_gpu_image_asks_for_a_model() -> None:
+    env = _gpu_image_env({})
+    assert (env["MODEL"], env["BACKEND"], env["PRECISION"]) == ("", "tensorrt", "fp32")

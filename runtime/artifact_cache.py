@@ -1,0 +1,235 @@
+"""The artifact cache: where a model's artifact lives, and whether the one there serves.
+
+One rule, used by the launcher (server/launch_server.py), the container entrypoint (through
+the launcher) and the builder's up-to-date check (builder/build.py):
+
+    <cache>/<model>-<hash>/<flavour>[-<target>]-<precision>
+      onnxruntime-fp32 | tensorrt-sm9.0-fp16 | tensorrt-rtx-fp16 | tensorrt-rtx-cc8.9-fp16
+
+The model directory is keyed by the checkpoint's absolute path or the hub id; the entry by
+what was built: ONNX Runtime graphs, TensorRT 11 plans for this GPU's compute capability
+(they only run there), or TensorRT-for-RTX plans for the requested targets. One shared
+volume thus serves several GPU types. An entry is reused only if its manifest agrees; whether
+its plans run on this machine is decided by runtime.backends.trt_plan.check_compatible alone.
+
+Replicas sharing the cache take an flock on the entry: one builds, the others wait, then
+find the entry up to date and reuse it.
+
+    python -m runtime.artifact_cache --model M --cache DIR [--backend B] [--precision P]
+
+prints the entry, then `reuse: why`, `build: why` or `rebuild: why` (no lock, no build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from runtime.backends.trt_plan import FLAVOURS, Machine, check_compatible
+from runtime.errors import ApplianceError, ArtifactError
+from runtime.manifest import Manifest, fingerprint, is_artifact
+
+log = logging.getLogger("artifact_cache")
+BUILD_BACKENDS = ("onnxruntime", *FLAVOURS)  # what an entry can be built for
+
+
+@dataclass(frozen=True)
+class Want:
+    """What the artifact must have been built for."""
+
+    model: str  # hub id or checkpoint dir, as the user gave it
+    precision: str = "fp32"
+    backend: str = "onnxruntime"  # a BUILD_BACKENDS value (auto is resolved before)
+    compute_capabilities: tuple[str, ...] = ()  # RTX targets; (): the library's portable set
+
+    def __post_init__(self) -> None:
+        if self.backend not in BUILD_BACKENDS:
+            raise ValueError(f"build backend must be one of {BUILD_BACKENDS}, got {self.backend!r}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "reuse" | "build" | "rebuild"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.reason}"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "x"
+
+
+def model_dir_name(model: str) -> str:
+    """<name>-<hash>: readable, and unique per checkpoint location or hub id."""
+    local = os.path.isdir(model)
+    key = os.path.abspath(model) if local else model
+    path = Path(model.rstrip("/"))
+    # A package's bundled checkpoint sits in .../<package>/model: name it for the package.
+    name = (path.parent.name if path.name == "model" else path.name) if local else model
+    return f"{slug(name)}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def entry_name(want: Want, machine: Machine | None) -> str:
+    if want.backend == "tensorrt":  # TensorRT 11 plans run on the build GPU's capability only
+        if machine is None:
+            raise ArtifactError("a TensorRT build needs the GPU it will run on; none is visible")
+        target = f"-sm{machine.compute_capability}"
+    elif want.backend == "tensorrt-rtx" and want.compute_capabilities:
+        target = "-cc" + "+".join(sorted(want.compute_capabilities))
+    else:
+        target = ""
+    return f"{want.backend}{target}-{slug(want.precision)}"
+
+
+def locate(cache: Path, want: Want, machine: Machine | None) -> Path:
+    return Path(cache).resolve() / model_dir_name(want.model) / entry_name(want, machine)
+
+
+def source_fingerprint(model: str) -> str | None:
+    """A local checkpoint's fingerprint; None for a hub id (the builder resolves it)."""
+    return fingerprint(model) if os.path.isdir(model) else None
+
+
+def decide(artifact: Path, want: Want, machine: Machine | None,
+           source: str | None) -> Decision:
+    """Reuse, build or rebuild `artifact` for `want`. `source`: the checkpoint's fingerprint
+    (None: not checked); `machine`: this GPU (None: plans are not checked against one)."""
+    if not is_artifact(artifact):
+        return Decision("build", f"no artifact for {want.model} in {artifact} yet")
+    try:
+        manifest = Manifest.load(artifact)
+    except ArtifactError as exc:
+        return Decision("rebuild", str(exc))
+    if source is not None and source != manifest.source.get("fingerprint"):
+        return Decision("rebuild", "the checkpoint changed since the last build")
+    if manifest.precision != want.precision:
+        return Decision("rebuild", f"built at precision {manifest.precision}, "
+                                   f"{want.precision} wanted")
+    stale = _plans_stale(manifest, want, machine)
+    if stale:
+        return Decision("rebuild", stale)
+    return Decision("reuse", f"{artifact} matches the checkpoint, precision and {want.backend}")
+
+
+def _plans_stale(manifest: Manifest, want: Want, machine: Machine | None) -> str | None:
+    """Why the artifact's plans are not the wanted ones, or do not run here; None if fine."""
+    record = manifest.tensorrt
+    if want.backend == "onnxruntime":
+        return f"it holds {record.flavour} plans, an ONNX-only build was asked" if record else None
+    if record is None or record.flavour != want.backend:
+        return f"the wanted {want.backend} plans are missing"
+    missing = sorted(set(manifest.graphs) - set(record.plans))
+    if missing:
+        return f"the {want.backend} plans miss the {', '.join(missing)} graph(s)"
+    uncovered = sorted(set(want.compute_capabilities) - set(record.compute_capabilities))
+    if uncovered:
+        return (f"the plans target compute capability {', '.join(record.compute_capabilities)}"
+                f", {', '.join(uncovered)} wanted")
+    if machine is None:
+        return None
+    try:
+        for warning in check_compatible(record, machine):
+            log.warning("%s", warning)
+    except ArtifactError as exc:
+        return str(exc)
+    return None
+
+
+class CacheNotWritableError(ArtifactError):
+    """The cache directory (a bind mount, most often) belongs to another user."""
+
+
+def writable_dir(path: Path) -> Path:
+    """mkdir -p `path`, or one message naming it and the fix (a root-owned bind mount)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):  # creating a file is what a build does
+            pass
+    except OSError as exc:
+        raise CacheNotWritableError(
+            f"the artifact cache {path} is not writable by uid {os.getuid()} ({exc.strerror}); "
+            f"give it to this user (on the host: chown -R {os.getuid()} <the mounted dir>) "
+            "or run the container as its owner (docker run --user $(stat -c %u <dir>))"
+        ) from exc
+    return path
+
+
+@contextlib.contextmanager
+def entry_lock(entry: Path) -> Iterator[bool]:
+    """Hold `<entry>.lock` (flock, released if the process dies); yields whether another
+    replica held it first (it was building: the entry is then decided again)."""
+    with open(f"{entry}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            waited = False
+        except BlockingIOError:
+            log.info("another replica is building %s; waiting for it", entry)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            waited = True
+        yield waited
+
+
+Builder = Callable[[Path, bool], None]  # (entry, force) -> build the entry or raise
+
+
+def ensure(cache: Path, want: Want, machine: Machine | None, build: Builder,
+           force: bool = False) -> Path:
+    """The entry for `want`, reused or (re)built under the replicas' lock."""
+    entry = locate(cache, want, machine)
+    writable_dir(entry.parent.parent)  # the mounted dir itself, named in the message
+    writable_dir(entry.parent)
+    with entry_lock(entry) as waited:
+        decision = decide(entry, want, machine, source_fingerprint(want.model))
+        if force and not waited:  # a replica that waited reuses what the builder just made
+            decision = Decision("rebuild", "a rebuild was forced (--force-build)")
+        log.info("model %s, backend %s, precision %s: %s", want.model, want.backend,
+                 want.precision, entry)
+        if decision.action == "reuse":
+            log.info("cache hit, reusing the artifact: %s", decision.reason)
+        else:
+            log.info("cache %s: %s", "miss, building" if decision.action == "build"
+                     else "stale, rebuilding", decision.reason)
+            build(entry, decision.action == "rebuild")
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m runtime.artifact_cache", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--cache", required=True, type=Path)
+    p.add_argument("--backend", default="onnxruntime", choices=BUILD_BACKENDS)
+    p.add_argument("--precision", default="fp32")
+    p.add_argument("--compute-capability", action="append", default=[])
+    args = p.parse_args(argv)
+    want = Want(args.model, args.precision, args.backend, tuple(args.compute_capability))
+    machine = this_machine() if args.backend != "onnxruntime" else None
+    entry = locate(args.cache, want, machine)
+    print(entry)
+    print(decide(entry, want, machine, source_fingerprint(args.model)))
+    return 0
+
+
+def this_machine() -> Machine | None:
+    """This process's GPU and TensorRT, or None when either is missing."""
+    from runtime.backends.gpu import gpu_count, machine
+
+    try:
+        return machine() if gpu_count()[0] else None
+    except ApplianceError:  # no TensorRT, or a CUDA error: no GPU to check plans against
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Batch limits, settled once per tower: the server's flags, the backend's preferences and
+the builder's record (manifest BuildLimits), in that order, never past a TensorRT plan.
+
+Pure: no backend is loaded here; the caller passes what the loaded backend reports.
+
+- Rows per batch: --max-batch-size, else the backend's (a plan's largest profile batch),
+  else DEFAULT_BATCH_SIZE.
+- Padded tokens per batch: --max-batch-tokens, else the backend's preference (one-thread
+  ONNX Runtime batches sized to the model's width), else the budget the plans were built
+  for, else DEFAULT_BATCH_TOKENS. An image tower that packs its images into one sequence
+  (Qwen2-VL: no fixed image size) takes one largest image's patches instead: small images
+  share a batch, large ones run alone, and the attention over the packed sequence stays
+  bounded.
+- A TensorRT plan bounds both: its profiles were built for BuildLimits, and a larger batch
+  would be split into several calls (or not fit at all).
+- Batches in flight: the larger of --batches-in-flight and the backend's own count (TensorRT
+  contexts, ONNX Runtime's two per core); sequence buckets: the backend's (plan profiles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.spec import ModelSpec
+from runtime.backends.base import BackendLimits
+from runtime.batcher import DEFAULT_BATCH_TOKENS, BatchConfig
+from runtime.manifest import BuildLimits
+
+DEFAULT_BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class BatchFlags:
+    """The server's batching flags as given: None where the user did not set one."""
+
+    max_batch_size: int | None = None
+    max_batch_tokens: int | None = None
+    concurrency: int | None = None  # --batches-in-flight
+    max_wait_ms: float = 1.0
+    max_queue_rows: int = 8192
+    max_queue_wait_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "max_batch_tokens", "concurrency"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def packs_images(tower: str, spec: ModelSpec) -> bool:
+    """An image tower whose images are packed into one sequence (no fixed image size)."""
+    return tower == "image" and spec.vision is not None and not spec.vision.image_size
+
+
+def resolve_batch(flags: BatchFlags, backend: BackendLimits, built: BuildLimits | None,
+                  tower: str, spec: ModelSpec) -> BatchConfig:
+    """The batcher's limits for one tower.
+
+    `built`: the manifest's BuildLimits when a TensorRT plan serves this tower (it bounds
+    the batch), None for ONNX Runtime (dynamic graphs: nothing is bounded).
+    """
+    size = flags.max_batch_size or backend.max_batch_size or DEFAULT_BATCH_SIZE
+    if packs_images(tower, spec):
+        assert spec.vision is not None
+        tokens = spec.vision.max_patches
+    else:
+        tokens = (flags.max_batch_tokens or backend.max_batch_tokens
+                  or (built.max_batch_tokens if built else 0) or DEFAULT_BATCH_TOKENS)
+    if built is not None:
+        size = min(size, built.max_batch_size, backend.max_batch_size or size)
+        if not packs_images(tower, spec):
+            tokens = min(tokens, built.max_batch_tokens)
+    return BatchConfig(max_batch_tokens=tokens, max_batch_size=size,
+                       max_wait_ms=flags.max_wait_ms, max_queue_rows=flags.max_queue_rows,
+                       concurrency=max(flags.concurrency or 1, backend.concurrency),
+                       seq_buckets=backend.seq_buckets,
+                       max_queue_wait_ms=flags.max_queue_wait_ms)
+
+
+def plan_bound(built: BuildLimits, backend_name: str) -> BuildLimits | None:
+    """`built` when the backend runs TensorRT plans (they bound the batch), else None."""
+    return built if backend_name.startswith("tensorrt") else None

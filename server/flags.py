@@ -1,0 +1,131 @@
+"""The server's flags, declared once, each with the environment variables it reads.
+
+A flag given on the command line wins; else the first of its environment variables that is
+set; else its default. The container's entrypoint is therefore a plain exec of the
+launcher: MODEL, PORT, BACKEND... reach the same flags a user would type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from runtime.config import BACKENDS
+
+DEFAULT_CACHE = Path.home() / ".cache" / "trt-embed"
+FALSE = ("", "0", "false", "no", "off")
+
+
+def _env(names: tuple[str, ...]) -> str | None:
+    """The first of `names` set to something: an empty variable counts as unset (compose
+    and Dockerfiles write empty ones for "not given")."""
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
+def add(group: Any, *flags: str, env: tuple[str, ...] = (), **kw: Any) -> None:
+    """add_argument, with the default taken from the first of `env` that is set."""
+    value = _env(env)
+    if env:
+        kw["help"] = f"{kw.get('help', '')} (env {' or '.join(env)})".lstrip()
+    if value is not None:
+        if kw.get("action") == "store_true":
+            kw["default"] = value.strip().lower() not in FALSE
+        elif kw.get("nargs") == "+":  # a list: comma- or space-separated
+            kw["default"] = [v for v in re.split(r"[,\s]+", value) if v]
+        else:
+            convert: Callable[[str], Any] = kw.get("type", str)
+            kw["default"] = convert(value)
+            kw["required"] = False
+    group.add_argument(*flags, **kw)
+
+
+def parser(description: str = "") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m server.launch_server", description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    _sglang_flags(p.add_argument_group("SGLang-compatible flags"))
+    _artifact_flags(p.add_argument_group("artifact: what is served, built on first use"))
+    _batch_flags(p.add_argument_group("batching and backend"))
+    _reliability_flags(p.add_argument_group("limits, auth and shutdown"))
+    _media_flags(p.add_argument_group("image inputs (multimodal models)"))
+    return p
+
+
+def _sglang_flags(g: Any) -> None:
+    add(g, "--model-path", env=("MODEL",), required=True,
+        help="artifact dir, checkpoint dir or hub id")
+    g.add_argument("--is-embedding", action="store_true", help="accepted; always embedding")
+    add(g, "--host", env=("HOST",), default="127.0.0.1")
+    add(g, "--port", env=("PORT",), type=int, default=30000)
+    g.add_argument("--chat-template", default=None, help="e.g. gme-qwen2-vl")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="accepted; families are built in")
+    add(g, "--served-model-name", env=("SERVED_MODEL_NAME",), default=None,
+        help="the id /v1/models reports (default: --model-path)")
+    g.add_argument("--allow-auto-truncate", action="store_true",
+                   help="truncate over-long inputs instead of answering 400")
+    g.add_argument("--log-level", default="info")
+
+
+def _artifact_flags(g: Any) -> None:
+    add(g, "--backend", env=("BACKEND",), default="auto", choices=BACKENDS)
+    add(g, "--artifact-cache", env=("TRT_EMBED_CACHE", "ENGINE_CACHE"), type=Path,
+        default=DEFAULT_CACHE, help="where checkpoints and hub ids are built on first use")
+    add(g, "--precision", env=("PRECISION",), default="fp32",
+        help="precision of a first-use build (fp32, fp16, bf16, int8)")
+    add(g, "--compute-capability", env=("COMPUTE_CAPABILITY",), nargs="+", default=[],
+        help="targets of a first-use --backend tensorrt-rtx build, e.g. 8.9 12.0 "
+             "(default: the library's portable set)")
+    add(g, "--force-build", env=("FORCE_BUILD",), action="store_true",
+        help="rebuild the cache entry even if it is up to date")
+    add(g, "--build-only", env=("BUILD_ONLY",), action="store_true",
+        help="build (or check) the cache entry, then exit 0: an init container or Job")
+    add(g, "--builder-python", env=("BUILDER_PYTHON",), default=None,
+        help="the interpreter with torch that runs the builder (default: this one)")
+
+
+def _batch_flags(g: Any) -> None:
+    g.add_argument("--max-batch-tokens", type=int, default=None,
+                   help="padded tokens (rows x longest row) per backend call; default "
+                   "16384, or on CPU (one-thread ONNX Runtime batches) 196608 / model width")
+    g.add_argument("--max-batch-size", type=int, default=None,
+                   help="rows per backend call (default 64; never above a TensorRT "
+                        "plan's largest batch)")
+    g.add_argument("--max-wait-ms", type=float, default=1.0,
+                   help="how long an idle batcher waits for company")
+    g.add_argument("--max-queue", type=int, default=8192, help="queued inputs before 429")
+    g.add_argument("--max-inputs-per-request", type=int, default=2048)
+    g.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
+    g.add_argument("--batches-in-flight", type=int, default=None,
+                   help="batches the backend runs at once with an explicit --threads "
+                        "(adaptive ONNX Runtime runs two per core; a larger value raises "
+                        "that); TensorRT uses one per execution context; default 1")
+    g.add_argument("--trt-contexts", type=int, default=2,
+                   help="TensorRT execution contexts, one CUDA stream each (batches in flight)")
+
+
+def _reliability_flags(g: Any) -> None:
+    g.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024,
+                   help="request body cap; larger bodies get 413 without being read")
+    g.add_argument("--max-tokens-per-request", type=int, default=300_000,
+                   help="tokens summed over a request's inputs; more: 400")
+    g.add_argument("--max-queue-wait-ms", type=float, default=0.0,
+                   help="503 for a request none of whose inputs reached the model in this "
+                        "time (0: no limit)")
+    add(g, "--api-key", env=("TRT_EMBED_API_KEY",), default=None,
+        help="require 'Authorization: Bearer KEY' on every route but /health")
+    g.add_argument("--drain-timeout", type=int, default=30,
+                   help="seconds in-flight requests get to finish after SIGTERM")
+
+
+def _media_flags(g: Any) -> None:
+    g.add_argument("--allowed-media-domains", nargs="*", default=[],
+                   help="hosts whose image URLs may resolve to loopback/private addresses")
+    g.add_argument("--allowed-local-media-path", type=Path, default=None,
+                   help="serve local image paths under this directory (refused otherwise)")
+    g.add_argument("--media-timeout", type=float, default=10.0, help="seconds per image fetch")
+    g.add_argument("--max-image-bytes", type=int, default=20 * 1024 * 1024)
+    g.add_argument("--max-image-pixels", type=int, default=32_000_000,
+                   help="width x height above which an image is refused before decoding")
