@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from runtime.batcher import BatchConfig
 from runtime.limits import BatchFlags
 from runtime.media import MediaConfig
 
@@ -15,11 +14,9 @@ BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "onnxruntime")
 @dataclass(frozen=True)
 class RuntimeConfig:
     backend: str = "auto"
-    batch: BatchConfig = field(default_factory=BatchConfig)
-    # The batching flags as given (None: not given). Each tower's limits are
-    # runtime.limits.resolve_batch(batch_flags, backend limits, plan bound, tower, spec);
-    # `batch` holds the same flags with today's defaults until every tower resolves them.
-    batch_flags: BatchFlags = field(default_factory=BatchFlags)
+    # The batching flags as given (None: not given); each tower's batcher limits are
+    # runtime.limits.resolve_batch(batch, backend limits, plan bound, tower, spec).
+    batch: BatchFlags = field(default_factory=BatchFlags)
     threads: int = 0  # ONNX Runtime intra-op threads; 0: every core this process may use
     tokenizer_threads: int = 2
     allow_auto_truncate: bool = False

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
@@ -25,11 +25,12 @@ from models.spec import ModelSpec
 from runtime.adapters.base import Adapter, Tower, Work
 from runtime.adapters.registry import adapter_for
 from runtime.artifact import Artifact
-from runtime.backends.base import Backend, BackendLimits
+from runtime.backends.base import Backend
 from runtime.backends.choose import load_backend
-from runtime.batcher import DEFAULT_BATCH_TOKENS, BatchConfig, Batcher, RunFn
+from runtime.batcher import BatchConfig, Batcher, RunFn
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequestError
+from runtime.limits import plan_bound, resolve_batch
 from runtime.media import load_image
 from runtime.tokenizer import TextTokenizer
 
@@ -50,22 +51,6 @@ def open_backend(artifact: Artifact, config: RuntimeConfig, tower: str) -> Backe
     return load_backend(artifact, config, tower)
 
 
-def tower_batch_config(flags: BatchConfig, limits: BackendLimits, tower: Tower) -> BatchConfig:
-    """A tower's batching limits, settled once from the flags, its backend and the tower.
-
-    Token rows take the backend's sequence buckets (TensorRT profiles), at least its
-    batches in flight, and its token budget when --max-batch-tokens is not given; image
-    rows keep the flags, under the tower's own budget when it has one."""
-    if tower.max_batch_tokens:
-        return replace(flags, max_batch_tokens=tower.max_batch_tokens)
-    if not tower.token_rows:
-        return flags
-    return replace(flags, seq_buckets=limits.seq_buckets or flags.seq_buckets,
-                   concurrency=max(flags.concurrency, limits.concurrency),
-                   max_batch_tokens=(flags.max_batch_tokens or limits.max_batch_tokens
-                                     or DEFAULT_BATCH_TOKENS))
-
-
 class Embedder:
     """`backends` by tower name, for callers that wrap them (tests); opened here otherwise."""
 
@@ -78,16 +63,23 @@ class Embedder:
         self.tokenizer = TextTokenizer(artifact.tokenizer_path, self.spec.max_len)
         self.adapter: Adapter = adapter_class(artifact, self.tokenizer)
         self.backends = _open_backends(artifact, config, self.adapter.towers, backends or {})
-        self.batchers = {t.name: Batcher(self._runner(t.name), tower_batch_config(
-            config.batch, self.backends[t.name].limits, t)) for t in self.adapter.towers}
+        self.batchers = {t.name: Batcher(self._runner(t.name), self._limits(t.name))
+                         for t in self.adapter.towers}
         main = self.adapter.towers[0].name
         self.backend, self.batcher = self.backends[main], self.batchers[main]
         self._tok_pool = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="tokenize")
         self._media_pool = ThreadPoolExecutor(config.media.threads, thread_name_prefix="media")
 
+    def _limits(self, tower: str) -> BatchConfig:
+        """The tower's batch limits: flags, backend and build record, settled once."""
+        backend = self.backends[tower]
+        built = plan_bound(self.artifact.manifest.limits, backend.name)
+        return resolve_batch(self.config.batch, backend.limits, built, tower, self.spec)
+
     @classmethod
-    def load(cls, artifact: str | Path, config: RuntimeConfig) -> "Embedder":
-        return cls(Artifact.open(artifact), config)
+    def load(cls, artifact: Artifact | str | Path, config: RuntimeConfig) -> "Embedder":
+        opened = artifact if isinstance(artifact, Artifact) else Artifact.open(artifact)
+        return cls(opened, config)
 
     def _runner(self, tower: str) -> RunFn:
         backend, adapter = self.backends[tower], self.adapter

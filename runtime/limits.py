@@ -39,6 +39,9 @@ class BatchFlags:
     max_wait_ms: float = 1.0
     max_queue_rows: int = 8192
     max_queue_wait_ms: float = 0.0
+    # A backend call's fixed cost in padded tokens (runtime/batch_plan.py); not a server
+    # flag: tests set 0 to keep a request in one batch.
+    call_cost_tokens: int = 8
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_batch_tokens", "concurrency"):
@@ -66,15 +69,15 @@ def resolve_batch(flags: BatchFlags, backend: BackendLimits, built: BuildLimits 
     else:
         tokens = (flags.max_batch_tokens or backend.max_batch_tokens
                   or (built.max_batch_tokens if built else 0) or DEFAULT_BATCH_TOKENS)
-    if built is not None:
+    if built is not None and not packs_images(tower, spec):  # patches bound those batches
         size = min(size, built.max_batch_size, backend.max_batch_size or size)
-        if not packs_images(tower, spec):
-            tokens = min(tokens, built.max_batch_tokens)
+        tokens = min(tokens, built.max_batch_tokens)
     return BatchConfig(max_batch_tokens=tokens, max_batch_size=size,
                        max_wait_ms=flags.max_wait_ms, max_queue_rows=flags.max_queue_rows,
                        concurrency=max(flags.concurrency or 1, backend.concurrency),
                        seq_buckets=backend.seq_buckets,
-                       max_queue_wait_ms=flags.max_queue_wait_ms)
+                       max_queue_wait_ms=flags.max_queue_wait_ms,
+                       call_cost_tokens=flags.call_cost_tokens)
 
 
 def plan_bound(built: BuildLimits, backend_name: str) -> BuildLimits | None:

@@ -19,7 +19,6 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 30000
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    chat_template: str | None = None
     max_inputs_per_request: int = 2048
     # Reliability and security limits (see README "Limits, auth, health, metrics").
     max_request_bytes: int = 16 * 1024 * 1024  # larger bodies: 413, never read in full

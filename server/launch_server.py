@@ -19,10 +19,9 @@ from pathlib import Path
 from runtime import artifact_cache
 from runtime.artifact import Artifact
 from runtime.artifact_cache import Want
-from runtime.batcher import BatchConfig
 from runtime.config import RuntimeConfig
 from runtime.errors import ApplianceError, ArtifactError
-from runtime.limits import DEFAULT_BATCH_SIZE, BatchFlags
+from runtime.limits import BatchFlags
 from runtime.manifest import is_artifact
 from runtime.media import MediaConfig
 from runtime.backends.choose import require_tensorrt, tensorrt_missing
@@ -93,16 +92,11 @@ def build_config(args: argparse.Namespace, artifact: Artifact) -> ServerConfig:
                        max_batch_tokens=args.max_batch_tokens,
                        concurrency=args.batches_in_flight, max_wait_ms=args.max_wait_ms,
                        max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms)
-    batch = BatchConfig(max_batch_tokens=flags.max_batch_tokens,
-                        max_batch_size=flags.max_batch_size or DEFAULT_BATCH_SIZE,
-                        max_wait_ms=flags.max_wait_ms, max_queue_rows=flags.max_queue_rows,
-                        max_queue_wait_ms=flags.max_queue_wait_ms,
-                        concurrency=flags.concurrency or 1)
     media = MediaConfig(allowed_domains=tuple(args.allowed_media_domains),
                         allowed_local_path=args.allowed_local_media_path,
                         timeout_s=args.media_timeout, max_bytes=args.max_image_bytes,
                         max_pixels=args.max_image_pixels)
-    runtime = RuntimeConfig(backend=args.backend, batch=batch, batch_flags=flags,
+    runtime = RuntimeConfig(backend=args.backend, batch=flags,
                             threads=args.threads,
                             allow_auto_truncate=args.allow_auto_truncate,
                             trt_contexts=args.trt_contexts, media=media,
@@ -110,7 +104,6 @@ def build_config(args: argparse.Namespace, artifact: Artifact) -> ServerConfig:
     return ServerConfig(artifact=artifact, model_path=args.model_path,
                         served_model_name=args.served_model_name or args.model_path,
                         host=args.host, port=args.port, runtime=runtime,
-                        chat_template=args.chat_template,
                         max_inputs_per_request=args.max_inputs_per_request,
                         max_request_bytes=args.max_request_bytes,
                         api_key=args.api_key or None, drain_timeout_s=args.drain_timeout)

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 import uvicorn
 
-from runtime.batcher import BatchConfig
+from runtime.limits import BatchFlags
 from runtime.config import RuntimeConfig
 from runtime.artifact import Artifact
 from runtime.embedder import Embedder, open_backend
@@ -53,9 +53,9 @@ def gated_embedder(artifact: Path, runtime: RuntimeConfig) -> tuple[Embedder, Ga
     return Embedder(opened, runtime, {"text": backend}), backend
 
 
-def server_config(artifact: Path, batch: BatchConfig | None = None,
+def server_config(artifact: Path, batch: BatchFlags | None = None,
                   runtime: dict | None = None, **fields) -> ServerConfig:
-    rt = RuntimeConfig(batch=batch or BatchConfig(), threads=1, **(runtime or {}))
+    rt = RuntimeConfig(batch=batch or BatchFlags(), threads=1, **(runtime or {}))
     return ServerConfig(artifact=artifact, model_path=str(artifact), served_model_name="m",
                         runtime=rt, **fields)
 

@@ -31,13 +31,9 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class Tower:
-    """One graph of the artifact, as its batcher sees it."""
+    """One graph of the artifact, with its own batcher (limits: runtime/limits.py)."""
 
     name: str
-    # Rows are token sequences: the backend's sequence buckets, batches in flight and
-    # token budget apply. Image rows keep the batching flags as given.
-    token_rows: bool = True
-    max_batch_tokens: int | None = None  # a fixed budget, over the flags (GME's vision)
 
 
 @dataclass(frozen=True)

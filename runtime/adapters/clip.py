@@ -20,7 +20,7 @@ from runtime.tokenizer import TextTokenizer
 
 
 class ClipAdapter(Adapter):
-    towers = (Tower(TEXT), Tower(IMAGE, token_rows=False))
+    towers = (Tower(TEXT), Tower(IMAGE))
 
     def __init__(self, artifact: Artifact, tokenizer: TextTokenizer):
         super().__init__(artifact, tokenizer)

@@ -54,11 +54,9 @@ class GmeAdapter(Adapter):
         if image_token_id is None:
             raise ArtifactError(f"{artifact.path}: the tokenizer has no {IMAGE_PAD} token")
         self.image_token_id = image_token_id
-        # Packed images attend within one (n x n) sequence: n is capped at one largest
-        # image's patches (5120 for GME's 1280 tokens), so small images share a batch, large
-        # ones run alone, and the attention scores stay bounded.
-        self.towers = (Tower(TEXT), Tower(IMAGE, token_rows=False,
-                                          max_batch_tokens=vision.max_patches))
+        # The vision tower's batches are capped at one largest image's patches
+        # (runtime/limits.py: packed images).
+        self.towers = (Tower(TEXT), Tower(IMAGE))
 
     async def prepare_texts(self, texts: Sequence[str], prompt: str, truncate: bool,
                             stages: Stages) -> Work:

@@ -18,6 +18,7 @@ from runtime.backends.gpu import (gpu_count, import_cudart, import_tensorrt, ins
 from runtime.backends.trt_plan import FLAVOURS, Machine, TrtRecord, check_compatible
 from runtime.config import RuntimeConfig
 from runtime.errors import ArtifactError, MissingDependencyError
+from runtime.limits import DEFAULT_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 RUNTIME_CACHE = "{tower}.rtx-runtime.cache"  # TensorRT for RTX's JIT cache, beside the plan
@@ -109,7 +110,7 @@ def load_backend(artifact: Artifact, config: RuntimeConfig, tower: str = "text")
     from runtime.backends.ort import OnnxRuntimeBackend
 
     spec = artifact.spec
-    limits = BackendLimits(config.batch.max_batch_size, spec.max_len)
+    limits = BackendLimits(config.batch.max_batch_size or DEFAULT_BATCH_SIZE, spec.max_len)
     # The text tower's width sizes its CPU batches; other towers keep the default budget.
     width = spec.dims if tower == "text" else 0
     return OnnxRuntimeBackend(artifact.onnx_path(tower), limits, config.threads, width)

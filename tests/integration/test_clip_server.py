@@ -137,7 +137,7 @@ def test_text_and_image_in_one_clip_item_is_400(clip_server: str, media: str) ->
 async def test_images_of_concurrent_requests_share_tower_batches(clip_artifact: Path) -> None:
     """Requests arriving together are batched on the image tower; answers stay per request."""
     from builder.verify_items import Item
-    from runtime.batcher import BatchConfig
+    from runtime.limits import BatchFlags
     from runtime.config import RuntimeConfig
     from runtime.embedder import Embedder
 
@@ -145,7 +145,7 @@ async def test_images_of_concurrent_requests_share_tower_batches(clip_artifact: 
     sources = ["data:image/png;base64," + base64.b64encode(photo_path(n).read_bytes()).decode()
                for n in names]
     # A wide gather window so the concurrent requests meet in the batcher.
-    emb = Embedder.load(clip_artifact, RuntimeConfig(batch=BatchConfig(max_wait_ms=1000)))
+    emb = Embedder.load(clip_artifact, RuntimeConfig(batch=BatchFlags(max_wait_ms=1000)))
     await emb.start()
     try:
         before = emb.batchers["image"].batches_run

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.batcher import DEFAULT_BATCH_TOKENS, BatchConfig
+from runtime.batcher import DEFAULT_BATCH_TOKENS
+from runtime.limits import BatchFlags
 from runtime.config import RuntimeConfig
 from runtime.embedder import Embedder
 from runtime.backends.ort import one_thread_batch_tokens
@@ -39,7 +40,7 @@ def budget(artifact: Path, config: RuntimeConfig) -> int | None:
 @multi_core
 def test_default_budget_comes_from_the_backend(minilm_artifact: Path) -> None:
     assert budget(minilm_artifact, RuntimeConfig(backend="onnxruntime")) == 512
-    explicit = RuntimeConfig(backend="onnxruntime", batch=BatchConfig(max_batch_tokens=4096))
+    explicit = RuntimeConfig(backend="onnxruntime", batch=BatchFlags(max_batch_tokens=4096))
     assert budget(minilm_artifact, explicit) == 4096
     # One N-thread session: no one-thread batches, the general default.
     threaded = RuntimeConfig(backend="onnxruntime", threads=2)

@@ -174,7 +174,7 @@ def test_mixed_requests_share_one_batch(tiny_decoder_paths: dict[str, Path],
                                         tiny_decoder_artifacts: dict[str, Path]) -> None:
     """Requests with different prompts and dimensions ride in one backend batch, and each
     gets its own prompt and truncation back."""
-    from runtime.batcher import BatchConfig
+    from runtime.limits import BatchFlags
     from runtime.config import RuntimeConfig
     from runtime.embedder import Embedder
 
@@ -186,7 +186,7 @@ def test_mixed_requests_share_one_batch(tiny_decoder_paths: dict[str, Path],
     # in tests/unit/test_batch_plan.py); one thread, one batch in flight: idle slots would
     # share the queue (tests/unit/test_batcher.py). This is about prompts and dimensions.
     config = RuntimeConfig(backend="onnxruntime", threads=1,
-                           batch=BatchConfig(max_wait_ms=500, call_cost_tokens=0))
+                           batch=BatchFlags(max_wait_ms=500, call_cost_tokens=0))
 
     async def run() -> tuple[list[np.ndarray], int]:
         embedder = Embedder.load(tiny_decoder_artifacts["qwen3"], config)
@@ -211,7 +211,7 @@ def test_embedder_stops_after_a_bad_request_among_batched_ones(
         tiny_decoder_artifacts: dict[str, Path]) -> None:
     """An over-long input fails while its neighbours wait in the gather window; stopping
     right then must not hang (asyncio.wait_for swallowed that cancel on Python 3.11)."""
-    from runtime.batcher import BatchConfig
+    from runtime.limits import BatchFlags
     from runtime.config import RuntimeConfig
     from runtime.embedder import Embedder
     from runtime.errors import InvalidRequestError
@@ -220,7 +220,7 @@ def test_embedder_stops_after_a_bad_request_among_batched_ones(
     # in tests/unit/test_batch_plan.py); one thread, one batch in flight: idle slots would
     # share the queue (tests/unit/test_batcher.py). This is about prompts and dimensions.
     config = RuntimeConfig(backend="onnxruntime", threads=1,
-                           batch=BatchConfig(max_wait_ms=500, call_cost_tokens=0))
+                           batch=BatchFlags(max_wait_ms=500, call_cost_tokens=0))
     texts = [SHORT[1], "word " * (2 * MAX_LEN), SHORT[0]]
 
     async def run() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtime.batcher import BatchConfig
+from runtime.limits import BatchFlags
 from tests.helpers import assert_parity, decode_embeddings, st_reference
 from tests.inprocess import gated_embedder, metric, raw_post, serve, server_config, wait_for
 
@@ -34,7 +34,7 @@ def in_thread(fn, *args) -> tuple[threading.Thread, list]:  # type: ignore[no-un
 @pytest.fixture()
 def gated(minilm_artifact: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """(url, app, backend) for a server with the batch settings the test parametrizes."""
-    config = server_config(minilm_artifact, BatchConfig(**getattr(request, "param", {})))
+    config = server_config(minilm_artifact, BatchFlags(**getattr(request, "param", {})))
     embedder, backend = gated_embedder(minilm_artifact, config.runtime)
     with serve(config, embedder) as (url, app):
         wait_for(lambda: app.state.readiness.ready, "warm-up")

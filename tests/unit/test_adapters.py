@@ -9,18 +9,12 @@ import pytest
 
 from models.registry import FAMILIES
 from models.spec import ModelSpec
-from runtime.adapters.base import IMAGE, TEXT, CostedRow, Tower, Work
+from runtime.adapters.base import IMAGE, TEXT, CostedRow, Work
 from runtime.adapters.registry import ADAPTERS, adapter_for
 from runtime.adapters.text import TextAdapter
 from runtime.artifact import Artifact
-from runtime.backends.base import BackendLimits
-from runtime.batcher import DEFAULT_BATCH_TOKENS, BatchConfig
-from runtime.embedder import tower_batch_config
 from runtime.errors import ArtifactError
 from runtime.manifest import Manifest
-
-TRT_LIKE = BackendLimits(64, 512, seq_buckets=(128, 512), concurrency=2, max_batch_tokens=4096)
-
 
 def test_every_family_the_builder_knows_has_exactly_one_adapter() -> None:
     assert sorted(ADAPTERS) == sorted(f.name for f in FAMILIES)
@@ -33,26 +27,6 @@ def test_an_unknown_family_is_an_artifact_error_naming_it(tmp_path: Path) -> Non
     with pytest.raises(ArtifactError, match="unknown family 'perceiver-xl'; this runtime "
                        "serves bert, "):
         adapter_for(Artifact(tmp_path, manifest))
-
-
-def test_token_rows_take_the_backends_buckets_contexts_and_budget() -> None:
-    settled = tower_batch_config(BatchConfig(), TRT_LIKE, Tower(TEXT))
-    assert (settled.seq_buckets, settled.concurrency, settled.max_batch_tokens) == (
-        (128, 512), 2, 4096)
-    flags = BatchConfig(max_batch_tokens=1000, concurrency=4, seq_buckets=(64,))
-    settled = tower_batch_config(flags, TRT_LIKE, Tower(TEXT))
-    assert (settled.seq_buckets, settled.concurrency, settled.max_batch_tokens) == (
-        (128, 512), 4, 1000)
-    plain = tower_batch_config(BatchConfig(), BackendLimits(64, 512), Tower(TEXT))
-    assert plain.max_batch_tokens == DEFAULT_BATCH_TOKENS and plain.seq_buckets == ()
-
-
-def test_image_rows_keep_the_flags_under_the_towers_own_budget() -> None:
-    flags = BatchConfig(max_batch_tokens=1000)
-    assert tower_batch_config(flags, TRT_LIKE, Tower(IMAGE, token_rows=False)) == flags
-    capped = tower_batch_config(flags, TRT_LIKE,
-                                Tower(IMAGE, token_rows=False, max_batch_tokens=5120))
-    assert capped == BatchConfig(max_batch_tokens=5120)
 
 
 def test_usage_counts_every_row_and_combine_restores_input_order() -> None:

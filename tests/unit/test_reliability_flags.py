@@ -91,13 +91,9 @@ def test_without_model_the_flag_is_required(capsys: pytest.CaptureFixture) -> No
 
 def test_batch_flags_keep_what_was_not_given(artifact: Artifact) -> None:
     """runtime.limits.resolve_batch needs to know which flags the user set."""
-    cfg = config_for(artifact).runtime
-    flags = cfg.batch_flags
+    flags = config_for(artifact).runtime.batch
     assert (flags.max_batch_size, flags.max_batch_tokens, flags.concurrency) == (None, None, None)
-    assert (cfg.batch.max_batch_size, cfg.batch.max_batch_tokens, cfg.batch.concurrency) == (
-        64, None, 1)
     given = config_for(artifact, "--max-batch-size", "8", "--max-batch-tokens", "512",
-                       "--batches-in-flight", "3", "--max-wait-ms", "2").runtime
-    assert (given.batch_flags.max_batch_size, given.batch_flags.max_batch_tokens,
-            given.batch_flags.concurrency, given.batch_flags.max_wait_ms) == (8, 512, 3, 2.0)
-    assert (given.batch.max_batch_size, given.batch.concurrency) == (8, 3)
+                       "--batches-in-flight", "3", "--max-wait-ms", "2").runtime.batch
+    assert (given.max_batch_size, given.max_batch_tokens, given.concurrency,
+            given.max_wait_ms) == (8, 512, 3, 2.0)
