@@ -48,7 +48,7 @@ def data_uri(image: Any) -> str:
 def probe_items(spec: ModelSpec) -> tuple[list[tuple[Any, Any]], list[Item]]:
     images = probe_images()
     pairs: list[tuple[Any, Any]] = [(t, None) for t in PROBES] + [(None, i) for i in images]
-    if spec.family != "clip":  # CLIP embeds one modality per item
+    if "image_embeds" in spec.inputs:  # image rows enter the text graph: mixed items exist
         pairs += [(t, i) for t, i in zip(PROBES[:2], images[:2])]
     return pairs, [Item(t, data_uri(i) if i is not None else None) for t, i in pairs]
 
@@ -65,11 +65,15 @@ async def _serve(artifact: Path, items: list[Item]) -> np.ndarray:
         await embedder.close()
 
 
-def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path) -> Verification:
+def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path,
+           precision: str = "fp32") -> Verification:
+    from builder import precision as precisions
+
     pairs, items = probe_items(spec)
     ours = asyncio.run(_serve(artifact, items))
     reference = np.asarray(family.reference_items(checkpoint, spec, pairs), dtype=np.float32)
     cos = cosines(ours, reference)
     text = np.array([image is None for _, image in pairs])
     return Verification(float(cos[text].min()), float(cos[text].mean()), len(pairs),
+                        precisions.get(precision).min_cosine,
                         image_min_cosine=float(cos[~text].min()))

@@ -94,7 +94,9 @@ def _vision_tower(visual: Any) -> Any:
             q, k, v = attn.qkv(x).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
             q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
             q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # (heads, n, head_dim)
-            weights = torch.softmax(q @ k.transpose(1, 2) * attn.scaling + bias, dim=-1)
+            # Scores, mask and softmax in float32 at every precision (fp16 overflows).
+            scores = (q @ k.transpose(1, 2)).float() * attn.scaling + bias
+            weights = torch.softmax(scores, dim=-1).to(v.dtype)
             return attn.proj((weights @ v).transpose(0, 1).reshape(n, -1))
 
     return VisionTower().eval()

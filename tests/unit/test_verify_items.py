@@ -15,12 +15,13 @@ def test_gate_needs_both_text_and_image_thresholds() -> None:
 
 
 def test_probes_cover_each_modality_the_family_takes() -> None:
-    def spec(family: str) -> ModelSpec:
+    def spec(family: str, *inputs: str) -> ModelSpec:
         return ModelSpec(family=family, architecture="x", pooling="last", dims=4, max_len=8,
-                         modalities=("text", "image"))
+                         modalities=("text", "image"), inputs=("input_ids", *inputs))
 
-    clip_pairs, clip_items = probe_items(spec("clip"))
-    gme_pairs, _ = probe_items(spec("gme"))
+    clip_pairs, clip_items = probe_items(spec("clip", "attention_mask"))
+    # A text graph that takes image rows (GME) embeds text+image items as one.
+    gme_pairs, _ = probe_items(spec("gme", "attention_mask", "image_embeds"))
     assert not any(t is not None and i is not None for t, i in clip_pairs)
     assert sum(t is not None and i is not None for t, i in gme_pairs) == 2
     assert all(it.image.startswith("data:image/png;base64,") for it in clip_items if it.image)
