@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench import http_load, local, machine, report, roofline, rounds
+from bench import http_load, local, machine, report, roofline, rounds, trt_build
 from bench.corpus import load_sentences
 from bench.stats import Run
 from tests.helpers import ROOT, build_artifact, minilm_checkpoint, running_server
@@ -171,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
     pin_cores(cfg.threads)
     text = run(cfg)
-    cfg.output.write_text(text)
+    old = cfg.output.read_text() if cfg.output.is_file() else ""
+    cfg.output.write_text(trt_build.carry(old, text))  # keep the TensorRT build section
     print(text)
     return 0
 
