@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from builder import families
 from builder import precision as precisions
 from models.family import Family
 from models.spec import ModelSpec
@@ -20,26 +21,13 @@ OPSET = 17
 DATA_ALIGNMENT = 4096  # bytes; offsets of tensors in model.onnx.data
 
 
-def family_graphs(family: Family, checkpoint: str | Path,
-                  spec: ModelSpec) -> dict[str, tuple[Any, dict, tuple]]:
-    """{tower: (torch module, {input: {axis: name}}, sample inputs)}: a multi-tower family's
-    own, or the one text graph of ids and mask."""
-    if family.towers is not None:
-        return family.towers(checkpoint, spec)
-    from models.pooling import sample_ids
-
-    seq = {0: "batch", 1: "sequence"}
-    return {"text": (family.export_module(checkpoint, spec), {n: seq for n in spec.inputs},
-                     sample_ids())}
-
-
 def export_graphs(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path,
                   precision: str = "fp32", external_data: bool = False) -> dict[str, Graph]:
     """Every graph of the family into `out` (model.onnx for one, <tower>.onnx for several),
     in the precision's dtype (norms, softmax, pooling and the graph's I/O in float32), with
     its input shapes, dynamic axes named: what TensorRT profiles are built from."""
     prec = precisions.get(precision)
-    towers = family_graphs(family, checkpoint, spec)
+    towers = families.graphs(family, checkpoint, spec)
     graphs: dict[str, Graph] = {}
     for name in list(towers):
         module, input_axes, sample = towers.pop(name)  # dropped once exported (7B bodies)
@@ -130,8 +118,8 @@ def external_data_name(path: Path) -> str:
 
 def save_tokenizer(checkpoint: str | Path, out: Path, spec: ModelSpec | None = None) -> Path:
     """The model's own fast tokenizer as tokenizer.json, padding and truncation off (with
-    the spec's required EOS, see models.hf_tokenizer)."""
-    from models.hf_tokenizer import load_tokenizer
+    the spec's required EOS, see builder.families.hf_tokenizer)."""
+    from builder.families.hf_tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(checkpoint, spec)
     backend = tokenizer.backend_tokenizer

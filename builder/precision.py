@@ -2,7 +2,7 @@
 typed): the export module runs in the chosen dtype, while the numerically fragile parts stay
 float32 as the reference implementations keep them: layer/RMS norms (cast in, cast out),
 softmax (transformers' Qwen/Mistral eager attention already upcasts it; BERT's does not, so
-it is upcast here) and pooling + L2 normalisation (models.pooling works in float32).
+it is upcast here) and pooling + L2 normalisation (builder.families.pooling works in float32).
 
 A new precision (int8, ...) is one more entry in PRECISIONS.
 """

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from builder import families
 from builder.verify import PROBES, Verification, cosines
 from models.family import Family
 from models.spec import ModelSpec
@@ -71,7 +72,7 @@ def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Pa
 
     pairs, items = probe_items(spec)
     ours = asyncio.run(_serve(artifact, items))
-    reference = np.asarray(family.reference_items(checkpoint, spec, pairs), dtype=np.float32)
+    reference = families.reference(family, checkpoint, spec, pairs)
     cos = cosines(ours, reference)
     text = np.array([image is None for _, image in pairs])
     return Verification(float(cos[text].min()), float(cos[text].mean()), len(pairs),
