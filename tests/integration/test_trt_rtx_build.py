@@ -161,3 +161,21 @@ def test_compile_plans_alone_refuses_the_graph(tmp_path: Path) -> None:
         compile_plans(graphs, spec, "fp32", tmp_path,
                       CompileOptions(flavour="tensorrt-rtx"))
     assert not list(tmp_path.glob("*.plan"))
+
+
+def test_tensorrt_11_without_its_libraries_fails_before_exporting(
+        tmp_path: Path, checkpoints: dict[str, Path]) -> None:
+    from builder.compile import import_flavour
+    from runtime.backends.trt_plan import FLAVOURS
+    from runtime.errors import MissingDependencyError
+
+    try:
+        import_flavour(FLAVOURS["tensorrt"])
+    except MissingDependencyError:
+        pass
+    else:
+        pytest.skip("TensorRT 11 loads here: it would build on this machine's GPU")
+    start = time.perf_counter()
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[tensorrt\]'"):
+        build_artifact(checkpoints["qwen3"], tmp_path / "trt11", backend="tensorrt")
+    assert time.perf_counter() - start < 5 and list(tmp_path.iterdir()) == []
