@@ -4,6 +4,9 @@ float32 as the reference implementations keep them: layer/RMS norms (cast in, ca
 softmax (transformers' Qwen/Mistral eager attention already upcasts it; BERT's does not, so
 it is upcast here) and pooling + L2 normalisation (builder.families.pooling works in float32).
 
+The graph's inputs and outputs stay float32 at every precision (cast in and out inside
+the graph), so the runtime feeds float32 pixels and image rows to any artifact.
+
 A new precision (int8, ...) is one more entry in PRECISIONS.
 """
 

@@ -87,7 +87,18 @@ def test_every_family_builds_a_plan_per_graph(family: str, precision: str,
                     rng = shapes[name]
                     if size != -1:
                         assert rng.min[axis] == rng.opt[axis] == rng.max[axis] == size
+        assert graph_io_types(artifact / manifest.graphs[tower].onnx) <= {"FLOAT", "INT64"}
     assert manifest.verification["min_cosine"] >= manifest.verification["threshold"]
+
+
+def graph_io_types(onnx_path: Path) -> set[str]:
+    """Element types of a graph's inputs and outputs: float32 at every precision (the
+    runtime feeds float32 pixels and image rows and reads float32 vectors)."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return {onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type)
+            for v in (*graph.input, *graph.output)}
 
 
 def test_targets_are_passed_to_the_builder(rtx_build: Callable, tmp_path: Path,
