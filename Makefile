@@ -24,12 +24,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[build,test,bench]'
 	touch $(STAMP)
 
-# make build MODEL=<checkpoint dir or hub id> [PRECISION=fp32|fp16|bf16] [BACKEND=tensorrt]
-#   -> artifacts/<name>; BACKEND=tensorrt also compiles model.plan (GPU + TensorRT needed)
+# make build MODEL=<checkpoint dir or hub id> [PRECISION=fp32|fp16|bf16]
+#   [BACKEND=tensorrt|tensorrt-rtx] -> artifacts/<name>; BACKEND=tensorrt also compiles a plan
+#   per graph on this GPU (TensorRT 11), BACKEND=tensorrt-rtx on any machine (TensorRT for RTX;
+#   BUILD_ARGS='--compute-capability 8.9' picks targets)
 build: install
 	model="$(MODEL_ARG)"; $(PY) -m builder --model-path "$$model" \
 	  --output "$(ARTIFACTS)/$$(basename "$$model")" --precision $(PRECISION) \
-	  --backend $(if $(filter tensorrt,$(BACKEND)),tensorrt,onnxruntime) $(BUILD_ARGS)
+	  --backend $(if $(filter tensorrt tensorrt-rtx,$(BACKEND)),$(BACKEND),onnxruntime) \
+	  $(BUILD_ARGS)
 
 # make serve [MODEL=<artifact dir, checkpoint dir or hub id>] [PRECISION=fp16]: built on
 #   first use into $(TRT_EMBED_CACHE) (runtime/artifact_cache.py)

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bench import http_load, local, machine, report, roofline, rounds
+from bench import http_load, local, machine, report, roofline, rounds, trt_build
 from bench.corpus import load_sentences
 from bench.document import TITLE, replace_section
 from bench.stats import Run

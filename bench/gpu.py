@@ -113,6 +113,7 @@ def row(name: str, batch: int, seq: int, latencies: list[float], bound: float) -
 def run_gpu(args: argparse.Namespace) -> list[str]:
     import torch
 
+    from builder.families import graphs
     from models.registry import family_by_name
     from runtime.config import RuntimeConfig
     from runtime.embedder import Embedder
@@ -123,7 +124,7 @@ def run_gpu(args: argparse.Namespace) -> list[str]:
     config = json.loads((checkpoint / "config.json").read_text())
     tower = roofline.towers(config)[0]
     peak, bandwidth = peaks(args, torch.cuda.get_device_name())
-    module = family_by_name(spec.family).export_module(checkpoint, spec).half().cuda().eval()
+    module = graphs(family_by_name(spec.family), checkpoint, spec)["text"][0].half().cuda().eval()
     lines = [f"GPU: {torch.cuda.get_device_name()}; artifact {args.artifact} "
              f"({embedder.artifact.manifest.precision}); "
              f"profiles {backend.limits.seq_buckets}", "",

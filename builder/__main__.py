@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from builder.build import BACKENDS, PRECISIONS, BuildConfig, BuildError, build
-from builder.compile import CompileError, CompileOptions
+from builder.compile import RTX_DEFAULT_TARGETS, CompileError, CompileOptions
 from builder.progress import say
 from models.spec import UnsupportedModelError
+from runtime.backends.trt_plan import FLAVOURS, RTX_COMPUTE_CAPABILITIES
 from runtime.errors import ApplianceError
 
 
@@ -20,8 +21,13 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     parser.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                         help="chosen in the exported graph (norms/softmax/pooling stay fp32)")
     parser.add_argument("--backend", default="onnxruntime", choices=BACKENDS,
-                        help="tensorrt: also compile model.plan (needs a GPU and TensorRT)")
-    trt = parser.add_argument_group("TensorRT (--backend tensorrt)")
+                        help="tensorrt: also compile a plan per graph on this GPU (TensorRT 11); "
+                             "tensorrt-rtx: TensorRT for RTX, on any machine (no GPU needed)")
+    trt = parser.add_argument_group("TensorRT (--backend tensorrt | tensorrt-rtx)")
+    trt.add_argument("--compute-capability", action="append", default=[], metavar="X.Y",
+                     help="tensorrt-rtx target, repeatable (one of "
+                          f"{', '.join(RTX_COMPUTE_CAPABILITIES)}); default: the library's "
+                          f"portable set ({', '.join(RTX_DEFAULT_TARGETS)})")
     trt.add_argument("--max-batch-size", type=int, default=64, help="as the server's flag")
     trt.add_argument("--max-batch-tokens", type=int, default=16384, help="as the server's flag")
     trt.add_argument("--workspace-mib", type=int, default=4096, help="builder memory-pool limit")
@@ -36,7 +42,10 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
                         help="accepted for SGLang compatibility; families are built in")
     args = parser.parse_args(argv)
     compile_options = CompileOptions(args.max_batch_size, args.max_batch_tokens,
-                                     args.workspace_mib, args.opt_level, args.timing_cache)
+                                     args.workspace_mib, args.opt_level, args.timing_cache,
+                                     flavour=args.backend if args.backend in FLAVOURS
+                                     else "tensorrt",
+                                     compute_capabilities=tuple(args.compute_capability))
     return BuildConfig(model=args.model_path, output=args.output.resolve(),
                        precision=args.precision, force=args.force, backend=args.backend,
                        compile_options=compile_options,

@@ -15,9 +15,12 @@ from builder.precision import PRECISIONS
 from builder.progress import say, step
 from models.registry import resolve
 from runtime import artifact_cache
-from runtime.manifest import BuildLimits, Manifest, fingerprint, is_artifact
+from runtime.backends.trt_plan import FLAVOURS
+from runtime.manifest import BuildLimits, Graph, Manifest, fingerprint, is_artifact
 
-BACKENDS = ("onnxruntime", "tensorrt")  # tensorrt: also compile model.plan
+# onnxruntime: ONNX graphs only; a TensorRT flavour (trt_plan.FLAVOURS) also compiles a plan
+# per graph: tensorrt (TensorRT 11, on the target GPU), tensorrt-rtx (any machine).
+BACKENDS = ("onnxruntime", *FLAVOURS)
 VERSIONED = ("torch", "transformers", "onnx", "onnxruntime", "tokenizers",
              "sentence-transformers")
 
@@ -33,7 +36,7 @@ class BuildConfig:
     precision: str = "fp32"
     force: bool = False
     backend: str = "onnxruntime"
-    compile_options: CompileOptions = CompileOptions()  # --backend tensorrt only
+    compile_options: CompileOptions = CompileOptions()  # TensorRT backends only
     external_data: bool = False  # weights in model.onnx.data even below protobuf's 2 GB
 
 
@@ -62,35 +65,43 @@ def up_to_date(output: Path, source_fingerprint: str, precision: str, backend: s
     """The artifact cache's rule (runtime/artifact_cache.py), for an output dir of ours:
     same checkpoint, precision and plans, which must run on this GPU when there is one."""
     want = artifact_cache.Want(str(output), precision, backend, compute_capabilities)
-    machine = artifact_cache.this_machine() if backend != "onnxruntime" else None
+    # TensorRT 11 plans are built for the GPU they are built on; RTX plans ahead of time for
+    # other cards, so this machine says nothing about them.
+    machine = artifact_cache.this_machine() if backend == "tensorrt" else None
     decision = artifact_cache.decide(output, want, machine, source_fingerprint)
     if decision.action != "reuse" and is_artifact(output):
         say(f"rebuilding {output}: {decision.reason}")
     return decision.action == "reuse"
 
 
-def build(cfg: BuildConfig) -> Path:
+def _refuse(cfg: BuildConfig) -> None:
+    """Refuse a build that cannot succeed before exporting, not after minutes of work."""
     if cfg.precision not in PRECISIONS:
         raise BuildError(f"precision {cfg.precision!r} is not supported; "
                          f"choose from {', '.join(PRECISIONS)}")
     if cfg.backend not in BACKENDS:
         raise BuildError(f"backend {cfg.backend!r} is not one of {', '.join(BACKENDS)}")
-    if cfg.precision == "int8" and cfg.backend == "tensorrt":
+    if cfg.precision == "int8" and cfg.backend in FLAVOURS:
         raise BuildError("int8 is a CPU precision (ONNX Runtime); for TensorRT use fp16 or bf16")
-    if cfg.backend == "tensorrt":  # fail before exporting, not after minutes of work
-        from runtime.backends.choose import require_tensorrt
+    if cfg.backend in FLAVOURS:
+        from builder.compile import check_compute_capabilities, import_flavour
 
-        require_tensorrt()
+        check_compute_capabilities(cfg.backend, cfg.compile_options.compute_capabilities)
+        import_flavour(FLAVOURS[cfg.backend])
+
+
+def build(cfg: BuildConfig) -> Path:
+    _refuse(cfg)
     checkpoint = local_checkpoint(cfg.model)
     with step(f"fingerprinting {checkpoint}"):
         source_fp = fingerprint(checkpoint)
-    if not cfg.force and up_to_date(cfg.output, source_fp, cfg.precision, cfg.backend):
+    if not cfg.force and up_to_date(cfg.output, source_fp, cfg.precision, cfg.backend,
+                                    cfg.compile_options.compute_capabilities):
         say(f"{cfg.output} is up to date with {checkpoint}; skipping the build")
         return cfg.output
     family, spec = resolve(checkpoint)
-    if family.towers and (cfg.backend == "tensorrt" or cfg.precision != "fp32"):
-        raise BuildError(f"{family.name}: multi-tower families are built in fp32 for ONNX "
-                         "Runtime only; TensorRT plans cover single-graph text families")
+    if cfg.precision == "int8" and spec.vision is not None:
+        raise BuildError(f"{family.name}: int8 covers text-only families; build fp32 or fp16")
     say(f"family {family.name}: {spec.architecture}, pooling {spec.pooling}, "
         f"{spec.dims} dims, max {spec.max_len} tokens")
     staging = cfg.output.parent / f".{cfg.output.name}.building"
@@ -107,22 +118,24 @@ def build(cfg: BuildConfig) -> Path:
     return cfg.output
 
 
+def _export(staging: Path, family, checkpoint: Path, spec, cfg: BuildConfig) -> dict[str, Graph]:  # type: ignore[no-untyped-def]
+    with step("exporting ONNX (dynamic axes, pooling in-graph)"):
+        graphs = export.export_graphs(family, checkpoint, spec, staging, cfg.precision,
+                                      cfg.external_data)
+    if cfg.precision == "int8":
+        with step("quantising to int8 (dynamic, per-channel weights, reduced range)"):
+            text = graphs["text"]
+            path = quantize.quantize_int8(staging / text.onnx)
+            graphs = {"text": dataclasses.replace(text, onnx=path.name)}
+    return graphs
+
+
 def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  # type: ignore[no-untyped-def]
                 cfg: BuildConfig) -> None:
-    with step("exporting ONNX (dynamic batch and sequence, pooling in-graph)"):
-        if family.towers:
-            graphs = export.export_towers(family, checkpoint, spec, staging)
-            onnx_path = None
-        else:
-            onnx_path = export.export_text(family, checkpoint, spec, staging, cfg.precision,
-                                           cfg.external_data)
-            if cfg.precision == "int8":
-                with step("quantising to int8 (dynamic, per-channel weights, reduced range)"):
-                    onnx_path = quantize.quantize_int8(onnx_path)
-            graphs = {"text": export.text_graph(spec, onnx_path.name)}
+    graphs = _export(staging, family, checkpoint, spec, cfg)
     export.save_tokenizer(checkpoint, staging, spec)
     export.copy_preprocessor(checkpoint, staging)
-    data = staging / export.external_data_name(onnx_path) if onnx_path else None
+    data = [export.external_data_name(Path(g.onnx)) for g in graphs.values()]
     manifest = Manifest(
         spec=spec,
         source={"path": str(checkpoint), "fingerprint": source_fp},
@@ -133,29 +146,35 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
         verification={},
         limits=BuildLimits(cfg.compile_options.max_batch_size,
                            cfg.compile_options.max_batch_tokens),
-        external_data=(data.name,) if data and data.is_file() else (),
+        external_data=tuple(name for name in data if (staging / name).is_file()),
     )
     manifest.save(staging)
-    checked = _verify(family, checkpoint, spec, staging, cfg.precision, onnx_path)
+    checked = _verify(family, checkpoint, spec, staging, cfg.precision, graphs)
     tensorrt = None
-    if cfg.backend == "tensorrt":
-        from builder.compile import compile_plan
+    if cfg.backend in FLAVOURS:
+        from builder.compile import compile_plans
 
-        with step("compiling the TensorRT plan"):
-            tensorrt = compile_plan(onnx_path, spec, cfg.precision, staging,
-                                    cfg.compile_options)
+        options = dataclasses.replace(cfg.compile_options, flavour=cfg.backend)
+        with step(f"compiling {cfg.backend} plans"):
+            tensorrt = compile_plans(graphs, spec, cfg.precision, staging, options)
     dataclasses.replace(manifest, verification=checked, tensorrt=tensorrt).save(staging)
 
 
 def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # type: ignore[no-untyped-def]
-            onnx_path: Path | None) -> dict:
-    """The parity gate, on ONNX Runtime CPU wherever its kernels can run the graph."""
-    if family.reference_items:  # image towers: text, image and text+image probes
-        with step("verifying ONNX Runtime against the reference implementation"):
-            return _gate(verify_items.verify(family, checkpoint, spec, staging), [])
-    method, unsupported = "onnxruntime", []
-    if onnx_path is not None and precisions.get(precision).torch_dtype is not None:
-        unsupported = precisions.unsupported_ops(onnx_path)
+            graphs: dict[str, Graph]) -> dict:
+    """The parity gate, on ONNX Runtime CPU wherever its kernels can run the graphs."""
+    unsupported: list[str] = []
+    if precisions.get(precision).torch_dtype is not None:
+        unsupported = sorted({op for g in graphs.values()
+                              for op in precisions.unsupported_ops(staging / g.onnx)})
+    if spec.vision is not None:  # image towers: text, image and text+image probes
+        if unsupported:
+            raise BuildError(f"ONNX Runtime CPU has no kernels for {', '.join(unsupported)}: "
+                             f"the {precision} image towers cannot be verified")
+        with step(f"verifying ONNX Runtime ({precision}) against the reference implementation"):
+            result = verify_items.verify(family, checkpoint, spec, staging, precision)
+        return _gate(result, [], precision)
+    method = "onnxruntime"
     if unsupported:
         say(f"ONNX Runtime CPU has no kernels for {precision} {', '.join(unsupported)}: "
             "verifying the exported module in torch instead")

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from builder import families
 from builder import precision as precisions
 from models.family import Family
 from models.spec import ModelSpec
@@ -20,61 +21,45 @@ OPSET = 17
 DATA_ALIGNMENT = 4096  # bytes; offsets of tensors in model.onnx.data
 
 
-def dynamic_axes(spec: ModelSpec) -> dict[str, dict[int, str]]:
-    axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in spec.inputs}
-    axes["embeddings"] = {0: "batch"}
-    return axes
-
-
-def text_graph(spec: ModelSpec, onnx_name: str) -> Graph:
-    return Graph(onnx_name, {name: ["batch", "sequence"] for name in spec.inputs},
-                 {"embeddings": ["batch", spec.dims]})
-
-
-def export_text(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path,
-                precision: str = "fp32", external_data: bool = False) -> Path:
-    """Export into `out`/model.onnx; weights go to model.onnx.data past protobuf's 2 GB
-    limit (4-7B decoders) or when `external_data` forces it."""
-    scratch = out / ".export"
-    scratch.mkdir()
-    _trace(family, checkpoint, spec, scratch / "model.onnx", precision)
-    gc.collect()  # the torch module is gone before save_external loads the ONNX weights
-    path = out / "model.onnx"
-    # Past 2 GB the TorchScript exporter silently writes one file per initializer next to
-    # the graph; either way we publish one graph and (if external) one data file.
-    spilled = any(p.name != "model.onnx" for p in scratch.iterdir())
-    if external_data or spilled:
-        save_external(scratch / "model.onnx", path)
-    else:
-        (scratch / "model.onnx").rename(path)
-    shutil.rmtree(scratch)
-    return path
-
-
-def _trace(family: Family, checkpoint: str | Path, spec: ModelSpec, path: Path,
-           precision: str) -> None:
-    from models.pooling import sample_ids
-
+def export_graphs(family: Family, checkpoint: str | Path, spec: ModelSpec, out: Path,
+                  precision: str = "fp32", external_data: bool = False) -> dict[str, Graph]:
+    """Every graph of the family into `out` (model.onnx for one, <tower>.onnx for several),
+    in the precision's dtype (norms, softmax, pooling and the graph's I/O in float32), with
+    its input shapes, dynamic axes named: what TensorRT profiles are built from."""
     prec = precisions.get(precision)
-    module = precisions.prepare(family.export_module(checkpoint, spec), prec)
-    axes = dynamic_axes(spec)
-    axes.pop("embeddings")
-    with precisions.float32_softmax(prec):
-        export_graph(module, path, axes, sample_ids())
-
-
-def export_towers(family: Family, checkpoint: str | Path, spec: ModelSpec,
-                  out: Path) -> dict[str, Graph]:
-    """Every tower of a multi-tower family -> <tower>.onnx, with its input shapes (dynamic
-    axes named: what TensorRT profiles are built from)."""
+    towers = families.graphs(family, checkpoint, spec)
     graphs: dict[str, Graph] = {}
-    assert family.towers is not None
-    for name, (module, input_axes, sample) in family.towers(checkpoint, spec).items():
-        path = export_graph(module, out / f"{name}.onnx", input_axes, sample)
+    for name in list(towers):
+        module, input_axes, sample = towers.pop(name)  # dropped once exported (7B bodies)
+        file = "model.onnx" if not towers and not graphs else f"{name}.onnx"
+        module = precisions.prepare(module, prec)
+        with precisions.float32_softmax(prec):
+            path = _export_file(module, out, file, input_axes, sample, external_data)
+        del module
         shapes = {input_name: [axes.get(i, int(d)) for i, d in enumerate(tensor.shape)]
                   for (input_name, axes), tensor in zip(input_axes.items(), sample)}
         graphs[name] = Graph(path.name, shapes, {"embeddings": ["batch", spec.dims]})
     return graphs
+
+
+def _export_file(module: Any, out: Path, file: str, input_axes: dict[str, dict[int, str]],
+                 sample: tuple[Any, ...], external_data: bool) -> Path:
+    """Export into `out`/file; weights go to <file>.data past protobuf's 2 GB limit (4-7B
+    decoders) or when `external_data` forces it."""
+    scratch = out / ".export"
+    scratch.mkdir()
+    export_graph(module, scratch / file, input_axes, sample)
+    gc.collect()  # the traced module's copies are gone before save_external loads weights
+    path = out / file
+    # Past 2 GB the TorchScript exporter silently writes one file per initializer next to
+    # the graph; either way we publish one graph and (if external) one data file.
+    spilled = any(p.name != file for p in scratch.iterdir())
+    if external_data or spilled:
+        save_external(scratch / file, path)
+    else:
+        (scratch / file).rename(path)
+    shutil.rmtree(scratch)
+    return path
 
 
 def export_graph(module: Any, path: Path, input_axes: dict[str, dict[int, str]],
@@ -133,8 +118,8 @@ def external_data_name(path: Path) -> str:
 
 def save_tokenizer(checkpoint: str | Path, out: Path, spec: ModelSpec | None = None) -> Path:
     """The model's own fast tokenizer as tokenizer.json, padding and truncation off (with
-    the spec's required EOS, see models.hf_tokenizer)."""
-    from models.hf_tokenizer import load_tokenizer
+    the spec's required EOS, see builder.families.hf_tokenizer)."""
+    from builder.families.hf_tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(checkpoint, spec)
     backend = tokenizer.backend_tokenizer

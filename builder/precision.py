@@ -2,7 +2,10 @@
 typed): the export module runs in the chosen dtype, while the numerically fragile parts stay
 float32 as the reference implementations keep them: layer/RMS norms (cast in, cast out),
 softmax (transformers' Qwen/Mistral eager attention already upcasts it; BERT's does not, so
-it is upcast here) and pooling + L2 normalisation (models.pooling works in float32).
+it is upcast here) and pooling + L2 normalisation (builder.families.pooling works in float32).
+
+The graph's inputs and outputs stay float32 at every precision (cast in and out inside
+the graph), so the runtime feeds float32 pixels and image rows to any artifact.
 
 A new precision (int8, ...) is one more entry in PRECISIONS.
 """
@@ -66,18 +69,40 @@ def _float32_norm(norm: Any) -> Any:
     return Float32Norm()
 
 
+def _float32_io(body: Any, dtype: Any) -> Any:
+    import torch
+
+    class Float32IO(torch.nn.Module):
+        """Floating inputs cast into the body's dtype and the output back to float32: the
+        graph's I/O stays float32 at every precision (pixels, image rows, vectors)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = body
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            cast = [x.to(dtype) if x.is_floating_point() else x for x in inputs]
+            return self.body(*cast).float()
+
+    return Float32IO().eval()
+
+
 def prepare(module: Any, precision: Precision) -> Any:
     """Cast an export module to the precision's dtype, norms kept in float32."""
     if precision.torch_dtype is None:
         return module
     import torch
 
-    module.to(getattr(torch, precision.torch_dtype))
+    dtype = getattr(torch, precision.torch_dtype)
+    module.to(dtype)
     for parent in list(module.modules()):
+        if type(parent).__name__ == "Float32Norm":  # a body shared by two towers (CLIP):
+            parent.norm.float()  # wrapped once, and kept float32 past the cast above
+            continue
         for name, child in list(parent.named_children()):
             if _is_norm(child):
                 setattr(parent, name, _float32_norm(child))
-    return module.eval()
+    return _float32_io(module.eval(), dtype)
 
 
 @contextlib.contextmanager

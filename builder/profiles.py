@@ -1,30 +1,42 @@
-"""Optimisation profiles for a TensorRT engine, from the model spec and the batching limits.
+"""Optimisation profiles for a TensorRT engine, from a graph's named input shapes, the model
+spec and the batching limits.
 
-Pure: the same inputs always give the same profiles, unit-tested without TensorRT.
+Pure: the same inputs always give the same profiles, unit-tested without TensorRT. Every
+dynamic axis is named in the manifest's Graph.inputs ("batch", "sequence", "image_tokens",
+"patches"); a profile gives each axis name one (min, opt, max) and every input's range is
+built from its axes, so sizes agree across the inputs of a graph (position_ids (3, batch,
+sequence) and input_ids (batch, sequence) share batch and sequence).
 
-- Buckets. One profile covers 1..max_len when max_len is short. Past SHORT tokens,
-  sequences split into short (..SHORT) and long (..max_len) profiles, plus a medium one at
-  the geometric middle when max_len is 16x SHORT or more: a kernel timed for 8k tokens is a
-  poor fit for a 40-token query, and real traffic is mostly short.
+- Sequence graphs (text towers, GME's language graph): buckets. One profile covers
+  1..max_len when max_len is short. Past SHORT tokens, sequences split into short
+  (..SHORT) and long (..max_len) profiles, plus a medium one at the geometric middle when
+  max_len is 16x SHORT or more: a kernel timed for 8k tokens is a poor fit for a 40-token
+  query, and real traffic is mostly short.
 - Batch. The batcher caps a batch at max_batch_size rows and max_batch_tokens padded tokens,
   so a profile whose rows are at least `lo` tokens long never sees more than
   max_batch_tokens // lo rows: long profiles get small max batches (less device memory).
 - opt. The sequence opt is the middle of the bucket, rounded up to a multiple of 8 (tensor
   core tiles): padded batch widths spread over the bucket and the middle is closest to all
   of them on average. The batch opt is what the token budget allows at that width: under
-  load, when throughput matters, the batcher fills batches to the budget; at light load a
-  small batch is bound by launch latency, not by which tactic was timed.
+  load, when throughput matters, the batcher fills batches to the budget.
+- image_tokens (GME language graph): the rows of image embeddings spliced into a batch,
+  0 (text-only batches) up to every token of the batch.
+- Image graphs: CLIP's (batch, 3, H, W) takes 1..max_batch_size images; GME's vision graph
+  takes packed patches, 1..spec.vision.max_patches (the batcher's cap per batch).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Mapping, Sequence
 
 from models.spec import ModelSpec
 from runtime.backends.trt_plan import Profile, ShapeRange
+from runtime.manifest import BuildLimits
 
 SHORT = 128
 MEDIUM_SPAN = 16  # max_len / SHORT from which a medium bucket is added
+AxisRanges = dict[str, tuple[int, int, int]]  # axis name -> (min, opt, max)
 
 
 def seq_edges(max_len: int) -> tuple[int, ...]:
@@ -41,21 +53,82 @@ def _round_up(value: int, multiple: int, cap: int) -> int:
     return min(cap, -(-value // multiple) * multiple)
 
 
-def plan_profiles(spec: ModelSpec, max_batch_size: int, max_batch_tokens: int) -> tuple[Profile, ...]:
-    if max_batch_size < 1 or max_batch_tokens < 1:
+def _check(limits: BuildLimits) -> None:
+    if limits.max_batch_size < 1 or limits.max_batch_tokens < 1:
         raise ValueError("max_batch_size and max_batch_tokens must be positive")
+
+
+def _sequence_axes(spec: ModelSpec, limits: BuildLimits,
+                   axes: set[str]) -> list[tuple[str, AxisRanges, str]]:
+    """(name, axis ranges, reason) per sequence bucket."""
     edges = seq_edges(spec.max_len)
     names = {1: ("all",), 2: ("short", "long"), 3: ("short", "medium", "long")}[len(edges)]
-    profiles = []
-    lo = 1
+    budget = limits.max_batch_tokens
+    out, lo = [], 1
     for name, hi in zip(names, edges):
-        max_batch = max(1, min(max_batch_size, max_batch_tokens // lo))
+        max_batch = max(1, min(limits.max_batch_size, budget // lo))
         opt_seq = _round_up((lo + hi) // 2, 8, hi)
-        opt_batch = max(1, min(max_batch, max_batch_tokens // opt_seq))
-        shape = ShapeRange((1, lo), (opt_batch, opt_seq), (max_batch, hi))
+        opt_batch = max(1, min(max_batch, budget // opt_seq))
+        ranges: AxisRanges = {"batch": (1, opt_batch, max_batch), "sequence": (lo, opt_seq, hi)}
         reason = (f"sequences {lo}..{hi}: opt length {opt_seq} is the bucket's middle "
-                  f"(multiple of 8); opt batch {opt_batch} is what {max_batch_tokens} padded "
+                  f"(multiple of 8); opt batch {opt_batch} is what {budget} padded "
                   f"tokens allow at that length (the full batches seen under load)")
-        profiles.append(Profile(name, tuple((k, shape) for k in spec.inputs), reason))
+        if "image_tokens" in axes:  # 0: a text-only batch splices no image rows
+            top = min(budget, max_batch * hi)
+            ranges["image_tokens"] = (0, min(top, _image_tokens(spec)), top)
+            reason += "; image rows 0..every token of the batch, opt one image's tokens"
+        out.append((name, ranges, reason))
         lo = hi + 1
-    return tuple(profiles)
+    return out
+
+
+def _image_tokens(spec: ModelSpec) -> int:
+    """Image tokens of the largest image (its patches merged)."""
+    if spec.vision is None:
+        return 1
+    return max(1, spec.vision.max_patches // spec.vision.spatial_merge_size ** 2)
+
+
+def _image_axes(spec: ModelSpec, limits: BuildLimits,
+                axes: set[str]) -> list[tuple[str, AxisRanges, str]]:
+    if "patches" in axes:
+        if spec.vision is None:
+            raise ValueError("a graph over image patches needs the spec's vision facts")
+        # The merger folds merge^2 patches into one token: every size is a multiple of it.
+        unit = spec.vision.spatial_merge_size ** 2
+        top = spec.vision.max_patches // unit * unit
+        opt = _round_up(top // 2, math.lcm(8, unit), top)
+        return [("all", {"patches": (unit, opt, top)},
+                 f"packed patches {unit}..{top} in steps of {unit} (merged per {unit}; the "
+                 f"batcher's cap per batch is the largest image's patches); opt {opt}, the "
+                 "middle")]
+    top = limits.max_batch_size
+    return [("all", {"batch": (1, top, top)},
+             f"images 1..{top} per batch; opt {top}: full batches under load")]
+
+
+def _shape(dims: Sequence[int | str], ranges: AxisRanges) -> ShapeRange:
+    try:
+        picked = [ranges[d] if isinstance(d, str) else (d, d, d) for d in dims]
+    except KeyError as exc:
+        raise ValueError(f"no profile rule for the dynamic axis {exc.args[0]!r}") from None
+    return ShapeRange(*(tuple(axis[k] for axis in picked) for k in range(3)))
+
+
+def graph_profiles(inputs: Mapping[str, Sequence[int | str]], spec: ModelSpec,
+                   limits: BuildLimits) -> tuple[Profile, ...]:
+    """Profiles for one graph, from its inputs in graph order (name -> shape, dynamic axes
+    named), covering every input."""
+    _check(limits)
+    axes = {d for shape in inputs.values() for d in shape if isinstance(d, str)}
+    rule = _sequence_axes if "sequence" in axes else _image_axes
+    return tuple(Profile(name, tuple((k, _shape(dims, ranges)) for k, dims in inputs.items()),
+                         reason)
+                 for name, ranges, reason in rule(spec, limits, axes))
+
+
+def plan_profiles(spec: ModelSpec, max_batch_size: int,
+                  max_batch_tokens: int) -> tuple[Profile, ...]:
+    """A text graph's profiles: every spec input is (batch, sequence)."""
+    inputs = {name: ("batch", "sequence") for name in spec.inputs}
+    return graph_profiles(inputs, spec, BuildLimits(max_batch_size, max_batch_tokens))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from builder import families
 from models.family import Family
 from models.spec import ModelSpec
 
@@ -91,7 +92,7 @@ def run_export_module(family: Family, checkpoint: str | Path, spec: ModelSpec, a
     from builder import precision as precisions
 
     prec = precisions.get(precision)
-    module = precisions.prepare(family.export_module(checkpoint, spec), prec)
+    module = precisions.prepare(families.graphs(family, checkpoint, spec)["text"][0], prec)
     feeds = probe_feeds(artifact, texts)
     with torch.inference_mode(), precisions.float32_softmax(prec):
         out = module(*(torch.from_numpy(feeds[name]) for name in spec.inputs))
@@ -109,7 +110,7 @@ def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Pa
         ours = run_artifact(artifact, texts)
     else:
         ours = run_export_module(family, checkpoint, spec, artifact, texts, precision)
-    reference = np.asarray(family.reference(checkpoint, spec, texts), dtype=np.float32)
+    reference = families.reference(family, checkpoint, spec, [(t, None) for t in texts])
     cos = cosines(ours, reference)
     return Verification(float(cos.min()), float(cos.mean()), len(texts),
                         precisions.get(precision).min_cosine, method)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from builder import families
 from builder.verify import PROBES, Verification, cosines
 from models.family import Family
 from models.spec import ModelSpec
@@ -65,11 +66,15 @@ async def _serve(artifact: Path, items: list[Item]) -> np.ndarray:
         await embedder.close()
 
 
-def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path) -> Verification:
+def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path,
+           precision: str = "fp32") -> Verification:
+    from builder import precision as precisions
+
     pairs, items = probe_items(spec)
     ours = asyncio.run(_serve(artifact, items))
-    reference = np.asarray(family.reference_items(checkpoint, spec, pairs), dtype=np.float32)
+    reference = families.reference(family, checkpoint, spec, pairs)
     cos = cosines(ours, reference)
     text = np.array([image is None for _, image in pairs])
     return Verification(float(cos[text].min()), float(cos[text].mean()), len(pairs),
+                        precisions.get(precision).min_cosine,
                         image_min_cosine=float(cos[~text].min()))

@@ -7,9 +7,6 @@ without them, CLS for BGE-named checkpoints is a guess we refuse to make, so mea
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from models.checkpoint import CheckpointInfo
 from models.family import Family
 from models.spec import ModelSpec
@@ -38,27 +35,10 @@ def make_spec(info: CheckpointInfo) -> ModelSpec:
     )
 
 
-def export_module(path: str | Path, spec: ModelSpec) -> Any:
-    import torch
-    from transformers import AutoModel
-
-    from models.pooling import PooledEncoder
-
-    body = AutoModel.from_pretrained(str(path), attn_implementation="eager", dtype=torch.float32)
-    return PooledEncoder(body.eval(), spec.pooling, spec.normalize).eval()
-
-
-def reference(path: str | Path, spec: ModelSpec, texts: list[str]) -> Any:
-    from models.reference import sentence_transformers_or_pooled
-
-    return sentence_transformers_or_pooled(path, spec, texts)
-
-
 FAMILY = Family(
     name="bert",
     description="BERT-like encoders (BGE, all-MiniLM, E5-base): CLS or mean pooling",
     architectures=ARCHITECTURES,
     make_spec=make_spec,
-    export_module=export_module,
-    reference=reference,
+    exporter="builder.families.bert",
 )

@@ -2,15 +2,13 @@
 
 A causal (or, when config.json says `is_causal: false`, bidirectional) decoder body, right
 padding, the hidden state of each row's last real token (the EOS the tokenizer appends),
-L2-normalised. The family files hold only their data (a DecoderTraits) and call these.
+L2-normalised. The family files hold only their data (a DecoderTraits) and call these;
+the torch side is builder/families/decoder.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 from models.checkpoint import CheckpointInfo
 from models.family import Family
 from models.spec import ModelSpec
@@ -46,44 +44,11 @@ def make_spec(info: CheckpointInfo, traits: DecoderTraits) -> ModelSpec:
     )
 
 
-def export_module(path: str | Path, spec: ModelSpec) -> Any:
-    import torch
-    from transformers import AutoModel
-
-    from models.pooling import PooledEncoder
-
-    # transformers 5 loads weights straight into the (meta-initialised) model: one copy in
-    # memory, upcast to fp32 as ONNX Runtime runs it. Eager attention traces to plain
-    # MatMul/Softmax (ORT fuses it) and takes the additive padding mask.
-    body = AutoModel.from_pretrained(str(path), attn_implementation="eager", dtype=torch.float32)
-    body.config.use_cache = False
-    return PooledEncoder(body.eval(), spec.pooling, spec.normalize, use_cache=False).eval()
-
-
-def reference(path: str | Path, spec: ModelSpec, texts: list[str]) -> Any:
-    """sentence-transformers in fp32 with the same tokenizer settings as the artifact;
-    without its files (it would mean-pool) transformers plus last-token pooling."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    from models.hf_tokenizer import tokenizer_kwargs
-    from models.reference import transformers_pooled
-
-    if not (Path(path) / "modules.json").is_file():
-        return transformers_pooled(path, spec, texts)
-
-    model = SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32},
-                                processor_kwargs=tokenizer_kwargs(path, spec))
-    model.max_seq_length = spec.max_len
-    return model.encode(texts, batch_size=16, normalize_embeddings=spec.normalize)
-
-
 def family(traits: DecoderTraits) -> Family:
     return Family(
         name=traits.name,
         description=traits.description,
         architectures=traits.architectures,
         make_spec=lambda info: make_spec(info, traits),
-        export_module=export_module,
-        reference=reference,
+        exporter="builder.families.decoder",
     )

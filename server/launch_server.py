@@ -144,8 +144,13 @@ def main(argv: list[str] | None = None) -> None:
     server = uvicorn.Server(uvicorn.Config(
         app, host=config.host, port=config.port, log_level=args.log_level.lower(),
         timeout_graceful_shutdown=config.drain_timeout_s))
-    failed = []
-    app.state.on_fatal = lambda: (failed.append(True), setattr(server, "should_exit", True))
+    failed: list[bool] = []
+
+    def on_fatal() -> None:  # a failed warm-up ends the process with status 1
+        failed.append(True)
+        server.should_exit = True
+
+    app.state.on_fatal = on_fatal
     # uvicorn re-raises the SIGTERM it drained for to the handler it found; the default one
     # would kill us (status -15), so the one it finds says the drain is done: exit 0.
     signal.signal(signal.SIGTERM, lambda *_: log.info("drained after SIGTERM; exiting"))

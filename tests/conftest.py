@@ -44,3 +44,12 @@ def tiny_decoder_artifacts(tmp_path_factory: pytest.TempPathFactory,
     root = tmp_path_factory.mktemp("decoder_artifacts")
     return {name: build_artifact(path, root / name, external_data=(name == "e5_mistral"))
             for name, path in tiny_decoder_paths.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_multimodal_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random CLIP and GME (Qwen2-VL) checkpoints, by family name."""
+    from tests.fixtures.tiny_multimodal import make_tiny_clip, make_tiny_qwen2_vl
+
+    root = tmp_path_factory.mktemp("tiny_multimodal")
+    return {"clip": make_tiny_clip(root / "clip"), "gme": make_tiny_qwen2_vl(root / "gme")}

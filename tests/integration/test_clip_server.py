@@ -52,7 +52,7 @@ def clip_server(clip_artifact: Path, local_dir: Path) -> Iterator[str]:
 
 
 def reference(checkpoint: Path, items: list[tuple[str | None, str | None]]) -> np.ndarray:
-    from models.clip import reference_items
+    from builder.families.clip import reference as reference_items
     from models.registry import resolve
 
     _, spec = resolve(checkpoint)

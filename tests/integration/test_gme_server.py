@@ -40,7 +40,7 @@ def gme_server(gme_artifact: Path) -> Iterator[str]:
 
 
 def reference(checkpoint: Path, items: list[tuple[str | None, str | None]]) -> np.ndarray:
-    from models.gme import reference_items
+    from builder.families.gme import reference as reference_items
     from models.registry import resolve
 
     _, spec = resolve(checkpoint)
@@ -97,12 +97,12 @@ def test_another_chat_template_is_refused_at_launch(gme_artifact: Path) -> None:
 def test_token_ids_used_as_given_and_no_dimensions(gme_server: str, gme_checkpoint: Path) -> None:
     import torch
 
-    from models.gme import _load
+    from builder.families.gme import load
 
     rows = [[1, 2, 3], [4, 5, 6, 7, 8]]
     r = httpx.post(f"{gme_server}/v1/embeddings", json={"input": rows}, timeout=60)
     assert r.status_code == 200, r.text
-    model = _load(gme_checkpoint)
+    model = load(gme_checkpoint)
     with torch.inference_mode():
         ref = np.stack([torch.nn.functional.normalize(
             model(input_ids=torch.tensor([row])).last_hidden_state[:, -1], dim=-1).numpy()[0]

@@ -147,9 +147,6 @@ def test_no_import_cycle_outside_models() -> None:
         == []
 
 
-@pytest.mark.xfail(strict=True, reason="models.registry <-> the family files via "
-                   "models.reference (family_by_name): removed when the reference code moves "
-                   "to the builder (helper build); drop this mark then")
 def test_no_import_cycle_in_models() -> None:
     assert [c for c in cycles(project_graph()) if all(_within(m, ("models",)) for m in c)] == []
 

@@ -1,11 +1,11 @@
-"""Pure TensorRT helpers: profiles, profile choice over named axes, buffer sizing, manifest
-compatibility."""
+"""Pure TensorRT helpers (profiles themselves: test_profiles.py): profile choice over named
+axes, buffer sizing, manifest compatibility."""
 
 from __future__ import annotations
 
 import pytest
 
-from builder.profiles import plan_profiles, seq_edges
+from builder.profiles import plan_profiles
 from models.spec import ModelSpec
 from runtime.batcher import BatchConfig, plan_batches
 from runtime.errors import ApplianceError, ArtifactError
@@ -18,43 +18,6 @@ from runtime.backends.trt_plan import (Machine, Profile, RunPlan, ShapeRange, Tr
 def spec(max_len: int) -> ModelSpec:
     return ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=384,
                      max_len=max_len)
-
-
-@pytest.mark.parametrize("max_len, edges", [
-    (64, (64,)), (128, (128,)), (512, (128, 512)), (2047, (128, 2047)),
-    (8192, (128, 1024, 8192)), (32768, (128, 2048, 32768))])
-def test_seq_edges(max_len: int, edges: tuple[int, ...]) -> None:
-    assert seq_edges(max_len) == edges
-
-
-def test_profiles_for_bge_512() -> None:
-    short, long = plan_profiles(spec(512), max_batch_size=64, max_batch_tokens=16384)
-    assert [short.name, long.name] == ["short", "long"]
-    assert [name for name, _ in short.shapes] == ["input_ids", "attention_mask"]
-    # short: rows of 1..128 tokens, up to 64 rows; opt at the bucket middle (64 tokens)
-    assert short.first == ShapeRange((1, 1), (64, 64), (64, 128))
-    # long: rows of >= 129 tokens, so the token budget allows at most 16384 // 129 = 127
-    # rows, capped at 64; opt length 320 -> 16384 // 320 = 51 rows
-    assert long.first == ShapeRange((1, 129), (51, 320), (64, 512))
-    assert "320" in long.reason and "16384" in long.reason
-
-
-def test_profiles_for_long_context_shrink_batch() -> None:
-    short, medium, long = plan_profiles(spec(32768), max_batch_size=64, max_batch_tokens=16384)
-    assert (medium.min_seq, medium.max_seq) == (129, 2048)
-    assert (long.min_seq, long.max_seq) == (2049, 32768)
-    assert long.max_batch == 16384 // 2049 == 7
-    assert long.first.opt == (1, 17408)  # middle of 2049..32768 rounded up to 8; budget: 1 row
-    assert all(r.opt[1] % 8 == 0 for p in (short, medium, long) for _, r in p.shapes)
-
-
-def test_single_profile_and_bad_limits() -> None:
-    (only,) = plan_profiles(spec(100), max_batch_size=8, max_batch_tokens=400)
-    assert only.name == "all" and only.first == ShapeRange((1, 1), (7, 56), (8, 100))  # 400 // 56 = 7 rows
-    with pytest.raises(ValueError):
-        plan_profiles(spec(100), max_batch_size=0, max_batch_tokens=400)
-    with pytest.raises(ValueError):
-        ShapeRange((1, 1), (9, 8), (8, 100))
 
 
 def test_profile_round_trip_and_buckets() -> None:

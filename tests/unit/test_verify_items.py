@@ -20,7 +20,7 @@ def test_probes_cover_each_modality_the_family_takes() -> None:
                          modalities=("text", "image"), items_mix_modalities=family == "gme")
 
     clip_pairs, clip_items = probe_items(spec("clip"))
-    gme_pairs, _ = probe_items(spec("gme"))
+    gme_pairs, _ = probe_items(spec("gme"))  # GME embeds text+image items as one
     assert not any(t is not None and i is not None for t, i in clip_pairs)
     assert sum(t is not None and i is not None for t, i in gme_pairs) == 2
     assert all(it.image.startswith("data:image/png;base64,") for it in clip_items if it.image)

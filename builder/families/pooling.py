@@ -1,4 +1,4 @@
-"""Pooling written in torch for the export wrappers (imported by the builder only).
+"""Pooling written in torch for the export wrappers, and the one text graph of ids and mask.
 
 The same functions run in the exported graph and in the transformers-only reference, so a
 checkpoint without sentence-transformers files is checked against exactly this maths.
@@ -7,6 +7,8 @@ checkpoint without sentence-transformers files is checked against exactly this m
 from __future__ import annotations
 
 import torch
+
+from models.spec import ModelSpec
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
@@ -51,3 +53,9 @@ def sample_ids() -> tuple[torch.Tensor, torch.Tensor]:
     mask = (ids != 0).long()
     mask[0] = 1
     return ids, mask
+
+
+def text_graphs(module: torch.nn.Module, spec: ModelSpec) -> dict[str, tuple]:
+    """A text family's one graph: every spec input (ids, mask) is (batch, sequence)."""
+    seq = {0: "batch", 1: "sequence"}
+    return {"text": (module, {name: seq for name in spec.inputs}, sample_ids())}

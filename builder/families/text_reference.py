@@ -7,32 +7,34 @@ else transformers plus the same pooling the export uses. Imported by the builder
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from models.spec import ModelSpec
 
 
-def sentence_transformers_or_pooled(path: str | Path, spec: ModelSpec, texts: list[str]) -> Any:
+def sentence_transformers_or_pooled(path: str | Path, spec: ModelSpec, texts: list[str],
+                                     module: Callable[[], Any]) -> Any:
+    """`module`: the family's export module, built only when there are no ST files."""
     if (Path(path) / "modules.json").is_file():
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(str(path), device="cpu")
         model.max_seq_length = spec.max_len
         return model.encode(texts, batch_size=16, normalize_embeddings=spec.normalize)
-    return transformers_pooled(path, spec, texts)
+    return transformers_pooled(path, spec, texts, module())
 
 
-def transformers_pooled(path: str | Path, spec: ModelSpec, texts: list[str]) -> np.ndarray:
+def transformers_pooled(path: str | Path, spec: ModelSpec, texts: list[str],
+                        module: Any) -> np.ndarray:
+    """transformers' tokenizer and the export module (body + the same pooling), text by text."""
     import torch
 
-    from models.hf_tokenizer import load_tokenizer
-    from models.registry import family_by_name
+    from builder.families.hf_tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(path, spec)  # with the EOS the spec requires, as the artifact
     tokenizer.padding_side = "right"
-    module = family_by_name(spec.family).export_module(path, spec)
     out = []
     with torch.inference_mode():
         for text in texts:  # one by one: no padding in the reference
