@@ -37,4 +37,5 @@ FAMILY = Family(
     architectures=("CLIPModel",),
     make_spec=make_spec,
     exporter="builder.families.clip",
+    adapter="dual_tower",
 )

@@ -22,6 +22,7 @@ class Family:
     # The dotted module of its torch side (export graphs, reference implementation), e.g.
     # "builder.families.bert": resolved by the builder, so models never imports it.
     exporter: str
+    adapter: str = "text"  # how the runtime serves it (ModelSpec.adapter)
 
     def matches(self, info: CheckpointInfo) -> bool:
         return info.architecture in self.architectures

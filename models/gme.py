@@ -59,4 +59,5 @@ FAMILY = Family(
     architectures=("Qwen2VLForConditionalGeneration",),
     make_spec=make_spec,
     exporter="builder.families.gme",
+    adapter="vision_language",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from models import bert, clip, gme
@@ -42,6 +43,7 @@ def family_by_name(name: str) -> Family:
 
 
 def resolve(path: str | Path) -> tuple[Family, ModelSpec]:
+    """The checkpoint's family and spec; the spec names the family's runtime adapter."""
     info = read_checkpoint(path)
     family = family_for(info)
-    return family, family.make_spec(info)
+    return family, dataclasses.replace(family.make_spec(info), adapter=family.adapter)

@@ -58,6 +58,10 @@ class ModelSpec:
     vision: VisionFacts | None = None  # set for families that take images
     # One item may hold text and an image together (GME); else one modality per item (CLIP).
     items_mix_modalities: bool = False
+    # How the runtime feeds the graphs (runtime/adapters/registry.py: ADAPTERS): "text" (one
+    # token graph), "dual_tower" (CLIP: a text and an image graph in one space) or
+    # "vision_language" (GME: the vision graph's output enters the language graph).
+    adapter: str = "text"
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:

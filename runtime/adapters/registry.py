@@ -1,7 +1,6 @@
-"""The one place a family name picks code: the adapter of each family the runtime serves.
-
-A new family that needs only a text tower is one line here (and its file in models/).
-"""
+"""The adapters the runtime serves, by the kind a family's spec names (ModelSpec.adapter,
+set from models.registry). A new text family needs nothing here: its file in models/ and
+its line in models/registry.py."""
 
 from __future__ import annotations
 
@@ -12,20 +11,18 @@ from runtime.adapters.text import TextAdapter
 from runtime.artifact import Artifact
 from runtime.errors import ArtifactError
 
-ADAPTERS: dict[str, type[Adapter]] = {
-    "bert": TextAdapter,
-    "qwen3": TextAdapter,
-    "gte_qwen2": TextAdapter,
-    "e5_mistral": TextAdapter,
-    "clip": ClipAdapter,
-    "gme": GmeAdapter,
+ADAPTERS: dict[str, type[Adapter]] = {  # by ModelSpec.adapter
+    "text": TextAdapter,
+    "dual_tower": ClipAdapter,
+    "vision_language": GmeAdapter,
 }
 
 
 def adapter_for(artifact: Artifact) -> type[Adapter]:
-    """The adapter class of the artifact's family; an unknown family is an ArtifactError."""
+    """The adapter class the artifact's spec names; an unknown one is an ArtifactError."""
     try:
-        return ADAPTERS[artifact.spec.family]
+        return ADAPTERS[artifact.spec.adapter]
     except KeyError as exc:
-        raise ArtifactError(f"{artifact.path}: unknown family {artifact.spec.family!r}; this "
-                            f"runtime serves {', '.join(ADAPTERS)}") from exc
+        raise ArtifactError(f"{artifact.path}: unknown adapter {artifact.spec.adapter!r} "
+                            f"(family {artifact.spec.family!r}); this runtime serves "
+                            f"{', '.join(ADAPTERS)}") from exc

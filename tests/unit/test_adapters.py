@@ -16,17 +16,24 @@ from runtime.artifact import Artifact
 from runtime.errors import ArtifactError
 from runtime.manifest import Manifest
 
-def test_every_family_the_builder_knows_has_exactly_one_adapter() -> None:
-    assert sorted(ADAPTERS) == sorted(f.name for f in FAMILIES)
+def test_every_family_names_an_adapter_the_runtime_has() -> None:
+    assert {f.adapter for f in FAMILIES} == set(ADAPTERS)
+    kinds = {f.name: f.adapter for f in FAMILIES}
+    assert (kinds["bert"], kinds["clip"], kinds["gme"]) == ("text", "dual_tower", "vision_language")
 
 
-def test_an_unknown_family_is_an_artifact_error_naming_it(tmp_path: Path) -> None:
-    spec = ModelSpec(family="perceiver-xl", architecture="P", pooling="cls", dims=4, max_len=8)
+def test_an_unknown_adapter_is_an_artifact_error_naming_it(tmp_path: Path) -> None:
+    spec = ModelSpec(family="perceiver-xl", architecture="P", pooling="cls", dims=4, max_len=8,
+                     adapter="perceiver")
     manifest = Manifest(spec=spec, source={}, precision="fp32", opset=17, graphs={},
                         versions={}, verification={})
-    with pytest.raises(ArtifactError, match="unknown family 'perceiver-xl'; this runtime "
-                       "serves bert, "):
+    with pytest.raises(ArtifactError, match="unknown adapter 'perceiver' \\(family "
+                       "'perceiver-xl'\\); this runtime serves text, "):
         adapter_for(Artifact(tmp_path, manifest))
+    plain = Manifest(spec=ModelSpec(family="new-text-family", architecture="N", pooling="cls",
+                                    dims=4, max_len=8), source={}, precision="fp32", opset=17,
+                     graphs={}, versions={}, verification={})
+    assert adapter_for(Artifact(tmp_path, plain)) is TextAdapter  # a new text family: no line here
 
 
 def test_usage_counts_every_row_and_combine_restores_input_order() -> None:
