@@ -29,8 +29,10 @@ $(STAMP): pyproject.toml
 #   per graph on this GPU (TensorRT 11), BACKEND=tensorrt-rtx on any machine (TensorRT for RTX;
 #   BUILD_ARGS='--compute-capability 8.9' picks targets)
 build: install
-	model="$(MODEL_ARG)"; $(PY) -m builder --model-path "$$model" \
-	  --output "$(ARTIFACTS)/$$(basename "$$model")" --precision $(PRECISION) \
+	model="$(MODEL_ARG)"; name=$$(basename "$$model"); \
+	if [ "$$name" = model ]; then name=$$(basename "$$(dirname "$$model")"); fi; \
+	$(PY) -m builder --model-path "$$model" \
+	  --output "$(ARTIFACTS)/$$name" --precision $(PRECISION) \
 	  --backend $(if $(filter tensorrt tensorrt-rtx,$(BACKEND)),$(BACKEND),onnxruntime) \
 	  $(BUILD_ARGS)
 
@@ -40,7 +42,9 @@ serve: install
 	$(PY) -m server.launch_server --model-path "$(MODEL_ARG)" --is-embedding \
 	  --host $(HOST) --port $(PORT) --backend $(BACKEND) --precision $(PRECISION) $(ARGS)
 
+# The type check (mypy.ini), then the whole suite: what CI runs.
 test: install
+	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: install

@@ -2,12 +2,11 @@
 
 Weights are stored as int8 with one scale per output channel; activations are quantised
 per batch at run time (ONNX Runtime's MatMulInteger path). On CPUs without VNNI, ONNX
-Runtime's default int8 settings saturate the u8 x s8 products and drift badly (measured
-here up to 0.09 cosine); `reduce_range` (7-bit weights) avoids the overflow and per-channel
-scales keep the error small. The MLP down-projections of the first and last layer stay
-fp32: their inputs carry the largest activation outliers, and keeping those 2 of MiniLM's 36
-matmuls raised the probe-set mean cosine from 0.989 to 0.992 here. The gate refuses an
-artifact that drifts anyway.
+Runtime's default int8 settings saturate the u8 x s8 products and drift badly;
+`reduce_range` (7-bit weights) avoids the overflow and per-channel scales keep the error
+small. The MLP down-projections of the first and last layer stay fp32: their inputs carry
+the largest activation outliers (what each choice gained: BENCHMARKS.md, design). The gate
+refuses an artifact that drifts anyway.
 """
 
 from __future__ import annotations
@@ -32,9 +31,6 @@ class Int8Gate:
         return (f"int8 quality gate failed: cosine to the fp32 reference min {min_cosine:.4f} "
                 f"(needs >= {self.min_cosine}), mean {mean_cosine:.4f} (needs >= "
                 f"{self.mean_cosine}); build with --precision fp32 instead")
-
-    def to_dict(self) -> dict[str, float]:
-        return {"min_cosine": self.min_cosine, "mean_cosine": self.mean_cosine}
 
 
 GATE = Int8Gate()

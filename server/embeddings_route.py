@@ -2,10 +2,10 @@
 
 On a CPU backend the event loop shares the cores with the model, so its cost per request
 is throughput lost. FastAPI's layers (exception and exit-stack middleware, the router, the
-request/response wrappers, dependency solving) cost ~0.4 ms of the ~0.9 ms that a
-one-sentence request took on the loop; this path skips them. It sits inside the app's own
-guards (metrics, API key, body cap), so those still apply, and its errors come from the
-one mapping in server/errors.py. The FastAPI route of the same path stays declared, calling
+request/response wrappers, dependency solving) took a large share of a one-sentence
+request's time on the loop (BENCHMARKS.md, design); this path skips them. It sits inside
+the app's own guards (metrics, API key, body cap), so those still apply, and its errors
+come from the one mapping in server/errors.py. The FastAPI route of the same path stays declared, calling
 the same `answer`, so /openapi.json documents the endpoint.
 """
 
