@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable, Sequence
 
 from runtime import artifact_cache
 from runtime.artifact import Artifact
@@ -47,12 +48,15 @@ def build_backend(backend: str) -> str:
     return "tensorrt" if backend == "auto" and not tensorrt_missing() else "onnxruntime"
 
 
-def run_builder(model: str, want: Want, python: str | None):  # type: ignore[no-untyped-def]
-    """The cache's build step: `python -m builder` in its own process (torch stays there)."""
+def run_builder(model: str, want: Want, python: str | None,
+                limits: Sequence[str] = ()) -> Callable[[Path, bool], None]:
+    """The cache's build step: `python -m builder` in its own process (torch stays there).
+    `limits`: the batch flags the user gave, so TensorRT profiles are sized for them."""
     def build(entry: Path, force: bool) -> None:
         cmd = [python or sys.executable, "-m", "builder", "--model-path", model,
                "--output", str(entry), "--precision", want.precision, "--backend", want.backend]
         cmd += [arg for cc in want.compute_capabilities for arg in ("--compute-capability", cc)]
+        cmd += list(limits)
         cmd += ["--force"] if force else []
         log.info("running: %s", " ".join(cmd))
         if subprocess.run(cmd, check=False).returncode != 0:
@@ -73,8 +77,11 @@ def ensure_artifact(args: argparse.Namespace) -> Path:
         return Path(args.model_path)
     want = wanted(args)
     machine = artifact_cache.this_machine() if want.backend != "onnxruntime" else None
+    limits = [arg for flag, value in (("--max-batch-size", args.max_batch_size),
+                                      ("--max-batch-tokens", args.max_batch_tokens))
+              if value is not None for arg in (flag, str(value))]
     return artifact_cache.ensure(args.artifact_cache, want, machine,
-                                 run_builder(args.model_path, want, args.builder_python),
+                                 run_builder(args.model_path, want, args.builder_python, limits),
                                  force=args.force_build)
 
 

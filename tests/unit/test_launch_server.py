@@ -96,3 +96,14 @@ def test_a_failed_build_is_one_error(tmp_path: Path, checkpoint: Path,
     make, _ = builder
     with pytest.raises(ArtifactError, match=f"building {checkpoint} failed"):
         launch(checkpoint, tmp_path / "cache", make(status=1), "--backend", "onnxruntime")
+
+
+def test_batch_flags_given_size_the_first_use_build(tmp_path: Path, checkpoint: Path,
+                                                    builder) -> None:  # type: ignore[no-untyped-def]
+    """TensorRT profiles are sized by the builder's limits: the server's flags reach it."""
+    make, calls = builder
+    launch(checkpoint, tmp_path / "cache", make(), "--backend", "tensorrt-rtx",
+           "--max-batch-size", "16", "--max-batch-tokens", "4096")
+    assert calls()[0][-4:] == ["--max-batch-size", "16", "--max-batch-tokens", "4096"]
+    launch(checkpoint, tmp_path / "other", make(), "--backend", "tensorrt-rtx")
+    assert "--max-batch-size" not in calls()[1]  # not given: the builder's defaults
