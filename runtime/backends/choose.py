@@ -46,7 +46,8 @@ def require_tensorrt(flavour: str = "tensorrt") -> None:
 
 def _lacks(flavour: str, lacking: str) -> MissingDependencyError:
     return MissingDependencyError(
-        f"the {flavour} backend needs {flavour}, cuda-python and an NVIDIA GPU: {lacking}. "
+        f"the {flavour} backend needs {FLAVOURS[flavour].title}, cuda-python and an NVIDIA "
+        f"GPU: {lacking}. "
         f"Install with {install_hint(flavour)} on a GPU machine, or use --backend onnxruntime")
 
 

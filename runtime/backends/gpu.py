@@ -32,7 +32,8 @@ def import_tensorrt(flavour: str = "tensorrt") -> Any:
         except (ImportError, OSError) as exc:  # OSError: libraries present but unloadable
             errors.append(f"{name}: {exc}")
     raise MissingDependencyError(
-        f"{flavour} is not installed or cannot load its libraries ({'; '.join(errors)}); "
+        f"{FLAVOURS[flavour].title} is not installed or cannot load its libraries "
+        f"({'; '.join(errors)}); "
         f"install it with {install_hint(flavour)}")
 
 

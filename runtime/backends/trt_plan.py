@@ -194,14 +194,16 @@ class Flavour:
     """One TensorRT flavour: same Python API, different libraries, plans and targets."""
 
     name: str  # the --backend value
+    title: str  # what messages call it
     modules: tuple[str, ...]  # import names, tried in order (the -bindings wheel's last)
     extra: str  # pip extra that installs it
     builds_without_gpu: bool  # ahead-of-time builds on any machine (TensorRT for RTX)
 
 
 FLAVOURS: dict[str, Flavour] = {f.name: f for f in (
-    Flavour("tensorrt", ("tensorrt", "tensorrt_bindings"), "tensorrt", False),
-    Flavour("tensorrt-rtx", ("tensorrt_rtx", "tensorrt_rtx_bindings"), "tensorrt-rtx", True),
+    Flavour("tensorrt", "TensorRT 11", ("tensorrt", "tensorrt_bindings"), "tensorrt", False),
+    Flavour("tensorrt-rtx", "TensorRT for RTX", ("tensorrt_rtx", "tensorrt_rtx_bindings"),
+            "tensorrt-rtx", True),
 )}
 # TensorRT for RTX targets (ComputeCapability.SM75 ...); Hopper and datacenter Blackwell
 # (9.0, 10.x) are not among them: TensorRT 11 serves those.

@@ -60,14 +60,16 @@ def _edit_manifest(d: Path, edit) -> None:  # type: ignore[no-untyped-def]
     (d / "manifest.json").write_text(json.dumps(data))
 
 
-def _unknown_family(d: Path) -> None:
-    _edit_manifest(d, lambda m: m["spec"].update(family="perceiver-xl"))
+def _unknown_adapter(d: Path) -> None:
+    _edit_manifest(d, lambda m: m["spec"].update(family="perceiver-xl", adapter="perceiver"))
 
 
 def _foreign_plan(d: Path) -> None:
-    (d / "model.plan").write_bytes(b"\0" * 64)
+    (d / "text.plan").write_bytes(b"\0" * 64)
     _edit_manifest(d, lambda m: m.update(tensorrt={
-        "plan": "model.plan", "tensorrt_version": "10.0.1", "gpu": "NVIDIA A10G"}))
+        "flavour": "tensorrt", "version": "10.0.1", "compute_capabilities": ["8.6"],
+        "precision": "fp32", "gpu_name": "NVIDIA A10G",
+        "plans": {"text": {"file": "text.plan", "profiles": []}}}))
 
 
 def _garbled_manifest(d: Path) -> None:
@@ -77,7 +79,7 @@ def _garbled_manifest(d: Path) -> None:
 BROKEN = {
     "corrupt_onnx": (_corrupt_onnx, (), "ONNX Runtime could not load"),
     "missing_tokenizer": (_no_tokenizer, (), "cannot load tokenizer"),
-    "unknown_family": (_unknown_family, (), "unknown family 'perceiver-xl'"),
+    "unknown_adapter": (_unknown_adapter, (), "unknown adapter 'perceiver'"),
     # No GPU here: a plan built elsewhere cannot be used and --backend tensorrt says so.
     "foreign_tensorrt_plan": (_foreign_plan, ("--backend", "tensorrt"), "TensorRT"),
     "garbled_manifest": (_garbled_manifest, (), "manifest.json is unreadable"),

@@ -82,7 +82,7 @@ def test_this_machine_falls_back_and_says_why() -> None:
     assert name == "onnxruntime" and reason.startswith("tensorrt-rtx plan present but ")
     assert "no GPU" in reason and "is not installed" not in reason  # RTX imports here
     name, reason = choose(TRT11, "auto")
-    assert "tensorrt is not installed or cannot load its libraries" in reason
+    assert "TensorRT 11 is not installed or cannot load its libraries" in reason
 
 
 @needs_no_gpu
@@ -90,7 +90,7 @@ def test_tensorrt_requested_names_what_is_missing() -> None:
     with pytest.raises(MissingDependencyError) as err:
         choose(TRT11, "tensorrt")
     message = str(err.value)
-    assert "tensorrt is not installed or cannot load its libraries" in message
+    assert "TensorRT 11 is not installed or cannot load its libraries" in message
     assert "no GPU" in message and "pip install -e '.[tensorrt]'" in message
     with pytest.raises(MissingDependencyError, match="no GPU"):
         require_tensorrt("tensorrt-rtx")
