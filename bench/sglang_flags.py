@@ -106,7 +106,7 @@ def _field_flag(field: ast.AnnAssign, constants: dict[str, Any]) -> dict[str, An
                      negatable=action == "BooleanOptionalAction")
     kind = _unwrap(ann.slice.elts[0])
     head = _name(kind.value) if isinstance(kind, ast.Subscript) else _name(kind)
-    if head == "Literal":
+    if head == "Literal" and isinstance(kind, ast.Subscript):
         return _flag(names, dest, nargs, choices or _literal(kind.slice, constants), False)
     if head in ("List", "list") and "type_parser" not in meta:
         return _flag(names, dest, nargs or "+", choices, False)
@@ -119,7 +119,7 @@ def _manual_flags(server_args: Path, constants: dict[str, Any]) -> list[dict[str
     for node in ast.walk(ast.parse(server_args.read_text())):
         if not (isinstance(node, ast.Call) and _name(node.func) == "add_argument"):
             continue
-        names = [a.value for a in node.args if isinstance(a, ast.Constant)]
+        names = [str(a.value) for a in node.args if isinstance(a, ast.Constant)]
         kw = {k.arg: k.value for k in node.keywords if k.arg}
         action = _name(kw["action"]) if "action" in kw else ""
         if "nargs" in kw:  # DeprecatedStoreConstAction takes a value with nargs=None

@@ -45,6 +45,9 @@ class ModelSpec:
     max_len: int  # longest token sequence the model accepts (special tokens included)
     normalize: bool = True  # L2-normalised inside the graph
     matryoshka: bool = False  # `dimensions` allowed (truncate, then renormalise)
+    # The sizes `dimensions` may take (config.json `matryoshka_dimensions`, as SGLang reads
+    # it); empty: any size from 1 to dims.
+    matryoshka_dimensions: tuple[int, ...] = ()
     # sentence-transformers prompts: ((name, text), ...), a tuple so the spec stays hashable.
     prompts: tuple[tuple[str, str], ...] = ()
     default_prompt_name: str | None = None
@@ -77,6 +80,7 @@ class ModelSpec:
         data["prompts"] = dict(self.prompts)
         data["modalities"] = list(self.modalities)
         data["inputs"] = list(self.inputs)
+        data["matryoshka_dimensions"] = list(self.matryoshka_dimensions)
         return data
 
     @classmethod
@@ -90,4 +94,5 @@ class ModelSpec:
         values["vision"] = VisionFacts(**data["vision"]) if data.get("vision") else None
         values["modalities"] = tuple(data.get("modalities", ("text",)))
         values["inputs"] = tuple(data.get("inputs", ("input_ids", "attention_mask")))
+        values["matryoshka_dimensions"] = tuple(data.get("matryoshka_dimensions", ()))
         return cls(**values)
