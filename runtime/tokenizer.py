@@ -44,6 +44,21 @@ class TextTokenizer:
                 rows[i] = enc.ids
         return rows
 
+    def ids(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
+        """Token ids as they are, never checked against the maximum (/tokenize)."""
+        return [e.ids for e in self._plain.encode_batch_fast(list(texts),
+                                                             add_special_tokens=add_special_tokens)]
+
+    def decode(self, rows: Sequence[Sequence[int]], skip_special_tokens: bool = True) -> list[str]:
+        """Ids -> text (/detokenize); an id outside the vocabulary is a 400."""
+        for i, row in enumerate(rows):
+            if any(t < 0 or t >= self.vocab_size for t in row):
+                raise InvalidRequestError(
+                    f"tokens[{i}] has ids outside [0, {self.vocab_size}).", param="tokens",
+                    code="invalid_token_id")
+        return self._plain.decode_batch([list(r) for r in rows],
+                                        skip_special_tokens=skip_special_tokens)
+
     def token_id(self, token: str) -> int | None:
         """A special token's id (GME's <|image_pad|>), None when the vocabulary lacks it."""
         return self._plain.token_to_id(token)
