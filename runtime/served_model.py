@@ -9,6 +9,10 @@ Pure. SGLang 0.5.23 reads these in srt/configs/model_config.py:
 - `--context-length C`: SGLang rejects an input of >= C tokens (managers/
   tokenizer_manager.py, `input_token_num >= self.context_len`), so the longest accepted
   input is C - 1 tokens, and never more than the model's own maximum.
+- Images (Qwen2-VL, GME) are resized within the checkpoint's preprocessor_config.json range,
+  as SGLang's processor does; `--gme-image-range gme` serves GME's own scripts' range
+  instead (min/max_image_tokens: 256..1280 merged tokens), the one GME's reference code
+  and model-card scores use, and one that bounds the vision graph's work per image.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from models.spec import ModelSpec
 from runtime.errors import ConfigError
 
 MATRYOSHKA_KEYS = ("is_matryoshka", "matryoshka_dimensions")
+IMAGE_RANGES = ("checkpoint", "gme")
 
 
 def parse_overrides(text: str | None) -> dict[str, Any]:
@@ -48,10 +53,20 @@ def _sizes(value: Any, dims: int) -> tuple[int, ...]:
     return tuple(value)
 
 
-def served_spec(spec: ModelSpec, overrides: dict[str, Any],
-                context_length: int | None) -> tuple[ModelSpec, list[str]]:
+def _script_range(spec: ModelSpec) -> dict[str, Any]:
+    """The vision facts with the model's own scripts' pixel range served."""
+    vision = spec.vision
+    if vision is None or not vision.script_max_pixels:
+        raise ConfigError("--gme-image-range gme: this model has no image range of its own "
+                          "(it is a GME option)")
+    return {"vision": dataclasses.replace(vision, min_pixels=vision.script_min_pixels,
+                                          max_pixels=vision.script_max_pixels)}
+
+
+def served_spec(spec: ModelSpec, overrides: dict[str, Any], context_length: int | None,
+                image_range: str = "checkpoint") -> tuple[ModelSpec, list[str]]:
     """(the spec requests are checked against, the override keys that have no effect)."""
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = _script_range(spec) if image_range == "gme" else {}
     if "matryoshka_dimensions" in overrides:
         changes["matryoshka_dimensions"] = _sizes(overrides["matryoshka_dimensions"],
                                                   spec.dims)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from runtime.config import BACKENDS
+from runtime.served_model import IMAGE_RANGES
 
 DEFAULT_CACHE = Path.home() / ".cache" / "trt-embed"
 FALSE = ("", "0", "false", "no", "off")
@@ -145,6 +146,11 @@ def _media_flags(g: Any) -> None:
                    help="serve local image paths under this directory (refused otherwise)")
     g.add_argument("--media-timeout", type=float, default=10.0, help="seconds per image fetch")
     g.add_argument("--max-image-bytes", type=int, default=20 * 1024 * 1024)
+    g.add_argument("--gme-image-range", choices=IMAGE_RANGES, default="checkpoint",
+                   help="GME image sizes: checkpoint (default, as SGLang: the checkpoint's "
+                        "preprocessor_config.json min/max pixels, up to 16384 tokens) or gme "
+                        "(GME's own scripts: 256..1280 tokens, the model card's setting; "
+                        "bounds the vision work per image)")
     g.add_argument("--max-image-pixels", type=int, default=32_000_000,
                    help="width x height above which an image is refused before decoding")
 

@@ -124,7 +124,7 @@ def serve_as(args: argparse.Namespace, artifact: Artifact) -> Artifact:
     """The artifact under the spec that --context-length and --json-model-override-args
     make of its own (runtime/served_model.py)."""
     spec, ignored = served_spec(artifact.spec, parse_overrides(args.json_model_override_args),
-                                args.context_length)
+                                args.context_length, args.gme_image_range)
     if ignored:
         log.info("--json-model-override-args: %s have no effect here (the model is a built "
                  "graph; only is_matryoshka and matryoshka_dimensions act)", ", ".join(ignored))

@@ -1,9 +1,14 @@
-"""--context-length and --json-model-override-args as SGLang reads them (pure)."""
+"""--context-length, --json-model-override-args and --gme-image-range as SGLang reads
+them (pure)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from models import gme
+from models.checkpoint import CheckpointInfo
 from models.spec import ModelSpec
 from runtime.errors import ConfigError
 from runtime.served_model import parse_overrides, served_spec
@@ -47,3 +52,32 @@ def test_context_length_rejects_at_c_tokens_never_past_the_model(context_length:
 def test_unservable_values_fail_at_startup(text: str, context_length: int | None) -> None:
     with pytest.raises(ConfigError):
         served_spec(MINILM, parse_overrides(text), context_length)
+
+
+def gme_info(preprocessor: dict) -> CheckpointInfo:
+    config = {"architectures": ["Qwen2VLForConditionalGeneration"], "hidden_size": 64,
+              "max_position_embeddings": 4096, "vision_config": {"patch_size": 14,
+                                                                 "spatial_merge_size": 2}}
+    return CheckpointInfo(path=Path("gme"), config=config, modules=[], pooling_config={},
+                          st_config={}, bert_config={}, tokenizer_config={},
+                          preprocessor_config=preprocessor)
+
+
+def test_gme_images_are_sized_by_the_checkpoint_by_default() -> None:
+    """gme-Qwen2-VL-2B's preprocessor_config.json: 3136..12845056 pixels (4..16384 tokens),
+    which SGLang's processor uses; GME's scripts: 256..1280 tokens of 28 x 28 pixels."""
+    spec = gme.make_spec(gme_info({"min_pixels": 3136, "max_pixels": 12845056}))
+    assert spec.vision is not None
+    assert (spec.vision.min_pixels, spec.vision.max_pixels) == (3136, 12845056)
+    assert (spec.vision.script_min_pixels, spec.vision.script_max_pixels) == (
+        256 * 28 * 28, 1280 * 28 * 28)
+    # min/max_pixels win over `size`, which is the fallback (Qwen2VLImageProcessor).
+    sized = gme.make_spec(gme_info({"size": {"shortest_edge": 100, "longest_edge": 200}}))
+    assert sized.vision is not None and (sized.vision.min_pixels, sized.vision.max_pixels) == (
+        100, 200)
+    served, _ = served_spec(spec, {}, None, "gme")
+    assert served.vision is not None
+    assert (served.vision.min_pixels, served.vision.max_pixels) == (200704, 1003520)
+    assert served_spec(spec, {}, None)[0] == spec
+    with pytest.raises(ConfigError):
+        served_spec(MINILM, {}, None, "gme")
