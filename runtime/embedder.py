@@ -191,6 +191,10 @@ class Embedder:
                 f"input[{both}] has both text and an image; this model embeds one or the other "
                 "per item (send them as two items).", param="input", code="unsupported_input")
 
+    def prompt_text(self, prompt_name: str | None) -> str:
+        """The text a request's prompt_name prepends (the default prompt for None)."""
+        return self._prompt(prompt_name)
+
     def _prompt(self, prompt_name: str | None) -> str:
         if prompt_name is None:
             name = self.spec.default_prompt_name

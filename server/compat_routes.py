@@ -128,16 +128,28 @@ def detokenize(emb: Embedder, req: DetokenizeRequest) -> dict[str, Any]:
     return {"text": emb.tokenizer.decode(req.tokens, req.skip_special_tokens)}
 
 
+async def _keeping_end(emb: Embedder, texts: list[str], req: TeiEmbedRequest
+                       ) -> EmbeddingResult:
+    """Left truncation: the prompted texts cut here, then embedded as token ids (for a text
+    model that is what its text path does, with the other end cut)."""
+    if emb.spec.adapter != "text":
+        raise _bad("truncation_direction 'Left' is available for text models only.",
+                   "truncation_direction")
+    prompt = emb.prompt_text(req.prompt_name)
+    rows = emb.tokenizer.encode_keeping_end([prompt + t for t in texts])
+    return await emb.embed_tokens(rows, dimensions=req.dimensions)
+
+
 async def tei_embed(emb: Embedder, req: TeiEmbedRequest, max_inputs: int) -> np.ndarray:
-    if req.truncate and req.truncation_direction.lower() == "left":
-        raise _bad("truncation_direction 'Left' is not supported: this server keeps the "
-                   "start of a text and cuts its end ('Right').", "truncation_direction")
     if not req.normalize and emb.spec.normalize:
         raise _bad("normalize=false is not available: this model's graph L2-normalises its "
                    "output.", "normalize")
     _, texts = classify_input(req.inputs, max_inputs)
-    result = await emb.embed_texts(texts, truncate=req.truncate, prompt_name=req.prompt_name,
-                                   dimensions=req.dimensions)
+    if req.truncate and req.truncation_direction.lower() == "left":
+        result = await _keeping_end(emb, texts, req)
+    else:
+        result = await emb.embed_texts(texts, truncate=req.truncate,
+                                       prompt_name=req.prompt_name, dimensions=req.dimensions)
     vectors = result.vectors
     if req.normalize and not emb.spec.normalize:
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

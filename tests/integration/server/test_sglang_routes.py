@@ -92,6 +92,10 @@ def test_tei_embed_bare_array(url: str, reference: np.ndarray, minilm_path: Path
     assert post(url, "/embed", {"inputs": long_text}).status_code == 400
     assert post(url, "/embed", {"inputs": "x", "normalize": False}).status_code == 400
     assert post(url, "/embed", {"inputs": "x", "prompt_name": "nope"}).status_code == 400
-    left = post(url, "/embed", {"inputs": long_text, "truncate": True,
+    # Left keeps the end: the same vector as the text's last 254 word tokens on their own.
+    ending = "start " * 300 + "word " * 400
+    left = post(url, "/embed", {"inputs": ending, "truncate": True,
                                 "truncation_direction": "Left"})
-    assert left.status_code == 400 and left.json()["error"]["param"] == "truncation_direction"
+    assert left.status_code == 200, left.text
+    assert_parity(np.array(left.json(), dtype=np.float32),
+                  st_reference(minilm_path, ["word " * 254]))
