@@ -1,8 +1,9 @@
 """SGLang's native routes and TEI's /embed, in their request and response shapes.
 
 SGLang 0.5.23 (srt/entrypoints/http_server.py):
-- POST/PUT /encode: an EmbeddingReqInput (`text` or `input_ids`, `image_data`,
-  `dimensions`) -> {"embedding", "meta_info"} for one input, a list of them for several.
+- POST/PUT /encode (and /classify, the same there): an EmbeddingReqInput (`text` or
+  `input_ids`, `image_data`, `dimensions`) -> {"embedding", "meta_info"} for one input, a
+  list of them for several.
 - POST /tokenize and /v1/tokenize: {prompt: str | [str], add_special_tokens} ->
   {tokens, count, max_model_len} (serving_tokenize.py).
 - POST /detokenize and /v1/detokenize: {tokens: [int] | [[int]], skip_special_tokens} ->
@@ -179,7 +180,9 @@ def register(app: FastAPI, config: ServerConfig) -> None:
     def emb(request: Request) -> Embedder:
         return request.app.state.embedder
 
+    # /classify: "the arguments and return values are the same as embedding models" there.
     @app.api_route("/encode", methods=["POST", "PUT"])
+    @app.api_route("/classify", methods=["POST", "PUT"])
     async def encode_route(body: EncodeRequest, request: Request) -> Any:
         return await encode(emb(request), body, config.max_inputs_per_request)
 

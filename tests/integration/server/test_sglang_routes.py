@@ -45,6 +45,8 @@ def test_encode_one_and_many(url: str, reference: np.ndarray) -> None:
     by_ids = httpx.put(url + "/encode", json={"input_ids": tokens},
                        headers={"Authorization": "Bearer k"}).json()
     np.testing.assert_allclose(by_ids["embedding"], one.json()["embedding"], atol=1e-6)
+    classified = post(url, "/classify", {"text": TEXTS[0]}).json()  # SGLang: same as /encode
+    np.testing.assert_allclose(classified["embedding"], one.json()["embedding"], atol=1e-6)
 
 
 def test_encode_mistakes_are_400(url: str) -> None:
