@@ -7,7 +7,7 @@ with, its max length, and its prompts come from these files, never from guesses.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class CheckpointInfo:
     st_config: dict[str, Any]  # config_sentence_transformers.json
     bert_config: dict[str, Any]  # sentence_bert_config.json
     tokenizer_config: dict[str, Any]
+    preprocessor_config: dict[str, Any] = field(default_factory=dict)  # image models
 
     @property
     def architecture(self) -> str:
@@ -93,4 +94,5 @@ def read_checkpoint(path: str | Path) -> CheckpointInfo:
         st_config=dict(_read_json(root / "config_sentence_transformers.json") or {}),
         bert_config=dict(_read_json(root / "sentence_bert_config.json") or {}),
         tokenizer_config=dict(_read_json(root / "tokenizer_config.json") or {}),
+        preprocessor_config=dict(_read_json(root / "preprocessor_config.json") or {}),
     )

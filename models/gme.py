@@ -5,11 +5,10 @@ graph and a language graph (exported by builder/families/gme.py). The prompt is 
 
 from __future__ import annotations
 
-from typing import Any
 
 from models.checkpoint import CheckpointInfo
 from models.family import Family
-from models.spec import ModelSpec, VisionFacts
+from models.spec import ModelSpec, VisionFacts, qwen2_vl_pixel_range
 
 TEMPLATE = "gme-qwen2-vl"
 INPUTS = ("input_ids", "attention_mask", "position_ids", "image_index", "image_embeds")
@@ -34,16 +33,18 @@ def make_spec(info: CheckpointInfo) -> ModelSpec:
         items_mix_modalities=True,
         inputs=INPUTS,
         vision=VisionFacts(patch_size=int(vision.get("patch_size", 14)),
-                           spatial_merge_size=merge, **image_pixels(info.config, factor)),
+                           spatial_merge_size=merge, **image_pixels(info, factor)),
     )
 
 
-def image_pixels(config: dict[str, Any], factor: int) -> dict[str, int]:
-    """GME resizes images to 256..1280 merged tokens (min/max_image_tokens), not to the
-    preprocessor_config.json range (up to 16384 tokens) that plain Qwen2-VL uses."""
-    low = int(config.get("min_image_tokens", 256)) * factor * factor
-    high = int(config.get("max_image_tokens", 1280)) * factor * factor
-    return {"min_pixels": low, "max_pixels": high}
+def image_pixels(info: CheckpointInfo, factor: int) -> dict[str, int]:
+    """The checkpoint's own range (preprocessor_config.json: up to 16384 tokens for
+    gme-Qwen2-VL), which SGLang serves with (its Qwen2-VL processor is the checkpoint's
+    image processor); and GME's scripts' 256..1280 merged tokens (min/max_image_tokens)."""
+    low, high = qwen2_vl_pixel_range(info.preprocessor_config)
+    return {"min_pixels": low, "max_pixels": high,
+            "script_min_pixels": int(info.config.get("min_image_tokens", 256)) * factor ** 2,
+            "script_max_pixels": int(info.config.get("max_image_tokens", 1280)) * factor ** 2}
 
 
 def prompt(text: str | None, image: bool, instruction: str = "You are a helpful assistant.") -> str:

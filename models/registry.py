@@ -46,4 +46,10 @@ def resolve(path: str | Path) -> tuple[Family, ModelSpec]:
     """The checkpoint's family and spec; the spec names the family's runtime adapter."""
     info = read_checkpoint(path)
     family = family_for(info)
-    return family, dataclasses.replace(family.make_spec(info), adapter=family.adapter)
+    spec = family.make_spec(info)
+    # config.json's Matryoshka keys, read as SGLang reads them (configs/model_config.py:
+    # is_matryoshka = matryoshka_dimensions or is_matryoshka), on top of the family's own.
+    sizes = tuple(int(d) for d in info.config.get("matryoshka_dimensions") or ())
+    matryoshka = spec.matryoshka or bool(sizes) or bool(info.config.get("is_matryoshka"))
+    return family, dataclasses.replace(spec, adapter=family.adapter, matryoshka=matryoshka,
+                                       matryoshka_dimensions=sizes)

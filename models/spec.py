@@ -25,8 +25,14 @@ class VisionFacts:
     patch_size: int  # pixels per patch side
     image_size: int = 0  # CLIP: the square input side; 0 for dynamic-resolution towers
     spatial_merge_size: int = 1  # Qwen2-VL: patches merged per side into one image token
-    min_pixels: int = 0  # Qwen2-VL: resize range (0: the preprocessor config's own)
+    # Qwen2-VL: the resize range served by default, the checkpoint's own
+    # (preprocessor_config.json, as Qwen2VLImageProcessor and SGLang read it).
+    min_pixels: int = 0
     max_pixels: int = 0
+    # The model's own scripts' range, where it differs (GME: min/max_image_tokens, 256..1280
+    # merged tokens); served with --gme-image-range gme. 0: none.
+    script_min_pixels: int = 0
+    script_max_pixels: int = 0
 
     @property
     def max_patches(self) -> int:
@@ -34,6 +40,15 @@ class VisionFacts:
         if self.image_size:
             return (self.image_size // self.patch_size) ** 2 + 1  # + the class token
         return self.max_pixels // (self.patch_size * self.patch_size)
+
+
+def qwen2_vl_pixel_range(preprocessor: dict[str, Any]) -> tuple[int, int]:
+    """A Qwen2-VL preprocessor config's resize range: min_pixels / max_pixels win over
+    `size`, as in Qwen2VLImageProcessor.__init__."""
+    size = preprocessor.get("size") or {}
+    low = preprocessor.get("min_pixels") or size.get("shortest_edge", 56 * 56)
+    high = preprocessor.get("max_pixels") or size.get("longest_edge", 28 * 28 * 1280)
+    return int(low), int(high)
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,9 @@ class ModelSpec:
     max_len: int  # longest token sequence the model accepts (special tokens included)
     normalize: bool = True  # L2-normalised inside the graph
     matryoshka: bool = False  # `dimensions` allowed (truncate, then renormalise)
+    # The sizes `dimensions` may take (config.json `matryoshka_dimensions`, as SGLang reads
+    # it); empty: any size from 1 to dims.
+    matryoshka_dimensions: tuple[int, ...] = ()
     # sentence-transformers prompts: ((name, text), ...), a tuple so the spec stays hashable.
     prompts: tuple[tuple[str, str], ...] = ()
     default_prompt_name: str | None = None
@@ -77,6 +95,7 @@ class ModelSpec:
         data["prompts"] = dict(self.prompts)
         data["modalities"] = list(self.modalities)
         data["inputs"] = list(self.inputs)
+        data["matryoshka_dimensions"] = list(self.matryoshka_dimensions)
         return data
 
     @classmethod
@@ -90,4 +109,5 @@ class ModelSpec:
         values["vision"] = VisionFacts(**data["vision"]) if data.get("vision") else None
         values["modalities"] = tuple(data.get("modalities", ("text",)))
         values["inputs"] = tuple(data.get("inputs", ("input_ids", "attention_mask")))
+        values["matryoshka_dimensions"] = tuple(data.get("matryoshka_dimensions", ()))
         return cls(**values)

@@ -7,7 +7,7 @@ pattern is TensorRT-LLM's Engine.from_dir: a directory plus the record of what i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models.spec import ModelSpec
@@ -33,6 +33,11 @@ class Artifact:
     @property
     def spec(self) -> ModelSpec:
         return self.manifest.spec
+
+    def with_spec(self, spec: ModelSpec) -> "Artifact":
+        """The same files served under `spec` (launch flags such as --context-length and
+        --json-model-override-args adjust what the manifest says)."""
+        return Artifact(self.path, replace(self.manifest, spec=spec))
 
     @property
     def towers(self) -> tuple[str, ...]:

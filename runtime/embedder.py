@@ -168,9 +168,14 @@ class Embedder:
                 f"This model does not support the 'dimensions' parameter: it was not trained "
                 f"for shortened embeddings (its size is {self.spec.dims}).",
                 param="dimensions", code="unsupported_parameter")
-        if not 1 <= dimensions <= self.spec.dims:
+        # 400 as in SGLang (managers/tokenizer_manager.py _validate_for_matryoshka_dim):
+        # below 1, outside the configured sizes, above the embedding size.
+        sizes = self.spec.matryoshka_dimensions
+        if not 1 <= dimensions <= self.spec.dims or (sizes and dimensions not in sizes):
+            allowed = (f"one of {list(sizes)}" if sizes
+                       else f"between 1 and {self.spec.dims}")
             raise InvalidRequestError(
-                f"'dimensions' must be between 1 and {self.spec.dims}, got {dimensions}.",
+                f"'dimensions' must be {allowed}, got {dimensions}.",
                 param="dimensions", code="invalid_value")
 
     def _check_items(self, items: Sequence[Any]) -> None:
@@ -185,6 +190,10 @@ class Embedder:
             raise InvalidRequestError(
                 f"input[{both}] has both text and an image; this model embeds one or the other "
                 "per item (send them as two items).", param="input", code="unsupported_input")
+
+    def prompt_text(self, prompt_name: str | None) -> str:
+        """The text a request's prompt_name prepends (the default prompt for None)."""
+        return self._prompt(prompt_name)
 
     def _prompt(self, prompt_name: str | None) -> str:
         if prompt_name is None:

@@ -44,5 +44,9 @@ class ArtifactError(ApplianceError):
     """A missing, corrupt or incompatible artifact: a startup failure with one clear message."""
 
 
+class ConfigError(ApplianceError):
+    """A launch flag whose value cannot be served (startup fails with one line)."""
+
+
 class MissingDependencyError(ApplianceError):
     """An optional dependency is not installed; the message names the install extra."""

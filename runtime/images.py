@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from models.spec import qwen2_vl_pixel_range
 from runtime.errors import ArtifactError, InvalidRequestError
 
 
@@ -106,11 +107,7 @@ class QwenVisionPreprocessor:
         return int(self.config.get("merge_size", 2))
 
     def pixel_range(self) -> tuple[int, int]:
-        """min_pixels / max_pixels win over `size`, as in Qwen2VLImageProcessor.__init__."""
-        size = self.config.get("size") or {}
-        low = self.config.get("min_pixels") or size.get("shortest_edge", 56 * 56)
-        high = self.config.get("max_pixels") or size.get("longest_edge", 28 * 28 * 1280)
-        return int(low), int(high)
+        return qwen2_vl_pixel_range(self.config)
 
     def target_size(self, height: int, width: int) -> tuple[int, int]:
         """Qwen2-VL's smart_resize: multiples of patch x merge, pixel count within range."""

@@ -20,12 +20,15 @@ class TextTokenizer:
         try:
             self._plain = Tokenizer.from_file(str(path))
             self._truncating = Tokenizer.from_file(str(path))
+            self._keep_end = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises a bare Exception on bad files
             raise ArtifactError(f"cannot load tokenizer {path}: {exc}") from exc
         self._plain.no_padding()
         self._plain.no_truncation()
         self._truncating.no_padding()
         self._truncating.enable_truncation(max_len)
+        self._keep_end.no_padding()
+        self._keep_end.enable_truncation(max_len, direction="left")
         self.max_len = max_len
         self.vocab_size = self._plain.get_vocab_size(with_added_tokens=True)
 
@@ -43,6 +46,27 @@ class TextTokenizer:
             for i, enc in zip(too_long, cut):
                 rows[i] = enc.ids
         return rows
+
+    def encode_keeping_end(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids cut to the maximum from the left (TEI's truncation_direction Left):
+        the end of a long text is kept; special tokens are added after the cut."""
+        return [e.ids for e in self._keep_end.encode_batch_fast(list(texts),
+                                                                add_special_tokens=True)]
+
+    def ids(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
+        """Token ids as they are, never checked against the maximum (/tokenize)."""
+        return [e.ids for e in self._plain.encode_batch_fast(list(texts),
+                                                             add_special_tokens=add_special_tokens)]
+
+    def decode(self, rows: Sequence[Sequence[int]], skip_special_tokens: bool = True) -> list[str]:
+        """Ids -> text (/detokenize); an id outside the vocabulary is a 400."""
+        for i, row in enumerate(rows):
+            if any(t < 0 or t >= self.vocab_size for t in row):
+                raise InvalidRequestError(
+                    f"tokens[{i}] has ids outside [0, {self.vocab_size}).", param="tokens",
+                    code="invalid_token_id")
+        return self._plain.decode_batch([list(r) for r in rows],
+                                        skip_special_tokens=skip_special_tokens)
 
     def token_id(self, token: str) -> int | None:
         """A special token's id (GME's <|image_pad|>), None when the vocabulary lacks it."""

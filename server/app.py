@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from runtime.embedder import Embedder
 from runtime.errors import NotReadyError
-from server import errors
+from server import compat_routes, errors
 from server.config import ServerConfig
 from server.embeddings_route import EmbeddingsRoute, answer
 from server.guards import ApiKeyMiddleware, BodyLimitMiddleware
@@ -94,6 +94,7 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
             "backend": emb.backend.name,
         }
 
+    compat_routes.register(app, config)  # SGLang's native routes and TEI's /embed
     return app
 
 

@@ -54,8 +54,9 @@ async def answer(emb: Embedder, config: ServerConfig, metrics: Metrics, body: by
         return Response(status_code=CLIENT_CLOSED)
     assert result is not None
     metrics.prompt_tokens.inc(result.prompt_tokens)
-    model = request.model or config.served_model_name
-    return Response(embeddings_body(result.vectors, request.encoding_format, model,
+    # The served name whatever the request says (SGLang does not echo it either).
+    return Response(embeddings_body(result.vectors, request.encoding_format,
+                                    config.served_model_name,
                                     result.prompt_tokens), media_type="application/json")
 
 

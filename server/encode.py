@@ -12,6 +12,14 @@ import numpy as np
 import orjson
 
 
+def usage(prompt_tokens: int) -> dict:
+    """SGLang 0.5.23's UsageInfo as it serialises (entrypoints/openai/protocol.py): every
+    field, None included."""
+    return {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens,
+            "completion_tokens": 0, "prompt_tokens_details": None, "reasoning_tokens": 0,
+            "completion_tokens_details": None}
+
+
 def embeddings_body(vectors: np.ndarray, encoding_format: str, model: str,
                     prompt_tokens: int) -> bytes:
     vectors = np.ascontiguousarray(vectors, dtype="<f4")
@@ -22,5 +30,5 @@ def embeddings_body(vectors: np.ndarray, encoding_format: str, model: str,
         data = [{"object": "embedding", "embedding": v, "index": i}
                 for i, v in enumerate(vectors)]
     body = {"object": "list", "data": data, "model": model,
-            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}
+            "usage": usage(prompt_tokens)}
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -8,15 +8,21 @@ launcher: MODEL, PORT, BACKEND... reach the same flags a user would type.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 from pathlib import Path
 from typing import Any, Callable
 
 from runtime.config import BACKENDS
+from runtime.served_model import IMAGE_RANGES
 
 DEFAULT_CACHE = Path.home() / ".cache" / "trt-embed"
 FALSE = ("", "0", "false", "no", "off")
+# SGLang's launch_server flags, generated from its source by bench/sglang_flags.py.
+SGLANG_FLAGS = Path(__file__).with_name("sglang_flags.json")
+INERT = "sglang_inert:"  # dest prefix of the SGLang flags that have no effect here
+DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 
 
 def _env(names: tuple[str, ...]) -> str | None:
@@ -50,11 +56,12 @@ def parser(description: str = "") -> argparse.ArgumentParser:
     _batch_flags(p.add_argument_group("batching and backend"))
     _reliability_flags(p.add_argument_group("limits, auth and shutdown"))
     _media_flags(p.add_argument_group("image inputs (multimodal models)"))
+    _inert_flags(p)
     return p
 
 
 def _sglang_flags(g: Any) -> None:
-    add(g, "--model-path", env=("MODEL",), required=True,
+    add(g, "--model-path", "--model", env=("MODEL",), required=True,
         help="artifact dir, checkpoint dir or hub id")
     g.add_argument("--is-embedding", action="store_true", help="accepted; always embedding")
     add(g, "--host", env=("HOST",), default="127.0.0.1")
@@ -67,14 +74,25 @@ def _sglang_flags(g: Any) -> None:
     g.add_argument("--allow-auto-truncate", action="store_true",
                    help="truncate over-long inputs instead of answering 400")
     g.add_argument("--log-level", default="info")
+    add(g, "--context-length", env=("CONTEXT_LENGTH",), type=int, default=None,
+        help="inputs of this many tokens or more get 400, as in SGLang (never more than "
+             "the model's maximum)")
+    g.add_argument("--json-model-override-args", default=None,
+                   help='JSON merged into the model config; here is_matryoshka and '
+                        'matryoshka_dimensions act, e.g. \'{"matryoshka_dimensions": [128, 256]}\'')
+    g.add_argument("--enable-metrics", action="store_true",
+                   help="accepted; /metrics is always served (without the API key, as SGLang)")
+    g.add_argument("--dtype", default=None, choices=DTYPES,
+                   help="precision of a first-use build: float16/half fp16, bfloat16 bf16, "
+                        "float32/float fp32, auto the default (--precision wins)")
 
 
 def _artifact_flags(g: Any) -> None:
     add(g, "--backend", env=("BACKEND",), default="auto", choices=BACKENDS)
     add(g, "--artifact-cache", env=("TRT_EMBED_CACHE", "ENGINE_CACHE"), type=Path,
         default=DEFAULT_CACHE, help="where checkpoints and hub ids are built on first use")
-    add(g, "--precision", env=("PRECISION",), default="fp32",
-        help="precision of a first-use build (fp32, fp16, bf16, int8)")
+    add(g, "--precision", env=("PRECISION",), default=None,
+        help="precision of a first-use build (fp32, fp16, bf16, int8; default fp32)")
     add(g, "--compute-capability", env=("COMPUTE_CAPABILITY",), nargs="+", default=[],
         help="targets of a first-use --backend tensorrt-rtx build, e.g. 8.9 12.0 "
              "(default: the library's portable set)")
@@ -115,7 +133,8 @@ def _reliability_flags(g: Any) -> None:
                    help="503 for a request none of whose inputs reached the model in this "
                         "time (0: no limit)")
     add(g, "--api-key", env=("TRT_EMBED_API_KEY",), default=None,
-        help="require 'Authorization: Bearer KEY' on every route but /health")
+        help="require 'Authorization: Bearer KEY' on every route but /health*, /ready "
+             "and /metrics (as SGLang)")
     g.add_argument("--drain-timeout", type=int, default=30,
                    help="seconds in-flight requests get to finish after SIGTERM")
 
@@ -127,5 +146,31 @@ def _media_flags(g: Any) -> None:
                    help="serve local image paths under this directory (refused otherwise)")
     g.add_argument("--media-timeout", type=float, default=10.0, help="seconds per image fetch")
     g.add_argument("--max-image-bytes", type=int, default=20 * 1024 * 1024)
+    g.add_argument("--gme-image-range", choices=IMAGE_RANGES, default="checkpoint",
+                   help="GME image sizes: checkpoint (default, as SGLang: the checkpoint's "
+                        "preprocessor_config.json min/max pixels, up to 16384 tokens) or gme "
+                        "(GME's own scripts: 256..1280 tokens, the model card's setting; "
+                        "bounds the vision work per image)")
     g.add_argument("--max-image-pixels", type=int, default=32_000_000,
                    help="width x height above which an image is refused before decoding")
+
+
+def _inert_flags(p: argparse.ArgumentParser) -> None:
+    """Every other SGLang flag: parsed (with its value) so an SGLang command line starts,
+    hidden from --help, and reported by `inert_given` as having no effect here."""
+    for flag in json.loads(SGLANG_FLAGS.read_text())["flags"]:
+        names = [n for n in flag["names"] if n not in p._option_string_actions]
+        if len(names) < len(flag["names"]):
+            continue  # declared above, with its meaning here
+        kw: dict[str, Any] = {"dest": INERT + names[0], "default": argparse.SUPPRESS,
+                              "help": argparse.SUPPRESS}
+        if flag["takes_value"]:
+            kw["nargs"] = flag["nargs"]  # choices unchecked: the value is not used
+        else:
+            kw["action"] = "store_true"
+        p.add_argument(*names, **kw)
+
+
+def inert_given(args: argparse.Namespace) -> list[str]:
+    """The SGLang flags on this command line that have no effect in this server."""
+    return sorted(k[len(INERT):] for k in vars(args) if k.startswith(INERT))

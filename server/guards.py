@@ -22,8 +22,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Liveness must answer without credentials: orchestrators probe it before anything else.
-OPEN_PATHS = frozenset({"/health"})
+# Probes and scrapes answer without credentials, as in SGLang (srt/utils/auth.py
+# decide_request_auth: paths starting /health, /ready or /metrics): orchestrators and
+# Prometheus reach them before, and without, any client key.
+OPEN_PREFIXES = ("/health", "/ready", "/metrics")
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -31,14 +33,15 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class ApiKeyMiddleware:
-    """Every path but /health needs `Authorization: Bearer <key>`; 401 otherwise."""
+    """Every path but the probes and /metrics needs `Authorization: Bearer <key>`; 401
+    otherwise."""
 
     def __init__(self, app: ASGIApp, api_key: str):
         self.app = app
         self._expected = f"Bearer {api_key}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"].startswith(OPEN_PREFIXES):
             return await self.app(scope, receive, send)
         given = _header(scope, b"authorization") or b""
         # compare_digest: the time taken does not reveal how much of the key matched.

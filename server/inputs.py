@@ -36,7 +36,9 @@ def classify_input(value: Any, max_inputs: int) -> tuple[str, list]:
             if item.text == "":
                 raise _invalid(f"input[{i}].text must not be empty.")
         return "items", list(value)
-    empty = next((i for i, text in enumerate(value) if text == ""), None)
+    # SGLang answers 400 for whitespace-only text too (serving_embedding.py _validate_request).
+    empty = next((i for i, text in enumerate(value) if not text.strip()), None)
     if empty is not None:
-        raise _invalid(f"input[{empty}] is an empty string; every input must have text.")
+        raise _invalid(f"input[{empty}] is empty or whitespace only; every input must have "
+                       "text.")
     return "text", list(value)

@@ -25,6 +25,7 @@ from runtime.errors import ApplianceError, ArtifactError
 from runtime.limits import BatchFlags
 from runtime.manifest import is_artifact
 from runtime.media import MediaConfig
+from runtime.served_model import parse_overrides, served_spec
 from runtime.backends.choose import require_tensorrt, tensorrt_missing
 from server import flags
 from server.config import ServerConfig
@@ -64,11 +65,21 @@ def run_builder(model: str, want: Want, python: str | None,
     return build
 
 
+# SGLang's --dtype as a first-use build precision; auto: the default.
+DTYPE_PRECISION = {"half": "fp16", "float16": "fp16", "bfloat16": "bf16", "float": "fp32",
+                   "float32": "fp32"}
+
+
+def precision(args: argparse.Namespace) -> str:
+    """--precision, else SGLang's --dtype, else fp32."""
+    return args.precision or DTYPE_PRECISION.get(args.dtype or "auto", "fp32")
+
+
 def wanted(args: argparse.Namespace) -> Want:
     """What a first-use build of --model-path makes, from the flags."""
     backend = build_backend(args.backend)
     targets = tuple(args.compute_capability) if backend == "tensorrt-rtx" else ()
-    return Want(args.model_path, args.precision, backend, targets)
+    return Want(args.model_path, precision(args), backend, targets)
 
 
 def ensure_artifact(args: argparse.Namespace) -> Path:
@@ -116,6 +127,17 @@ def build_config(args: argparse.Namespace, artifact: Artifact) -> ServerConfig:
                         api_key=args.api_key or None, drain_timeout_s=args.drain_timeout)
 
 
+def serve_as(args: argparse.Namespace, artifact: Artifact) -> Artifact:
+    """The artifact under the spec that --context-length and --json-model-override-args
+    make of its own (runtime/served_model.py)."""
+    spec, ignored = served_spec(artifact.spec, parse_overrides(args.json_model_override_args),
+                                args.context_length, args.gme_image_range)
+    if ignored:
+        log.info("--json-model-override-args: %s have no effect here (the model is a built "
+                 "graph; only is_matryoshka and matryoshka_dimensions act)", ", ".join(ignored))
+    return artifact.with_spec(spec)
+
+
 def prepare(args: argparse.Namespace) -> ServerConfig | None:
     """Everything before the model loads: first-use build, then the artifact opened once
     (its manifest read here, and handed on in the config). None: --build-only is done."""
@@ -123,7 +145,7 @@ def prepare(args: argparse.Namespace) -> ServerConfig | None:
     if args.build_only:
         log.info("build only: %s is ready", path)
         return None
-    artifact = Artifact.open(path)
+    artifact = serve_as(args, Artifact.open(path))
     check_chat_template(args.chat_template, artifact)
     log.info("serving %s on %s:%d", path, args.host, args.port)
     return build_config(args, artifact)
@@ -133,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if flags.inert_given(args):
+        log.info("SGLang flags with no effect in this server: %s",
+                 " ".join(flags.inert_given(args)))
     try:
         config = prepare(args)
     except ApplianceError as exc:  # one clear line, no traceback, exit status 1

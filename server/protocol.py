@@ -31,7 +31,7 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     input: EmbeddingInput
-    model: StrictStr | None = None  # accepted as sent (SGLang behaviour)
+    model: StrictStr | None = None  # accepted, not checked and not echoed (SGLang)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = None
     user: StrictStr | None = None

@@ -46,7 +46,7 @@ class GmeAdapter(Adapter):
         if vision is None:
             raise ArtifactError(f"{artifact.path}: the spec of a GME model has no vision facts")
         self.merge = vision.spatial_merge_size
-        # GME's image-token range (min/max_image_tokens), not preprocessor_config.json's.
+        # The spec's range: the checkpoint's own, or GME's scripts' (--gme-image-range).
         self.preprocess = QwenVisionPreprocessor({
             **read_preprocessor(artifact.preprocessor_path),
             "min_pixels": vision.min_pixels, "max_pixels": vision.max_pixels})

@@ -62,6 +62,8 @@ def test_base64_is_little_endian_float32_and_float_is_exact() -> None:
     as_float = orjson.loads(embeddings_body(vectors, "float", "m", 7))
     np.testing.assert_array_equal(np.array([d["embedding"] for d in as_float["data"]],
                                            dtype=np.float32), vectors)
-    assert as_float["usage"] == {"prompt_tokens": 7, "total_tokens": 7}
+    assert as_float["usage"] == {"prompt_tokens": 7, "total_tokens": 7, "completion_tokens": 0,
+                                 "prompt_tokens_details": None, "reasoning_tokens": 0,
+                                 "completion_tokens_details": None}
     assert [d["index"] for d in as_float["data"]] == [0, 1]
     assert list(as_float) == ["object", "data", "model", "usage"]

@@ -1,0 +1,212 @@
+"""SGLang's native routes and TEI's /embed, in their request and response shapes.
+
+SGLang 0.5.23 (srt/entrypoints/http_server.py):
+- POST/PUT /encode (and /classify, the same there): an EmbeddingReqInput (`text` or
+  `input_ids`, `image_data`, `dimensions`) -> {"embedding", "meta_info"} for one input, a
+  list of them for several.
+- POST /tokenize and /v1/tokenize: {prompt: str | [str], add_special_tokens} ->
+  {tokens, count, max_model_len} (serving_tokenize.py).
+- POST /detokenize and /v1/detokenize: {tokens: [int] | [[int]], skip_special_tokens} ->
+  {text} (serving_tokenize.py).
+- GET /get_server_info (deprecated there) and /server_info: the launch configuration.
+- POST /v1/score: label-token logprobs of a generative model, or the class logits of a
+  sequence-classification model (managers/tokenizer_manager_score_mixin.py); for an
+  embedding model SGLang would hand back the pooled embedding of query + item as "scores",
+  which is not a score, so this server answers 400 saying what to use instead.
+TEI (text-embeddings-inference): POST /embed {inputs, normalize, truncate,
+truncation_direction, prompt_name} -> a bare array of vectors.
+Errors go through server/errors.py (OpenAI's nested body) like every other route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import asdict
+from typing import Any, Literal, Union
+
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+
+from runtime.embedder import Embedder, EmbeddingResult
+from runtime.errors import InvalidRequestError
+from server.config import ServerConfig
+from server.inputs import classify_input
+from server.protocol import MultimodalItem
+
+IdRows = Union[list[StrictInt], list[list[StrictInt]]]
+
+
+class EncodeRequest(BaseModel):
+    """The part of SGLang's EmbeddingReqInput that an embedding server uses."""
+
+    model_config = ConfigDict(extra="ignore")
+    text: StrictStr | list[StrictStr] | None = None
+    input_ids: IdRows | None = None
+    image_data: StrictStr | list[StrictStr | None] | None = None
+    dimensions: StrictInt | None = None
+    rid: StrictStr | list[StrictStr] | None = None
+
+
+class TokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    prompt: StrictStr | list[StrictStr]
+    add_special_tokens: bool = True
+
+
+class DetokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    tokens: IdRows
+    skip_special_tokens: bool = True
+
+
+class TeiEmbedRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    inputs: StrictStr | list[StrictStr]
+    normalize: bool = True
+    truncate: bool = False
+    truncation_direction: Literal["Right", "Left", "right", "left"] = "Right"
+    prompt_name: StrictStr | None = None
+    dimensions: StrictInt | None = None
+
+
+def _bad(message: str, param: str | None) -> InvalidRequestError:
+    return InvalidRequestError(message, param=param, code="invalid_value")
+
+
+def _encode_items(req: EncodeRequest) -> tuple[bool, str, list[Any]]:
+    """(one input?, kind, one entry per input) from text / input_ids / image_data."""
+    if (req.text is None) == (req.input_ids is None) and req.image_data is None:
+        raise _bad("Send exactly one of 'text' and 'input_ids'.", "text")
+    if req.image_data is not None:
+        images = [req.image_data] if isinstance(req.image_data, str) else req.image_data
+        texts = req.text if isinstance(req.text, list) else [req.text] * len(images)
+        if len(texts) != len(images):
+            raise _bad("'text' and 'image_data' must have as many entries.", "image_data")
+        return isinstance(req.image_data, str), "items", [
+            MultimodalItem(text=t, image=i) for t, i in zip(texts, images)]
+    if req.input_ids is not None:
+        single = bool(req.input_ids) and isinstance(req.input_ids[0], int)
+        return single, *classify_input(req.input_ids, 1 << 30)
+    return isinstance(req.text, str), *classify_input(req.text, 1 << 30)
+
+
+async def _one(emb: Embedder, kind: str, item: Any, dims: int | None) -> EmbeddingResult:
+    if kind == "tokens":
+        return await emb.embed_tokens([item], dimensions=dims)
+    if kind == "text":
+        return await emb.embed_texts([item], dimensions=dims)
+    return await emb.embed_items([item], dimensions=dims)
+
+
+async def encode(emb: Embedder, req: EncodeRequest, max_inputs: int) -> Any:
+    single, kind, items = _encode_items(req)
+    if len(items) > max_inputs:
+        raise _bad(f"At most {max_inputs} inputs are allowed per request.", "text")
+    # One call per input (the batcher joins them) so each gets its own prompt_tokens.
+    results = await asyncio.gather(*(_one(emb, kind, x, req.dimensions) for x in items))
+    out = [{"embedding": r.vectors[0].tolist(),
+            "meta_info": {"id": uuid.uuid4().hex, "prompt_tokens": r.prompt_tokens}}
+           for r in results]
+    return out[0] if single else out
+
+
+def tokenize(emb: Embedder, req: TokenizeRequest) -> dict[str, Any]:
+    texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
+    rows = emb.tokenizer.ids(texts, req.add_special_tokens)
+    if isinstance(req.prompt, str):
+        return {"tokens": rows[0], "count": len(rows[0]), "max_model_len": emb.spec.max_len}
+    return {"tokens": rows, "count": [len(r) for r in rows], "max_model_len": emb.spec.max_len}
+
+
+def detokenize(emb: Embedder, req: DetokenizeRequest) -> dict[str, Any]:
+    if not req.tokens:
+        return {"text": ""}
+    if isinstance(req.tokens[0], int):
+        return {"text": emb.tokenizer.decode([req.tokens], req.skip_special_tokens)[0]}
+    return {"text": emb.tokenizer.decode(req.tokens, req.skip_special_tokens)}
+
+
+async def _keeping_end(emb: Embedder, texts: list[str], req: TeiEmbedRequest
+                       ) -> EmbeddingResult:
+    """Left truncation: the prompted texts cut here, then embedded as token ids (for a text
+    model that is what its text path does, with the other end cut)."""
+    if emb.spec.adapter != "text":
+        raise _bad("truncation_direction 'Left' is available for text models only.",
+                   "truncation_direction")
+    prompt = emb.prompt_text(req.prompt_name)
+    rows = emb.tokenizer.encode_keeping_end([prompt + t for t in texts])
+    return await emb.embed_tokens(rows, dimensions=req.dimensions)
+
+
+async def tei_embed(emb: Embedder, req: TeiEmbedRequest, max_inputs: int) -> np.ndarray:
+    if not req.normalize and emb.spec.normalize:
+        raise _bad("normalize=false is not available: this model's graph L2-normalises its "
+                   "output.", "normalize")
+    _, texts = classify_input(req.inputs, max_inputs)
+    if req.truncate and req.truncation_direction.lower() == "left":
+        result = await _keeping_end(emb, texts, req)
+    else:
+        result = await emb.embed_texts(texts, truncate=req.truncate,
+                                       prompt_name=req.prompt_name, dimensions=req.dimensions)
+    vectors = result.vectors
+    if req.normalize and not emb.spec.normalize:
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
+
+
+def server_info(config: ServerConfig, emb: Embedder, version: str) -> dict[str, Any]:
+    """The launch configuration as served (the API key left out)."""
+    return {"model_path": config.model_path, "served_model_name": config.served_model_name,
+            "host": config.host, "port": config.port, "is_embedding": True,
+            "context_length": emb.spec.max_len + 1, "backend": emb.backend.name,
+            "max_inputs_per_request": config.max_inputs_per_request,
+            "max_request_bytes": config.max_request_bytes, "runtime": asdict(config.runtime),
+            "api_key_required": config.api_key is not None, "version": version}
+
+
+def score() -> None:
+    raise InvalidRequestError(
+        "/v1/score scores with a generative model (label-token log-probabilities) or a "
+        "sequence-classification model (class logits); this is an embedding model, whose "
+        "output is a vector. Embed the query and the items with /v1/embeddings and compare "
+        "them (cosine similarity).", param=None, code="unsupported_model")
+
+
+def register(app: FastAPI, config: ServerConfig) -> None:
+    """The routes above, on `app`."""
+    def emb(request: Request) -> Embedder:
+        return request.app.state.embedder
+
+    # /classify: "the arguments and return values are the same as embedding models" there.
+    @app.api_route("/encode", methods=["POST", "PUT"])
+    @app.api_route("/classify", methods=["POST", "PUT"])
+    async def encode_route(body: EncodeRequest, request: Request) -> Any:
+        return await encode(emb(request), body, config.max_inputs_per_request)
+
+    @app.post("/tokenize")
+    @app.post("/v1/tokenize")
+    async def tokenize_route(body: TokenizeRequest, request: Request) -> dict[str, Any]:
+        return tokenize(emb(request), body)
+
+    @app.post("/detokenize")
+    @app.post("/v1/detokenize")
+    async def detokenize_route(body: DetokenizeRequest, request: Request) -> dict[str, Any]:
+        return detokenize(emb(request), body)
+
+    @app.get("/get_server_info")
+    @app.get("/server_info")
+    async def server_info_route(request: Request) -> dict[str, Any]:
+        return server_info(config, emb(request), request.app.version)
+
+    @app.post("/v1/score")
+    async def score_route() -> None:
+        score()
+
+    @app.post("/embed")
+    async def embed_route(body: TeiEmbedRequest, request: Request) -> Response:
+        vectors = await tei_embed(emb(request), body, config.max_inputs_per_request)
+        return Response(orjson.dumps(vectors, option=orjson.OPT_SERIALIZE_NUMPY),
+                        media_type="application/json")

@@ -1,0 +1,97 @@
+"""Every SGLang 0.5.23 launch flag parses; those with meaning here act."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.sglang_flags import sglang_flags
+from server import flags
+from server.launch_server import main, parser, precision
+
+SGLANG = json.loads(flags.SGLANG_FLAGS.read_text())
+# The unpacked wheel (`pip download --no-deps sglang==0.5.23`), where this machine has it.
+SOURCE = Path(os.environ.get("SGLANG_SOURCE", "/work/sglang/sglang"))
+
+
+def argv_for(flag: dict) -> list[str]:
+    """One use of the flag as an SGLang user writes it."""
+    if not flag["takes_value"]:
+        return [flag["names"][0]]
+    return [flag["names"][0], str((flag["choices"] or ["1"])[0])]
+
+
+def test_the_list_is_sglang_0_5_23_s_and_complete() -> None:
+    assert SGLANG["sglang"] == "0.5.23"
+    names = {n for f in SGLANG["flags"] for n in f["names"]}
+    assert len(SGLANG["flags"]) > 500
+    # The ones the issue names, and the aliases and negations argparse derives.
+    assert {"--enable-metrics", "--attention-backend", "--context-length", "--dtype",
+            "--json-model-override-args", "--tp-size", "--tensor-parallel-size",
+            "--mem-fraction-static", "--disable-radix-cache", "--model",
+            "--no-enable-tf32-matmul", "--served-model-name", "--api-key"} <= names
+
+
+@pytest.mark.skipif(not SOURCE.is_dir(), reason="SGLang's source is not unpacked here")
+def test_the_committed_list_is_what_the_generator_reads_from_the_source() -> None:
+    assert sglang_flags(SOURCE) == SGLANG["flags"]
+
+
+@pytest.mark.parametrize("flag", SGLANG["flags"], ids=lambda f: f["names"][0])
+def test_every_sglang_flag_is_accepted(flag: dict) -> None:
+    for name in flag["names"]:
+        args = parser().parse_args([name, *argv_for(flag)[1:], "--model-path", "m"])
+        assert args.model_path == "m"
+
+
+def test_all_at_once_with_the_rest_reported_as_inert() -> None:
+    argv = [a for f in SGLANG["flags"] for a in argv_for(f)] + ["--model-path", "m"]
+    args = parser().parse_args(argv)
+    inert = flags.inert_given(args)
+    acting = {"--model-path", "--host", "--port", "--api-key", "--served-model-name",
+              "--chat-template", "--trust-remote-code", "--is-embedding", "--log-level",
+              "--allow-auto-truncate", "--context-length", "--json-model-override-args",
+              "--enable-metrics", "--dtype", "--allowed-media-domains"}
+    assert set(inert) == {f["names"][0] for f in SGLANG["flags"]} - acting
+    assert args.context_length == 1 and args.dtype == "auto"
+
+
+def test_the_seed_command_line_starts(caplog: pytest.LogCaptureFixture) -> None:
+    """SGLang's documented BGE command line, abbreviations (--tp) included."""
+    args = parser().parse_args(["--model-path", "BAAI/bge-m3", "--is-embedding",
+                                "--attention-backend", "triton", "--tp", "2",
+                                "--mem-fraction-static", "0.8", "--enable-metrics"])
+    assert flags.inert_given(args) == ["--attention-backend", "--mem-fraction-static",
+                                       "--tp-size"]
+    assert args.enable_metrics
+
+
+def test_one_log_line_names_the_inert_flags(caplog: pytest.LogCaptureFixture,
+                                            tmp_path: Path) -> None:
+    caplog.set_level(logging.INFO, logger="server")
+    with pytest.raises(SystemExit):  # no such model: startup fails after the log line
+        main(["--model-path", str(tmp_path / "missing"), "--disable-radix-cache",
+              "--cuda-graph-max-bs-decode", "8", "--build-only", "--backend", "onnxruntime",
+              "--builder-python", "/bin/false", "--artifact-cache", str(tmp_path)])
+    lines = [r.getMessage() for r in caplog.records if "no effect" in r.getMessage()]
+    assert lines == ["SGLang flags with no effect in this server: --cuda-graph-max-bs-decode "
+                     "--disable-radix-cache"]
+
+
+@pytest.mark.parametrize(("argv", "want"), [
+    ([], "fp32"), (["--dtype", "auto"], "fp32"), (["--dtype", "half"], "fp16"),
+    (["--dtype", "float16"], "fp16"), (["--dtype", "bfloat16"], "bf16"),
+    (["--dtype", "float"], "fp32"), (["--dtype", "float32"], "fp32"),
+    (["--dtype", "float16", "--precision", "int8"], "int8"),
+])
+def test_dtype_is_the_first_use_build_precision(argv: list[str], want: str) -> None:
+    assert precision(parser().parse_args(["--model-path", "m", *argv])) == want
+
+
+def test_a_dtype_sglang_refuses_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--model-path", "m", "--dtype", "fp8"])
