@@ -38,13 +38,19 @@ def make_spec(info: CheckpointInfo) -> ModelSpec:
 
 
 def image_pixels(info: CheckpointInfo, factor: int) -> dict[str, int]:
-    """The checkpoint's own range (preprocessor_config.json: up to 16384 tokens for
-    gme-Qwen2-VL), which SGLang serves with (its Qwen2-VL processor is the checkpoint's
-    image processor); and GME's scripts' 256..1280 merged tokens (min/max_image_tokens)."""
+    """The checkpoint's own range (preprocessor_config.json), which SGLang serves with (its
+    Qwen2-VL processor is the checkpoint's image processor), with its top capped at GME's
+    scripts' 1280 merged tokens; and the scripts' 256..1280 tokens (min/max_image_tokens).
+
+    Why the cap: the exported vision attention is eager, a float32 patches x patches score
+    matrix per head and image. At gme-Qwen2-VL-2B's checkpoint top (16384 tokens, 65536
+    patches) that is ~275 GB per image, and the TensorRT vision profile would be built for
+    it; at 1280 tokens (5120 patches) ~1.7 GB. Images up to that size get SGLang's sizes."""
     low, high = qwen2_vl_pixel_range(info.preprocessor_config)
-    return {"min_pixels": low, "max_pixels": high,
-            "script_min_pixels": int(info.config.get("min_image_tokens", 256)) * factor ** 2,
-            "script_max_pixels": int(info.config.get("max_image_tokens", 1280)) * factor ** 2}
+    script_low = int(info.config.get("min_image_tokens", 256)) * factor ** 2
+    script_high = int(info.config.get("max_image_tokens", 1280)) * factor ** 2
+    return {"min_pixels": low, "max_pixels": min(high, script_high),
+            "script_min_pixels": script_low, "script_max_pixels": script_high}
 
 
 def prompt(text: str | None, image: bool, instruction: str = "You are a helpful assistant.") -> str:

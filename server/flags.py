@@ -148,9 +148,9 @@ def _media_flags(g: Any) -> None:
     g.add_argument("--max-image-bytes", type=int, default=20 * 1024 * 1024)
     g.add_argument("--gme-image-range", choices=IMAGE_RANGES, default="checkpoint",
                    help="GME image sizes: checkpoint (default, as SGLang: the checkpoint's "
-                        "preprocessor_config.json min/max pixels, up to 16384 tokens) or gme "
-                        "(GME's own scripts: 256..1280 tokens, the model card's setting; "
-                        "bounds the vision work per image)")
+                        "preprocessor_config.json min/max pixels, the top capped at 1280 "
+                        "tokens) or gme (GME's own scripts: 256..1280 tokens, the model "
+                        "card's setting)")
     g.add_argument("--max-image-pixels", type=int, default=32_000_000,
                    help="width x height above which an image is refused before decoding")
 

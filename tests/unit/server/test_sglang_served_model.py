@@ -65,10 +65,12 @@ def gme_info(preprocessor: dict) -> CheckpointInfo:
 
 def test_gme_images_are_sized_by_the_checkpoint_by_default() -> None:
     """gme-Qwen2-VL-2B's preprocessor_config.json: 3136..12845056 pixels (4..16384 tokens),
-    which SGLang's processor uses; GME's scripts: 256..1280 tokens of 28 x 28 pixels."""
+    which SGLang's processor uses, its top capped at GME's scripts' 1280 tokens (the eager
+    vision attention's memory); GME's scripts: 256..1280 tokens of 28 x 28 pixels."""
     spec = gme.make_spec(gme_info({"min_pixels": 3136, "max_pixels": 12845056}))
     assert spec.vision is not None
-    assert (spec.vision.min_pixels, spec.vision.max_pixels) == (3136, 12845056)
+    assert (spec.vision.min_pixels, spec.vision.max_pixels) == (3136, 1280 * 28 * 28)
+    assert spec.vision.max_patches == 5120
     assert (spec.vision.script_min_pixels, spec.vision.script_max_pixels) == (
         256 * 28 * 28, 1280 * 28 * 28)
     # min/max_pixels win over `size`, which is the fallback (Qwen2VLImageProcessor).
