@@ -183,8 +183,8 @@ def test_mixed_requests_share_one_batch(tiny_decoder_paths: dict[str, Path],
     cases = [(SHORT[1], "query", 8), (MIXED[2], None, None), (SHORT[2], "query", None),
              (SHORT[0], None, 16)]
     # call_cost_tokens=0: one batch however mixed the lengths (cost-based cuts are tested
-    # in tests/unit/test_batch_plan.py); one thread, one batch in flight: idle slots would
-    # share the queue (tests/unit/test_batcher.py). This is about prompts and dimensions.
+    # in tests/unit/runtime/test_batch_plan.py); one thread, one batch in flight: idle slots would
+    # share the queue (tests/unit/runtime/test_batcher.py). This is about prompts and dimensions.
     config = RuntimeConfig(backend="onnxruntime", threads=1,
                            batch=BatchFlags(max_wait_ms=500, call_cost_tokens=0))
 
@@ -217,8 +217,8 @@ def test_embedder_stops_after_a_bad_request_among_batched_ones(
     from runtime.errors import InvalidRequestError
 
     # call_cost_tokens=0: one batch however mixed the lengths (cost-based cuts are tested
-    # in tests/unit/test_batch_plan.py); one thread, one batch in flight: idle slots would
-    # share the queue (tests/unit/test_batcher.py). This is about prompts and dimensions.
+    # in tests/unit/runtime/test_batch_plan.py); one thread, one batch in flight: idle slots would
+    # share the queue (tests/unit/runtime/test_batcher.py). This is about prompts and dimensions.
     config = RuntimeConfig(backend="onnxruntime", threads=1,
                            batch=BatchFlags(max_wait_ms=500, call_cost_tokens=0))
     texts = [SHORT[1], "word " * (2 * MAX_LEN), SHORT[0]]
