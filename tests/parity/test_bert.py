@@ -23,7 +23,8 @@ def test_parity_in_one_batch(minilm_server: str, reference: np.ndarray) -> None:
     r = embed(minilm_server, input=TEXTS, model="anything")
     assert r.status_code == 200
     body = r.json()
-    assert body["object"] == "list" and body["model"] == "anything"
+    # (The response's `model` is the server's behaviour, asserted in tests/integration/server.)
+    assert body["object"] == "list"
     assert [d["index"] for d in body["data"]] == list(range(len(TEXTS)))
     assert all(d["object"] == "embedding" for d in body["data"])
     assert_parity(decode_embeddings(body), reference)
