@@ -1,6 +1,6 @@
 """`python -m bench.trt_build`: TensorRT for RTX ahead-of-time build times, per family and
 precision, on this machine (no GPU needed): the default model and every family's tiny
-checkpoint, as tests/integration/test_trt_rtx_build.py builds them. Writes its section of
+checkpoint, as tests/integration/builder/test_trt_rtx_build.py builds them. Writes its section of
 BENCHMARKS.md (bench/document.py; `make bench` keeps it).
 """
 

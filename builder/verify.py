@@ -12,7 +12,10 @@ from builder import families
 from models.family import Family
 from models.spec import ModelSpec
 
-MIN_COSINE = 0.9999
+# SGLang holds fp32 embeddings to |cosine - 1| < 1e-5 of the Hugging Face reference; every
+# family's fp32 artifact measured >= 1 - 6e-8 on these probes (bundled all-MiniLM and the
+# tiny Qwen3, gte-Qwen2, E5-Mistral, CLIP and GME checkpoints).
+MIN_COSINE = 0.99999
 IMAGE_MIN_COSINE = 0.999  # image towers: resampling and patch maths in another library
 
 PROBES: tuple[str, ...] = (

@@ -1,13 +1,17 @@
-"""Session fixtures: the real default model built once, and one real server on loopback."""
+"""Session fixtures: the real default model and the tiny checkpoints of every family, each\nbuilt once, and their real servers on loopback (shared by behaviour and parity tests)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 
 from tests.helpers import build_artifact, minilm_checkpoint, running_server
+
+if TYPE_CHECKING:
+    from tests.fixtures.decoder_server import Served
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +57,75 @@ def tiny_multimodal_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
     root = tmp_path_factory.mktemp("tiny_multimodal")
     return {"clip": make_tiny_clip(root / "clip"), "gme": make_tiny_qwen2_vl(root / "gme")}
+
+
+@pytest.fixture(scope="session")
+def decoder_servers(tiny_decoder_paths: dict[str, Path],
+                    tiny_decoder_artifacts: dict[str, Path]) -> Iterator[Callable[[str], Served]]:
+    """A server per decoder family, started on first use and kept for the session: the
+    behaviour tests and each family's parity file share it."""
+    from tests.fixtures.decoder_server import serve_decoder
+
+    servers: dict[str, Served] = {}
+    with contextlib.ExitStack() as stack:
+        def get(name: str) -> Served:
+            if name not in servers:
+                servers[name] = stack.enter_context(
+                    serve_decoder(name, tiny_decoder_paths[name], tiny_decoder_artifacts[name]))
+            return servers[name]
+
+        yield get
+
+
+@pytest.fixture(scope="session")
+def clip_checkpoint(tiny_multimodal_paths: dict[str, Path]) -> Path:
+    return tiny_multimodal_paths["clip"]
+
+
+@pytest.fixture(scope="session")
+def gme_checkpoint(tiny_multimodal_paths: dict[str, Path]) -> Path:
+    return tiny_multimodal_paths["gme"]
+
+
+@pytest.fixture(scope="session")
+def clip_artifact(tmp_path_factory: pytest.TempPathFactory, clip_checkpoint: Path) -> Path:
+    return build_artifact(clip_checkpoint, tmp_path_factory.mktemp("art") / "clip")
+
+
+@pytest.fixture(scope="session")
+def gme_artifact(tmp_path_factory: pytest.TempPathFactory, gme_checkpoint: Path) -> Path:
+    return build_artifact(gme_checkpoint, tmp_path_factory.mktemp("art") / "gme")
+
+
+@pytest.fixture(scope="session")
+def media() -> Iterator[str]:
+    """The loopback image server (tests/fixtures/media_server.py); yields its base URL."""
+    from tests.fixtures.media_server import media_server
+
+    with media_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def local_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder --allowed-local-media-path names, holding one real photo."""
+    from tests.fixtures.media_server import photo_path
+
+    folder = tmp_path_factory.mktemp("media")
+    (folder / "chelsea.png").write_bytes(photo_path("chelsea.png").read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def clip_server(clip_artifact: Path, local_dir: Path) -> Iterator[str]:
+    with running_server(clip_artifact, "--allowed-media-domains", "127.0.0.1",
+                        "--allowed-local-media-path", str(local_dir),
+                        "--max-image-bytes", str(2 * 1024 * 1024)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def gme_server(gme_artifact: Path) -> Iterator[str]:
+    with running_server(gme_artifact, "--chat-template", "gme-qwen2-vl",
+                        "--allowed-media-domains", "127.0.0.1") as url:
+        yield url

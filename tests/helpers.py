@@ -111,3 +111,27 @@ def st_reference(checkpoint: str | Path, texts: Sequence[str]) -> np.ndarray:
 
     model = SentenceTransformer(str(checkpoint), device="cpu")
     return model.encode(list(texts), normalize_embeddings=True, batch_size=32)
+
+
+def family_reference(checkpoint: str | Path,
+                     items: Sequence[tuple[str | None, str | None]]) -> np.ndarray:
+    """The family's own reference implementation (builder/families) on (text, photo name)
+    items; photos come from tests/fixtures/media_server.photo_path."""
+    from PIL import Image
+
+    from builder import families
+    from models.registry import resolve
+    from tests.fixtures.media_server import photo_path
+
+    family, spec = resolve(checkpoint)
+    pairs = [(text, Image.open(photo_path(name)) if name else None) for text, name in items]
+    return families.reference(family, checkpoint, spec, pairs)
+
+
+def assert_served_texts_match(url: str, checkpoint: str | Path, texts: Sequence[str],
+                              min_cosine: float = 0.9999) -> None:
+    """Plain strings through the server's /v1/embeddings against family_reference."""
+    r = httpx.post(f"{url}/v1/embeddings", json={"input": list(texts)}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert_parity(decode_embeddings(r.json()),
+                  family_reference(checkpoint, [(t, None) for t in texts]), min_cosine)

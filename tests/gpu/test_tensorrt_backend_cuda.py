@@ -1,6 +1,6 @@
 """TensorRtBackend on a real GPU without TensorRT: the real backend class, real cuda-python
 buffers and streams, a fake engine whose work is device-to-device copies on each context's
-stream (tests/fixtures/fake_tensorrt.py). Same cases as tests/unit/test_tensorrt_backend.py.
+stream (tests/fixtures/fake_tensorrt.py). Same cases as tests/unit/runtime/backends/test_tensorrt_backend.py.
 
 Needs cuda-python and a CUDA device; skipped cleanly elsewhere.
 """

@@ -12,14 +12,14 @@ import pytest
 from runtime.artifact_cache import Want, locate
 from runtime.errors import ArtifactError
 from server.launch_server import ensure_artifact, parser
-from tests.unit.test_artifact_cache import record, write_manifest
-from tests.unit.test_reliability_flags import ENV
+from tests.unit.runtime.test_artifact_cache import record, write_manifest
+from tests.unit.server.test_reliability_flags import ENV
 
 FAKE_BUILDER = """#!{python}
 import json, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from tests.unit.test_artifact_cache import record, write_manifest
+from tests.unit.runtime.test_artifact_cache import record, write_manifest
 args = sys.argv[1:]
 with open({log!r}, "a") as fh:
     fh.write(json.dumps(args) + "\\n")

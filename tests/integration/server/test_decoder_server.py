@@ -1,4 +1,5 @@
-"""Decoder embedding families through the real server, against sentence-transformers.
+"""Decoder embedding families through the real server: lengths, prompts, dimensions,
+batching (each family's plain parity is in tests/parity/test_<family>.py).
 
 One server per family (tiny random Qwen3-Embedding, gte-Qwen2, E5-Mistral checkpoints);
 E5-Mistral's artifact carries its weights as ONNX external data.
@@ -8,62 +9,22 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import httpx
 import numpy as np
 import pytest
-from tokenizers import Tokenizer
 
+from tests.fixtures.decoder_server import FAMILIES, MIXED, SHORT, Served
 from tests.fixtures.tiny_decoders import MAX_LEN, st_model
 from tests.helpers import assert_parity, cosine_rows, decode_embeddings, running_server
 
-FAMILIES = ("qwen3", "gte_qwen2", "e5_mistral")
-MIXED = [
-    "a",
-    "What is the capital of France?",
-    "The quick brown fox jumps over the lazy dog. " * 2,
-    "Ünïcödé façade — naïve café, 中文字符 🙂",
-    "Short.",
-    "Embeddings map text to vectors so that similar meanings land close together.",
-]
-SHORT = [MIXED[i] for i in (0, 1, 4)]  # room left for the ~45-token instruction prompt
-
-
-@dataclass(frozen=True)
-class Served:
-    name: str
-    url: str
-    reference: Any  # sentence_transformers.SentenceTransformer
-    tokenizer: Any  # tokenizers.Tokenizer of the artifact: no truncation
-
-    def post(self, **body: Any) -> httpx.Response:
-        return httpx.post(f"{self.url}/v1/embeddings", json={"model": self.name, **body},
-                          timeout=60)
-
-    def embed(self, texts: list[str], **extra: Any) -> np.ndarray:
-        r = self.post(input=texts, **extra)
-        assert r.status_code == 200, r.text
-        return decode_embeddings(r.json())
-
-    def ref(self, texts: list[str], **kwargs: Any) -> np.ndarray:
-        return self.reference.encode(texts, normalize_embeddings=True, **kwargs)
-
-    def prompt_name(self) -> str:
-        return next(n for n, text in self.reference.prompts.items() if text)
-
 
 @pytest.fixture(scope="module", params=FAMILIES)
-def served(request: pytest.FixtureRequest, tiny_decoder_paths: dict[str, Path],
-           tiny_decoder_artifacts: dict[str, Path]) -> Iterator[Served]:
-    name = request.param
-    artifact = tiny_decoder_artifacts[name]
-    reference = st_model(name, tiny_decoder_paths[name])
-    reference.max_seq_length = MAX_LEN
-    with running_server(artifact, "--max-wait-ms", "5") as url:
-        yield Served(name, url, reference, Tokenizer.from_file(str(artifact / "tokenizer.json")))
+def served(request: pytest.FixtureRequest,
+           decoder_servers: Callable[[str], Served]) -> Served:
+    return decoder_servers(request.param)
 
 
 def text_with_tokens(tokenizer: Any, n: int) -> str:
@@ -83,20 +44,6 @@ def assert_error(r: httpx.Response, param: str, code: str) -> None:
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
-
-
-def test_mixed_length_batch_matches_reference(served: Served) -> None:
-    ours = served.embed(MIXED)
-    assert_parity(ours, served.ref(MIXED))
-    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
-    # The tiny models tell texts apart, so the parity above is not trivially true.
-    assert (ours @ ours.T)[np.triu_indices(len(MIXED), 1)].max() < 0.9
-
-
-def test_one_by_one_matches_reference_and_the_batch(served: Served) -> None:
-    single = np.concatenate([served.embed([text]) for text in MIXED])
-    assert_parity(single, served.ref(MIXED))
-    assert cosine_rows(single, served.embed(MIXED)).min() > 0.99999  # padding leaks nothing
 
 
 def test_input_at_max_length(served: Served) -> None:
@@ -183,8 +130,8 @@ def test_mixed_requests_share_one_batch(tiny_decoder_paths: dict[str, Path],
     cases = [(SHORT[1], "query", 8), (MIXED[2], None, None), (SHORT[2], "query", None),
              (SHORT[0], None, 16)]
     # call_cost_tokens=0: one batch however mixed the lengths (cost-based cuts are tested
-    # in tests/unit/test_batch_plan.py); one thread, one batch in flight: idle slots would
-    # share the queue (tests/unit/test_batcher.py). This is about prompts and dimensions.
+    # in tests/unit/runtime/test_batch_plan.py); one thread, one batch in flight: idle slots would
+    # share the queue (tests/unit/runtime/test_batcher.py). This is about prompts and dimensions.
     config = RuntimeConfig(backend="onnxruntime", threads=1,
                            batch=BatchFlags(max_wait_ms=500, call_cost_tokens=0))
 
@@ -217,8 +164,8 @@ def test_embedder_stops_after_a_bad_request_among_batched_ones(
     from runtime.errors import InvalidRequestError
 
     # call_cost_tokens=0: one batch however mixed the lengths (cost-based cuts are tested
-    # in tests/unit/test_batch_plan.py); one thread, one batch in flight: idle slots would
-    # share the queue (tests/unit/test_batcher.py). This is about prompts and dimensions.
+    # in tests/unit/runtime/test_batch_plan.py); one thread, one batch in flight: idle slots would
+    # share the queue (tests/unit/runtime/test_batcher.py). This is about prompts and dimensions.
     config = RuntimeConfig(backend="onnxruntime", threads=1,
                            batch=BatchFlags(max_wait_ms=500, call_cost_tokens=0))
     texts = [SHORT[1], "word " * (2 * MAX_LEN), SHORT[0]]

@@ -10,7 +10,7 @@ import pytest
 from runtime.artifact import Artifact
 from server.config import ServerConfig
 from server.launch_server import build_config, parser
-from tests.unit.test_artifact_cache import write_manifest
+from tests.unit.runtime.test_artifact_cache import write_manifest
 
 ENV = ("MODEL", "HOST", "PORT", "BACKEND", "PRECISION", "SERVED_MODEL_NAME", "TRT_EMBED_CACHE",
        "ENGINE_CACHE", "TRT_EMBED_API_KEY", "BUILD_ONLY", "FORCE_BUILD", "BUILDER_PYTHON",

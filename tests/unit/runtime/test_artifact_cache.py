@@ -1,5 +1,5 @@
 """runtime/artifact_cache.py: the cache layout and the reuse/build/rebuild rule, on synthetic
-manifests (the end-to-end entrypoint runs are in tests/integration/test_entrypoint.py)."""
+manifests (the end-to-end entrypoint runs are in tests/integration/docker/test_entrypoint.py)."""
 
 from __future__ import annotations
 
