@@ -185,9 +185,9 @@ def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # ty
 
 
 def _gate(result: verify.Verification, unsupported: list[str], precision: str = "fp32") -> dict:
-    say(f"parity: min cosine {result.min_cosine:.6f}, mean {result.mean_cosine:.6f} "
+    say(f"parity: min cosine {result.min_cosine:.7f}, mean {result.mean_cosine:.7f} "
         f"over {result.probes} probes (threshold {result.threshold}; images "
-        f"{result.image_min_cosine:.6f}, threshold {verify.IMAGE_MIN_COSINE})")
+        f"{result.image_min_cosine:.7f}, threshold {verify.IMAGE_MIN_COSINE})")
     recorded = {**result.to_dict(), "onnxruntime_cpu_unsupported": unsupported}
     if precision == "int8":  # int8 is lossy by design: its own gate adds a mean threshold
         failure = quantize.GATE.failure(result.min_cosine, result.mean_cosine)
@@ -196,7 +196,7 @@ def _gate(result: verify.Verification, unsupported: list[str], precision: str = 
         recorded["mean_threshold"] = quantize.GATE.mean_cosine
     if not result.passed:
         raise BuildError(
-            f"parity gate failed: min cosine {result.min_cosine:.6f} (text, needs "
-            f"{result.threshold}), {result.image_min_cosine:.6f} (images, needs "
+            f"parity gate failed: min cosine {result.min_cosine:.7f} (text, needs "
+            f"{result.threshold}), {result.image_min_cosine:.7f} (images, needs "
             f"{verify.IMAGE_MIN_COSINE}); the artifact was not published")
     return recorded
