@@ -31,8 +31,12 @@ def _env(names: tuple[str, ...]) -> str | None:
     return next((os.environ[n] for n in names if os.environ.get(n)), None)
 
 
+ENVIRONMENT: set[str] = set()  # every variable a flag reads (filled as the parser is built)
+
+
 def add(group: Any, *flags: str, env: tuple[str, ...] = (), **kw: Any) -> None:
     """add_argument, with the default taken from the first of `env` that is set."""
+    ENVIRONMENT.update(env)
     value = _env(env)
     if env:
         kw["help"] = f"{kw.get('help', '')} (env {' or '.join(env)})".lstrip()
@@ -46,6 +50,12 @@ def add(group: Any, *flags: str, env: tuple[str, ...] = (), **kw: Any) -> None:
             kw["default"] = convert(value)
             kw["required"] = False
     group.add_argument(*flags, **kw)
+
+
+def environment() -> frozenset[str]:
+    """The environment variables the launcher's flags read."""
+    parser()
+    return frozenset(ENVIRONMENT)
 
 
 def parser(description: str = "") -> argparse.ArgumentParser:

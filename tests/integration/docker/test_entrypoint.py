@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
+from server.flags import environment
 from tests.helpers import (ROOT, assert_parity, decode_embeddings, free_port, server_pid,
                            st_reference, wait_healthy)
 
@@ -39,8 +40,11 @@ class Cache:
 
 
 def env_for(cache: Cache, path_prefix: str = "", **extra: str) -> dict[str, str]:
+    """The container's environment: the launcher's own variables are only those set here
+    (`make test` exports TRT_EMBED_CACHE, which would outrank ENGINE_CACHE)."""
     path = f"{path_prefix}{Path(sys.executable).parent}:{os.environ['PATH']}"
-    return {**os.environ, "PATH": path,
+    inherited = {k: v for k, v in os.environ.items() if k not in environment()}
+    return {**inherited, "PATH": path,
             "PYTHONPATH": str(ROOT), "MODEL": str(cache.checkpoint),
             "ENGINE_CACHE": str(cache.root), "HOST": "127.0.0.1", **extra}
 

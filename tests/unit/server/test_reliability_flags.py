@@ -9,12 +9,11 @@ import pytest
 
 from runtime.artifact import Artifact
 from server.config import ServerConfig
+from server.flags import environment
 from server.launch_server import build_config, parser
 from tests.unit.runtime.test_artifact_cache import write_manifest
 
-ENV = ("MODEL", "HOST", "PORT", "BACKEND", "PRECISION", "SERVED_MODEL_NAME", "TRT_EMBED_CACHE",
-       "ENGINE_CACHE", "TRT_EMBED_API_KEY", "BUILD_ONLY", "FORCE_BUILD", "BUILDER_PYTHON",
-       "COMPUTE_CAPABILITY")
+ENV = tuple(sorted(environment()))  # every variable the flags read
 
 
 @pytest.fixture(autouse=True)
