@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from runtime.adapters.base import Adapter
 from runtime.adapters.clip import ClipAdapter
+from runtime.adapters.cross_encoder import CrossEncoderAdapter
 from runtime.adapters.gme import GmeAdapter
 from runtime.adapters.text import TextAdapter
 from runtime.artifact import Artifact
@@ -15,6 +16,7 @@ ADAPTERS: dict[str, type[Adapter]] = {  # by ModelSpec.adapter
     "text": TextAdapter,
     "dual_tower": ClipAdapter,
     "vision_language": GmeAdapter,
+    "cross_encoder": CrossEncoderAdapter,
 }
 
 
