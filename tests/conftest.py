@@ -129,3 +129,22 @@ def gme_server(gme_artifact: Path) -> Iterator[str]:
     with running_server(gme_artifact, "--chat-template", "gme-qwen2-vl",
                         "--allowed-media-domains", "127.0.0.1") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT cross-encoder (tests/fixtures/tiny_cross_encoder.py)."""
+    from tests.fixtures.tiny_cross_encoder import make_tiny_cross_encoder
+
+    return make_tiny_cross_encoder(tmp_path_factory.mktemp("tiny_cross_encoder") / "ce")
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_server(tmp_path_factory: pytest.TempPathFactory,
+                         cross_encoder_path: Path) -> Iterator[str]:
+    """The tiny cross-encoder built and served; small batches (256 padded tokens) so one
+    request's documents spread over several, and a 40-document cap to test against."""
+    artifact = build_artifact(cross_encoder_path, tmp_path_factory.mktemp("artifacts") / "ce")
+    with running_server(artifact, "--max-wait-ms", "5", "--max-batch-tokens", "256",
+                        "--max-rerank-documents", "40") as url:
+        yield url
