@@ -163,16 +163,17 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
 def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # type: ignore[no-untyped-def]
             graphs: dict[str, Graph]) -> dict:
     """The parity gate, on ONNX Runtime CPU wherever its kernels can run the graphs."""
-    if spec.is_reranker:
-        return _gate_pairs(family, checkpoint, spec, staging, precision)
     unsupported: list[str] = []
     if precisions.get(precision).torch_dtype is not None:
         unsupported = sorted({op for g in graphs.values()
                               for op in precisions.unsupported_ops(staging / g.onnx)})
-    if spec.vision is not None:  # image towers: text, image and text+image probes
+    if spec.vision is not None or spec.is_reranker:  # served through the runtime's pipeline
         if unsupported:
             raise BuildError(f"ONNX Runtime CPU has no kernels for {', '.join(unsupported)}: "
-                             f"the {precision} image towers cannot be verified")
+                             f"the {precision} graphs of {family.name} cannot be verified")
+    if spec.is_reranker:
+        return _gate_pairs(family, checkpoint, spec, staging, precision)
+    if spec.vision is not None:  # image towers: text, image and text+image probes
         with step(f"verifying ONNX Runtime ({precision}) against the reference implementation"):
             result = verify_items.verify(family, checkpoint, spec, staging, precision)
         return _gate(result, [], precision)

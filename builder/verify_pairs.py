@@ -16,9 +16,10 @@ from builder.verify import PROBES
 from models.family import Family
 from models.spec import ModelSpec
 
-# Absolute score tolerance per precision. fp32 is the issue's 1e-4 (the tiny checkpoint
-# measured < 1e-6); reduced precisions move sigmoid scores by up to ~1e-3 per 1e-3 of logit
-# error, so they get the looser bounds their cosine gates imply.
+# Absolute score tolerance per precision. fp32 is the issue's 1e-4. The tiny cross-encoder
+# measured 2.4e-7 (fp32), 2.4e-4 (fp16) and 1.4e-2 (int8) on these probes; the reduced
+# precisions' bounds are set with headroom over that and are not yet measured on released
+# rerankers (bge-reranker, ms-marco MiniLM).
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 3e-2, "int8": 5e-2}
 QUERIES = ("What is the capital of France?", "fox", "Ünïcödé café, 中文字符 🙂")
 
