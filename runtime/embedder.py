@@ -133,14 +133,15 @@ class Embedder:
         return await self._run(work, len(items), dimensions)
 
     async def rerank(self, query: str, documents: Sequence[str], *, truncate: bool = True,
-                     raw_scores: bool = False) -> RerankResult:
+                     raw_scores: bool = False, instruct: str | None = None) -> RerankResult:
         """A reranker's score per (query, document) pair, in document order: the pairs are
         rows of the same token-budget batcher, so one request's documents may spread over
         several batches. `truncate` cuts over-long documents (never the query); else 400.
-        The spec's activation is applied unless `raw_scores`."""
+        The spec's activation is applied unless `raw_scores`; `instruct` replaces the
+        default instruction of rerankers that take one (Qwen3-Reranker)."""
         self._check_task(rerank=True)
         self.batcher.admit(len(documents))
-        work = await self.adapter.prepare_pairs(query, documents, truncate, self)
+        work = await self.adapter.prepare_pairs(query, documents, truncate, self, instruct)
         result = await self._run(work, len(documents), None)
         logits = result.vectors[:, 0]
         if not raw_scores and self.spec.score_activation == "sigmoid":

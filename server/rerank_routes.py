@@ -33,7 +33,7 @@ class SglangRerankRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     query: StrictStr
     documents: list[StrictStr]
-    instruct: StrictStr | None = None  # for instruction-following rerankers; unused here
+    instruct: StrictStr | None = None  # Qwen3-Reranker's instruction; cross-encoders: none
     top_n: int | None = None
     return_documents: bool = True
 
@@ -91,10 +91,12 @@ def ranked(scores: np.ndarray, top_n: int | None) -> list[int]:
 
 async def score(emb: Embedder, config: ServerConfig, query: str, documents: list[str],
                 top_n: int | None, truncate: bool | None = None, raw_scores: bool = False,
-                field: str = "documents") -> tuple[RerankResult, list[int]]:
+                field: str = "documents", instruct: str | None = None
+                ) -> tuple[RerankResult, list[int]]:
     check_request(query, documents, top_n, config.max_rerank_documents, field)
     cut = config.rerank_truncate if truncate is None else truncate
-    result = await emb.rerank(query, documents, truncate=cut, raw_scores=raw_scores)
+    result = await emb.rerank(query, documents, truncate=cut, raw_scores=raw_scores,
+                              instruct=instruct)
     return result, ranked(result.scores, top_n)
 
 
@@ -105,7 +107,7 @@ def register(app: FastAPI, config: ServerConfig) -> None:
     @app.api_route("/v1/rerank", methods=["POST", "PUT"])
     async def sglang_rerank(body: SglangRerankRequest, request: Request) -> list[dict]:
         result, order = await score(emb(request), config, body.query, body.documents,
-                                    body.top_n)
+                                    body.top_n, instruct=body.instruct)
         return [{"score": float(result.scores[i]), "index": i,
                  **({"document": body.documents[i]} if body.return_documents else {})}
                 for i in order]

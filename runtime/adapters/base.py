@@ -106,7 +106,7 @@ class Adapter(ABC):
         """`{text, image}` items (the pipeline has checked them against the spec) -> rows."""
 
     async def prepare_pairs(self, query: str, documents: Sequence[str], truncate: bool,
-                            stages: Stages) -> Work:
+                            stages: Stages, instruction: str | None = None) -> Work:
         """Rerankers: one row per (query, document) pair. Embedding families have no score;
         the pipeline refuses rerank requests for them first, from the spec."""
         raise NotImplementedError(f"{type(self).__name__} does not score pairs")

@@ -37,7 +37,8 @@ class CrossEncoderAdapter(Adapter):
         return await self.prepare([], prompt, truncate, stages)
 
     async def prepare_pairs(self, query: str, documents: Sequence[str], truncate: bool,
-                            stages: Stages) -> Work:
+                            stages: Stages, instruction: str | None = None) -> Work:
+        """`instruction` is for instruction-following rerankers; a cross-encoder has none."""
         encoded = await stages.tokenize_pairs(query, documents, truncate)
         return Work({TEXT: [PairRow(ids, types) for ids, types in encoded]})
 

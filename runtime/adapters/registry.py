@@ -9,6 +9,7 @@ from runtime.adapters.clip import ClipAdapter
 from runtime.adapters.cross_encoder import CrossEncoderAdapter
 from runtime.adapters.gme import GmeAdapter
 from runtime.adapters.text import TextAdapter
+from runtime.adapters.yes_no import YesNoRerankerAdapter
 from runtime.artifact import Artifact
 from runtime.errors import ArtifactError
 
@@ -17,6 +18,7 @@ ADAPTERS: dict[str, type[Adapter]] = {  # by ModelSpec.adapter
     "dual_tower": ClipAdapter,
     "vision_language": GmeAdapter,
     "cross_encoder": CrossEncoderAdapter,
+    "yes_no_reranker": YesNoRerankerAdapter,
 }
 
 

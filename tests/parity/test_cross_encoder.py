@@ -21,12 +21,12 @@ DOCS = [
 
 
 @pytest.fixture(scope="module")
-def reference(cross_encoder_path: Path) -> tuple[np.ndarray, np.ndarray]:
+def reference(reranker_paths: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
     """(sigmoid scores, raw logits) from CrossEncoder.predict."""
     import torch
     from sentence_transformers import CrossEncoder
 
-    model = CrossEncoder(str(cross_encoder_path), device="cpu")
+    model = CrossEncoder(str(reranker_paths["cross_encoder"]), device="cpu")
     pairs = [(QUERY, d) for d in DOCS]
     scores = model.predict(pairs, convert_to_numpy=True)
     raw = model.predict(pairs, activation_fn=torch.nn.Identity(), convert_to_numpy=True)

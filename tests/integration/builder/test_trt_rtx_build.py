@@ -21,16 +21,17 @@ from runtime.manifest import Graph, Manifest
 from tests.helpers import build_artifact
 
 rtx = pytest.importorskip("tensorrt_rtx_bindings")
-FAMILIES = ("bert", "qwen3", "gte_qwen2", "e5_mistral", "clip", "gme", "cross_encoder")
+FAMILIES = ("bert", "qwen3", "gte_qwen2", "e5_mistral", "clip", "gme", "cross_encoder",
+            "qwen3_reranker")
 TOWERS = {"clip": {"text", "image"}, "gme": {"text", "image"}}
 
 
 @pytest.fixture(scope="session")
 def checkpoints(minilm_path: Path, tiny_decoder_paths: dict[str, Path],
                 tiny_multimodal_paths: dict[str, Path],
-                cross_encoder_path: Path) -> dict[str, Path]:
+                reranker_paths: dict[str, Path]) -> dict[str, Path]:
     return {"bert": minilm_path, **tiny_decoder_paths, **tiny_multimodal_paths,
-            "cross_encoder": cross_encoder_path}
+            **reranker_paths}
 
 
 @pytest.fixture(scope="session")
