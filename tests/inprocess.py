@@ -12,11 +12,13 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import uvicorn
+from fastapi import FastAPI
 
+from runtime.backends.base import Backend
 from runtime.limits import BatchFlags
 from runtime.config import RuntimeConfig
 from runtime.artifact import Artifact
@@ -29,7 +31,7 @@ from tests.helpers import free_port
 class GatedBackend:
     """The real backend behind a gate; `entered` is set once a batch is waiting at it."""
 
-    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.name = inner.name
         self.limits = inner.limits
@@ -54,14 +56,15 @@ def gated_embedder(artifact: Path, runtime: RuntimeConfig) -> tuple[Embedder, Ga
 
 
 def server_config(artifact: Path, batch: BatchFlags | None = None,
-                  runtime: dict | None = None, **fields) -> ServerConfig:
+                  runtime: dict[str, Any] | None = None,
+                  **fields: Any) -> ServerConfig:
     rt = RuntimeConfig(batch=batch or BatchFlags(), threads=1, **(runtime or {}))
-    return ServerConfig(artifact=artifact, model_path=str(artifact), served_model_name="m",
+    return ServerConfig(artifact=Artifact.open(artifact), model_path=str(artifact), served_model_name="m",
                         runtime=rt, **fields)
 
 
 @contextlib.contextmanager
-def serve(config: ServerConfig, embedder: Embedder | None = None) -> Iterator[tuple[str, object]]:
+def serve(config: ServerConfig, embedder: Embedder | None = None) -> Iterator[tuple[str, FastAPI]]:
     """(base URL, app) of a server running in a thread; stopped on exit."""
     app = create_app(config, embedder)
     port = free_port()
@@ -98,6 +101,6 @@ def raw_post(url: str, body: bytes, path: str = "/v1/embeddings",
     return sock
 
 
-def metric(app, name: str, **labels: str) -> float:  # type: ignore[no-untyped-def]
+def metric(app: FastAPI, name: str, **labels: str) -> float:
     return app.state.metrics.registry.get_sample_value(name, labels) or 0.0
 

@@ -8,11 +8,15 @@ libraries are missing; skipped cleanly elsewhere. An on-device copy stands in fo
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from runtime.backends.gpu import gpu_count
+
+if TYPE_CHECKING:
+    from runtime.backends.cuda_buffers import StreamBuffers
 
 COUNT, WHY = gpu_count()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(COUNT == 0, reason=f"needs a CUDA GPU: {WHY}")]
@@ -20,7 +24,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(COUNT == 0, reason=f"needs a C
 SIZES = {"input_ids": 64 * 512 * 8, "attention_mask": 64 * 512 * 8, "embeddings": 64 * 1024 * 4}
 
 
-def engine_stand_in(buffers, rows: int, dims: int) -> None:  # type: ignore[no-untyped-def]
+def engine_stand_in(buffers: StreamBuffers, rows: int, dims: int) -> None:
     """What execute_async_v3 would do, queued on the same stream: write the output tensor
     (here: the first rows*dims*4 bytes of input_ids, bit for bit)."""
     from runtime.backends.gpu import cuda_call
@@ -31,7 +35,7 @@ def engine_stand_in(buffers, rows: int, dims: int) -> None:  # type: ignore[no-u
                                      buffers.stream))
 
 
-def round_trip(buffers, seed: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def round_trip(buffers: StreamBuffers, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     rows, seq, dims = int(rng.integers(1, 65)), int(rng.integers(1, 513)), 64
     ids = rng.integers(0, 2**62, (rows, seq), dtype=np.int64)

@@ -8,11 +8,19 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import pytest
 
 from runtime.backends.choose import tensorrt_missing
+
+if TYPE_CHECKING:
+    from runtime.backends.ort import OnnxRuntimeBackend
+    from runtime.backends.trt import TensorRtBackend
+    from runtime.manifest import Manifest
+
+    Backends = tuple[Manifest, TensorRtBackend, OnnxRuntimeBackend]
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(bool(tensorrt_missing()),
@@ -32,7 +40,7 @@ def trt_artifact(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) ->
 
 
 @pytest.fixture(scope="module")
-def backends(trt_artifact: Path):  # type: ignore[no-untyped-def]
+def backends(trt_artifact: Path) -> Iterator[Backends]:
     from runtime.artifact import Artifact
     from runtime.backends.base import BackendLimits
     from runtime.backends.ort import OnnxRuntimeBackend
@@ -61,7 +69,7 @@ def test_plan_recorded(trt_artifact: Path) -> None:
     assert [p["name"] for p in plan["profiles"]] == ["short", "long"]  # MiniLM: 256 tokens
 
 
-def test_parity_with_onnxruntime_per_profile(trt_artifact: Path, backends) -> None:  # type: ignore[no-untyped-def]
+def test_parity_with_onnxruntime_per_profile(trt_artifact: Path, backends: Backends) -> None:
     from tests.helpers import assert_parity
 
     manifest, trt, ort = backends
@@ -71,7 +79,7 @@ def test_parity_with_onnxruntime_per_profile(trt_artifact: Path, backends) -> No
         assert_parity(trt.embed(batch), ort.embed(batch), min_cosine=0.999)
 
 
-def test_concurrent_streams_match_serial(trt_artifact: Path, backends) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_streams_match_serial(trt_artifact: Path, backends: Backends) -> None:
     _, trt, _ = backends
     batches = [feeds(trt_artifact, [t] * (i + 1)) for i, t in enumerate(TEXTS * 4)]
     serial = [trt.embed(b) for b in batches]
@@ -81,7 +89,7 @@ def test_concurrent_streams_match_serial(trt_artifact: Path, backends) -> None: 
         np.testing.assert_allclose(a, b, atol=1e-3)
 
 
-def test_split_over_profile_max_batch(trt_artifact: Path, backends) -> None:  # type: ignore[no-untyped-def]
+def test_split_over_profile_max_batch(trt_artifact: Path, backends: Backends) -> None:
     _, trt, ort = backends
     big = feeds(trt_artifact, [TEXTS[4]] * (trt.profiles[-1].max_batch + 3))
     np.testing.assert_allclose(trt.embed(big), ort.embed(big), atol=2e-2)

@@ -5,6 +5,7 @@ instructions, a document cut to fit, and the query never cut."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def reference(path: Path, instruction: str | None = None) -> np.ndarray:
     return np.asarray(reference_pairs(path, spec, [(QUERY, d) for d in DOCS], instruction))
 
 
-def scores(url: str, **extra: object) -> np.ndarray:
+def scores(url: str, **extra: Any) -> np.ndarray:
     r = requests.post(url + "/v1/rerank", json={"query": QUERY, "documents": DOCS, **extra},
                       timeout=60)
     assert r.status_code == 200, r.text

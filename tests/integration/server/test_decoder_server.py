@@ -126,7 +126,7 @@ def test_mixed_requests_share_one_batch(tiny_decoder_paths: dict[str, Path],
     from runtime.embedder import Embedder
 
     reference = st_model("qwen3", tiny_decoder_paths["qwen3"])
-    served = Served("qwen3", "", reference, None)  # type: ignore[arg-type]
+    served = Served("qwen3", "", reference, None)
     cases = [(SHORT[1], "query", 8), (MIXED[2], None, None), (SHORT[2], "query", None),
              (SHORT[0], None, 16)]
     # call_cost_tokens=0: one batch however mixed the lengths (cost-based cuts are tested

@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import types
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import numpy as np
 import orjson
 import pytest
 
+from runtime.artifact import Artifact
 from runtime.config import RuntimeConfig
 from runtime.embedder import Embedder
 from server.config import ServerConfig
 from server.embeddings_route import EmbeddingsRoute
+from server.guards import Message, Receive, Scope, Send
 from server.metrics import Metrics
 from tests.helpers import assert_parity, st_reference
 
@@ -39,7 +41,7 @@ class Inner:
     def __init__(self) -> None:
         self.paths: list[tuple[str, str]] = []
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.paths.append((scope["method"], scope["path"]))
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -48,18 +50,18 @@ class Inner:
 async def call(route: EmbeddingsRoute, emb: Embedder, method: str, path: str,
                body: bytes) -> tuple[int, bytes]:
     app = types.SimpleNamespace(state=types.SimpleNamespace(embedder=emb))
-    scope = {"type": "http", "method": method, "path": path, "headers": [], "app": app}
-    incoming = [{"type": "http.request", "body": body[:7], "more_body": True},
+    scope: Scope = {"type": "http", "method": method, "path": path, "headers": [], "app": app}
+    incoming: list[Message] = [{"type": "http.request", "body": body[:7], "more_body": True},
                 {"type": "http.request", "body": body[7:], "more_body": False}]
-    sent: list[dict] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict:
+    async def receive() -> Message:
         if incoming:
             return incoming.pop(0)
         await asyncio.Event().wait()  # a client that stays: the answer is sent first
         raise AssertionError("unreachable")
 
-    async def send(message: dict) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     await route(scope, receive, send)
@@ -68,7 +70,7 @@ async def call(route: EmbeddingsRoute, emb: Embedder, method: str, path: str,
 
 def make_route(artifact: Path) -> tuple[EmbeddingsRoute, Inner, Metrics]:
     inner, metrics = Inner(), Metrics()
-    config = ServerConfig(artifact=artifact, model_path=str(artifact), served_model_name="m")
+    config = ServerConfig(artifact=Artifact.open(artifact), model_path=str(artifact), served_model_name="m")
     return EmbeddingsRoute(inner, config, metrics), inner, metrics
 
 

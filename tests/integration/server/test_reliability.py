@@ -9,30 +9,37 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from starlette.routing import Route
 
 from runtime.limits import BatchFlags
 from tests.helpers import assert_parity, decode_embeddings, st_reference
-from tests.inprocess import gated_embedder, metric, raw_post, serve, server_config, wait_for
+from tests.inprocess import (GatedBackend, gated_embedder, metric, raw_post, serve,
+                             server_config, wait_for)
 
+T = TypeVar("T")
+# (url, app, backend) of a server whose model sits behind a gate
+Gated = tuple[str, FastAPI, GatedBackend]
 TEXTS = [f"sentence number {i} about the weather in a city" for i in range(8)]
 
 
-def post(url: str, payload: dict, **kw) -> httpx.Response:
+def post(url: str, payload: dict[str, Any], **kw: Any) -> httpx.Response:
     return httpx.post(f"{url}/v1/embeddings", json=payload, timeout=60, **kw)
 
 
-def in_thread(fn, *args) -> tuple[threading.Thread, list]:  # type: ignore[no-untyped-def]
-    out: list = []
+def in_thread(fn: Callable[..., T], *args: Any) -> tuple[threading.Thread, list[T]]:
+    out: list[T] = []
     thread = threading.Thread(target=lambda: out.append(fn(*args)))
     thread.start()
     return thread, out
 
 
 @pytest.fixture()
-def gated(minilm_artifact: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def gated(minilm_artifact: Path, request: pytest.FixtureRequest) -> Iterator[Gated]:
     """(url, app, backend) for a server with the batch settings the test parametrizes."""
     config = server_config(minilm_artifact, BatchFlags(**getattr(request, "param", {})))
     embedder, backend = gated_embedder(minilm_artifact, config.runtime)
@@ -42,7 +49,7 @@ def gated(minilm_artifact: Path, request: pytest.FixtureRequest):  # type: ignor
         backend.gate.set()
 
 
-def hold_backend(url: str, backend) -> tuple[threading.Thread, list]:  # type: ignore[no-untyped-def]
+def hold_backend(url: str, backend: GatedBackend) -> tuple[threading.Thread, list[httpx.Response]]:
     """Shut the gate and park one request's batch at it: the backend is now busy."""
     backend.gate.clear()
     backend.entered.clear()
@@ -52,7 +59,7 @@ def hold_backend(url: str, backend) -> tuple[threading.Thread, list]:  # type: i
 
 
 @pytest.mark.parametrize("gated", [{"max_queue_rows": 64}], indirect=True)
-def test_overload_answers_429_promptly_with_retry_after(gated) -> None:  # type: ignore[no-untyped-def]
+def test_overload_answers_429_promptly_with_retry_after(gated: Gated) -> None:
     url, app, backend = gated
     blocker, blocked = hold_backend(url, backend)
     filler, filled = in_thread(post, url, {"input": [f"queued {i}" for i in range(60)]})
@@ -64,14 +71,15 @@ def test_overload_answers_429_promptly_with_retry_after(gated) -> None:  # type:
     assert r.json()["error"]["code"] == "overloaded"
     assert 1 <= int(r.headers["Retry-After"]) <= 60
     backend.gate.set()
-    blocker.join(), filler.join()
+    blocker.join()
+    filler.join()
     assert blocked[0].status_code == 200 and filled[0].status_code == 200
     assert post(url, {"input": TEXTS}).status_code == 200  # retrying later works
     assert metric(app, "trt_embed_requests_total", path="/v1/embeddings", status="429") == 1
 
 
 @pytest.mark.parametrize("gated", [{"max_queue_wait_ms": 200}], indirect=True)
-def test_queue_wait_limit_answers_503_and_never_runs_the_rows(gated) -> None:  # type: ignore[no-untyped-def]
+def test_queue_wait_limit_answers_503_and_never_runs_the_rows(gated: Gated) -> None:
     url, app, backend = gated
     rows_before = app.state.embedder.batcher.rows_run
     blocker, blocked = hold_backend(url, backend)
@@ -86,7 +94,7 @@ def test_queue_wait_limit_answers_503_and_never_runs_the_rows(gated) -> None:  #
     assert app.state.embedder.batcher.rows_run == rows_before + 1  # the blocker's row only
 
 
-def test_disconnect_storm_drops_queued_work(gated, minilm_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_disconnect_storm_drops_queued_work(gated: Gated, minilm_path: Path) -> None:
     url, app, backend = gated
     batcher = app.state.embedder.batcher
     rows_before = batcher.rows_run
@@ -152,7 +160,8 @@ def test_every_route_but_health_requires_the_api_key(minilm_artifact: Path) -> N
     config = server_config(minilm_artifact, api_key="s3cret-key")
     with serve(config) as (url, app):
         wait_for(lambda: app.state.readiness.ready, "warm-up")
-        routes = [(m, r.path) for r in app.routes for m in sorted(getattr(r, "methods", ()))]
+        routes = [(m, r.path) for r in app.routes if isinstance(r, Route)
+                  for m in sorted(r.methods or ())]
         paths = {p for _, p in routes}
         assert {"/v1/embeddings", "/metrics", "/docs", "/openapi.json", "/ready"} <= paths
         for method, path in routes:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 import numpy as np
@@ -54,7 +54,7 @@ def _no_tokenizer(d: Path) -> None:
     (d / "tokenizer.json").unlink()
 
 
-def _edit_manifest(d: Path, edit) -> None:  # type: ignore[no-untyped-def]
+def _edit_manifest(d: Path, edit: Callable[[dict[str, Any]], object]) -> None:
     data = json.loads((d / "manifest.json").read_text())
     edit(data)
     (d / "manifest.json").write_text(json.dumps(data))

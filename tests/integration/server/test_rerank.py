@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
@@ -16,7 +17,7 @@ DOCS = [f"document {i}: the quick brown fox and a cup of coffee {'rocket ' * (i 
         for i in range(20)]
 
 
-def post(url: str, path: str, **body: object) -> requests.Response:
+def post(url: str, path: str, **body: Any) -> requests.Response:
     return requests.post(url + path, json=body, timeout=60)
 
 

@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
+from openai.types import CreateEmbeddingResponse
 
 from tests.helpers import assert_parity, running_server, st_reference
 
@@ -45,8 +46,8 @@ def matryoshka(minilm_artifact: Path) -> Iterator[openai.OpenAI]:
         yield openai.OpenAI(api_key=API_KEY, base_url=f"{url}/v1")
 
 
-def vectors(response: object) -> np.ndarray:
-    return np.array([d.embedding for d in response.data], dtype=np.float32)  # type: ignore[attr-defined]
+def vectors(response: CreateEmbeddingResponse) -> np.ndarray:
+    return np.array([d.embedding for d in response.data], dtype=np.float32)
 
 
 def test_single_batch_and_single_item_list(plain: openai.OpenAI, minilm_path: Path) -> None:
@@ -87,9 +88,10 @@ def test_empty_and_whitespace_only_input_is_400(plain: openai.OpenAI, text: str)
 
 
 @pytest.mark.parametrize("given", ["Hello world", ["Text 1", "Text 2"]])
-def test_non_matryoshka_model_rejects_dimensions(plain: openai.OpenAI, given: object) -> None:
+def test_non_matryoshka_model_rejects_dimensions(plain: openai.OpenAI,
+                                                  given: str | list[str]) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        plain.embeddings.create(model="m", input=given, dimensions=256)  # type: ignore[arg-type]
+        plain.embeddings.create(model="m", input=given, dimensions=256)
     assert caught.value.status_code == 400
     full = plain.embeddings.create(model="m", input=["Hello world", "Test text", "Another"])
     assert vectors(full).shape == (3, 384)
@@ -117,7 +119,8 @@ def test_matryoshka_invalid_dimensions_are_400(matryoshka: openai.OpenAI, dims: 
     with pytest.raises(openai.BadRequestError) as caught:
         matryoshka.embeddings.create(model="m", input="Hello world", dimensions=dims)
     assert caught.value.status_code == 400
-    assert caught.value.body["param"] == "dimensions"  # type: ignore[index]
+    body = caught.value.body  # the SDK types it `object`: the JSON error, unwrapped
+    assert isinstance(body, dict) and body["param"] == "dimensions"
 
 
 def test_model_is_the_served_name_and_context_length_rejects_at_c(

@@ -50,7 +50,9 @@ def test_encode_one_and_many(url: str, reference: np.ndarray) -> None:
 
 
 def test_encode_mistakes_are_400(url: str) -> None:
-    for body in ({}, {"text": ""}, {"text": "x", "dimensions": 8}, {"input_ids": [[]]}):
+    bodies: list[dict[str, object]] = [{}, {"text": ""}, {"text": "x", "dimensions": 8},
+                                       {"input_ids": [[]]}]
+    for body in bodies:
         assert post(url, "/encode", body).status_code == 400, body
 
 

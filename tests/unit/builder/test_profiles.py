@@ -60,7 +60,7 @@ GME = ModelSpec(family="gme", architecture="Qwen2VLForConditionalGeneration", po
                         "image_embeds"),
                 vision=VisionFacts(patch_size=14, spatial_merge_size=2,
                                    min_pixels=256 * 28 * 28, max_pixels=1280 * 28 * 28))
-GME_LANGUAGE = {"input_ids": ["batch", "sequence"], "attention_mask": ["batch", "sequence"],
+GME_LANGUAGE: dict[str, list[int | str]] = {"input_ids": ["batch", "sequence"], "attention_mask": ["batch", "sequence"],
                 "position_ids": [3, "batch", "sequence"], "image_index": ["batch", "sequence"],
                 "image_embeds": ["image_tokens", 1536]}
 
@@ -80,7 +80,7 @@ def test_gme_language_graph_shares_axes_and_takes_zero_image_rows() -> None:
 
 
 def test_gme_vision_graph_packs_patches_in_merge_units() -> None:
-    inputs = {"pixel_values": ["patches", 1176], "vision_pos": ["patches", 2],
+    inputs: dict[str, list[int | str]] = {"pixel_values": ["patches", 1176], "vision_pos": ["patches", 2],
               "segment": ["patches"]}
     (only,) = graph_profiles(inputs, GME, BuildLimits(64, 16384))
     shapes = dict(only.shapes)

@@ -176,7 +176,9 @@ def _docker_expand(text: str, build_args: dict[str, str]) -> str:
 def _gpu_image_env(build_args: dict[str, str]) -> dict[str, str]:
     gpu = re.split(r"^FROM ", (DOCKER / "Dockerfile").read_text(), flags=re.M)[-1]
     defaults = {k: v.strip('"') for k, v in re.findall(r"^ARG (\w+)=(\S*)$", gpu, flags=re.M)}
-    block = re.search(r"^ENV (.*?)\n(?!    )", gpu, flags=re.M | re.S).group(1)
+    env = re.search(r"^ENV (.*?)\n(?!    )", gpu, flags=re.M | re.S)
+    assert env is not None, "the GPU stage sets no ENV"
+    block = env.group(1)
     pairs = [p.split("=", 1) for p in block.replace("\\\n", " ").split()]
     return {k: _docker_expand(v, {**defaults, **build_args}) for k, v in pairs if k != "PATH"}
 
@@ -199,6 +201,7 @@ def test_the_baked_plan_is_the_entry_the_image_serves(monkeypatch: pytest.Monkey
     run = re.search(r"^RUN .*?HF_HOME=\S+ (COMPUTE_CAPABILITY=\S+).*?/opt/venv/bin/python "
                     r"-m server\.launch_server(.*?--build-only)",
                     (DOCKER / "Dockerfile").read_text(), flags=re.S | re.M)
+    assert run is not None, "no launch_server --build-only bake step in the Dockerfile"
     monkeypatch.setenv(*_docker_expand(run.group(1), build_args).split("=", 1))
     baked = parser().parse_args(shlex.split(_docker_expand(
         run.group(2).replace("\\\n", " ").replace('"', "'"), build_args)))

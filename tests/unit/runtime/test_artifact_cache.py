@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,14 +37,15 @@ def checkpoint(tmp_path: Path) -> Path:
     return ckpt
 
 
-def record(flavour: str = "tensorrt", ccs: tuple[str, ...] = ("9.0",), **kw) -> TrtRecord:
+def record(flavour: str = "tensorrt", ccs: tuple[str, ...] = ("9.0",),
+           **kw: Any) -> TrtRecord:
     version = "11.4.0.106" if flavour == "tensorrt" else "1.7.1.116"
     plans = {"text": GraphPlan("text.plan", ())}
     return TrtRecord(flavour, version, ccs, "fp16", plans,
                      gpu_name=H100.gpu_name if flavour == "tensorrt" else None, **kw)
 
 
-def write_manifest(directory: Path, checkpoint: Path, **kw) -> Path:
+def write_manifest(directory: Path, checkpoint: Path, **kw: Any) -> Path:
     spec = ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=8, max_len=16)
     manifest = Manifest(spec=spec, source={"path": str(checkpoint),
                                            "fingerprint": fingerprint(checkpoint)},
@@ -54,7 +56,8 @@ def write_manifest(directory: Path, checkpoint: Path, **kw) -> Path:
     return directory
 
 
-def verdict(art: Path, checkpoint: Path, machine: Machine | None = H100, **kw) -> tuple[str, str]:
+def verdict(art: Path, checkpoint: Path, machine: Machine | None = H100,
+            **kw: Any) -> tuple[str, str]:
     want = Want(str(checkpoint), **{"precision": "fp16", "backend": "tensorrt", **kw})
     d = decide(art, want, machine, fingerprint(checkpoint))
     return d.action, d.reason

@@ -16,7 +16,7 @@ def brute_force(lengths: list[int], max_tokens: int, max_rows: int, call_cost: i
     """Cheapest split of the sorted rows into contiguous groups, by trying every cut set."""
     widths = sorted(lengths)
     n = len(widths)
-    best = None
+    best: int | None = None
     for mask in itertools.product((0, 1), repeat=n - 1):
         cuts = [0] + [i + 1 for i, cut in enumerate(mask) if cut] + [n]
         groups = [widths[a:b] for a, b in zip(cuts, cuts[1:])]
@@ -24,6 +24,7 @@ def brute_force(lengths: list[int], max_tokens: int, max_rows: int, call_cost: i
             continue
         total = sum(call_cost + len(g) * g[-1] for g in groups)
         best = total if best is None else min(best, total)
+    assert best is not None  # the all-singletons split is always within the limits
     return best
 
 

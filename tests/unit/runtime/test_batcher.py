@@ -132,11 +132,12 @@ async def test_a_backend_failure_reaches_only_that_batchs_requests() -> None:
 
     batcher = Batcher(flaky, BatchConfig(max_batch_size=1))
     batcher.start()
-    bad, good = await asyncio.gather(batcher.submit([[13]]), batcher.submit([[2]]),
-                                     return_exceptions=True)
+    outcomes = await asyncio.gather(batcher.submit([[13]]), batcher.submit([[2]]),
+                                    return_exceptions=True)
     await batcher.stop()
+    bad, good = outcomes
     assert isinstance(bad, RuntimeError)
-    assert good.tolist() == [[2, 1]]
+    assert isinstance(good, np.ndarray) and good.tolist() == [[2, 1]]
 
 
 async def test_idle_slots_share_the_queue() -> None:

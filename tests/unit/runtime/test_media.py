@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ ALLOW_LOOPBACK = MediaConfig(allowed_domains=("127.0.0.1",), max_bytes=2 * 1024 
 
 
 @pytest.fixture(scope="module")
-def server() -> str:
+def server() -> Iterator[str]:
     with media_server() as url:
         yield url
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Callable, Protocol
 
 import pytest
 
@@ -32,8 +33,16 @@ sys.exit({status})
 """
 
 
+class MakeBuilder(Protocol):
+    def __call__(self, status: int = 0) -> Path: ...
+
+
+# (write a stand-in builder exiting with `status`, the argument lists it was run with so far)
+Builder = tuple[MakeBuilder, Callable[[], list[list[str]]]]
+
+
 @pytest.fixture()
-def builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Builder:
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
     log = tmp_path / "calls.jsonl"
@@ -65,7 +74,7 @@ def launch(checkpoint: Path, cache: Path, script: Path, *flags: str) -> Path:
 
 
 def test_rtx_build_runs_the_builder_once_with_its_targets(tmp_path: Path, checkpoint: Path,
-                                                          builder) -> None:  # type: ignore[no-untyped-def]
+                                                          builder: Builder) -> None:
     make, calls = builder
     flags = ("--backend", "tensorrt-rtx", "--precision", "fp16", "--compute-capability", "8.9")
     entry = launch(checkpoint, tmp_path / "cache", make(), *flags)
@@ -82,7 +91,7 @@ def test_rtx_build_runs_the_builder_once_with_its_targets(tmp_path: Path, checkp
 
 
 def test_onnx_build_and_artifact_dirs(tmp_path: Path, checkpoint: Path,
-                                      builder) -> None:  # type: ignore[no-untyped-def]
+                                      builder: Builder) -> None:
     make, calls = builder
     entry = launch(checkpoint, tmp_path / "cache", make(), "--backend", "onnxruntime")
     assert entry.name == "onnxruntime-fp32" and "--compute-capability" not in calls()[0]
@@ -92,14 +101,14 @@ def test_onnx_build_and_artifact_dirs(tmp_path: Path, checkpoint: Path,
 
 
 def test_a_failed_build_is_one_error(tmp_path: Path, checkpoint: Path,
-                                     builder) -> None:  # type: ignore[no-untyped-def]
+                                     builder: Builder) -> None:
     make, _ = builder
     with pytest.raises(ArtifactError, match=f"building {checkpoint} failed"):
         launch(checkpoint, tmp_path / "cache", make(status=1), "--backend", "onnxruntime")
 
 
 def test_batch_flags_given_size_the_first_use_build(tmp_path: Path, checkpoint: Path,
-                                                    builder) -> None:  # type: ignore[no-untyped-def]
+                                                    builder: Builder) -> None:
     """TensorRT profiles are sized by the builder's limits: the server's flags reach it."""
     make, calls = builder
     launch(checkpoint, tmp_path / "cache", make(), "--backend", "tensorrt-rtx",

@@ -20,7 +20,8 @@ from server.protocol import parse_request
     ([1, 2, 3], "tokens", [[1, 2, 3]]),
     ([[1], [2, 3]], "tokens", [[1], [2, 3]]),
 ])
-def test_inputs_are_classified(value, kind, items) -> None:  # type: ignore[no-untyped-def]
+def test_inputs_are_classified(value: str | list[str] | list[int] | list[list[int]], kind: str,
+                               items: list[str] | list[list[int]]) -> None:
     req = parse_request(orjson.dumps({"input": value}))
     assert classify_input(req.input, 2048) == (kind, items)
 
@@ -42,7 +43,7 @@ def test_malformed_requests_are_400s(body: bytes, param: str | None) -> None:
 
 
 @pytest.mark.parametrize("value", ["", [], [""], ["ok", ""], [[]], [[1], []]])
-def test_empty_inputs_are_refused(value) -> None:  # type: ignore[no-untyped-def]
+def test_empty_inputs_are_refused(value: str | list[str] | list[list[int]]) -> None:
     with pytest.raises(InvalidRequestError) as info:
         classify_input(parse_request(orjson.dumps({"input": value})).input, 2048)
     assert info.value.param == "input"

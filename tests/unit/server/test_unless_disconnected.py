@@ -6,14 +6,15 @@ import asyncio
 
 import pytest
 
+from server.guards import Message, Receive
 from server.lifecycle import unless_disconnected
 
 
-def channel() -> tuple[asyncio.Event, object]:
+def channel() -> tuple[asyncio.Event, Receive]:
     """An ASGI receive that returns http.disconnect once `leave` is set."""
     leave = asyncio.Event()
 
-    async def receive() -> dict:
+    async def receive() -> Message:
         await leave.wait()
         return {"type": "http.disconnect"}
 
@@ -51,7 +52,8 @@ async def test_a_client_that_leaves_cancels_the_work() -> None:
     hanger = asyncio.create_task(hang_up())
     assert await unless_disconnected(receive, work()) == (False, None)
     assert cancelled.is_set()
-    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    me = asyncio.current_task()
+    assert me is not None and me.cancelling() == 0
     await hanger
 
 

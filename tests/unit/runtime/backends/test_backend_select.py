@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -99,7 +100,7 @@ def test_tensorrt_requested_names_what_is_missing() -> None:
 
 
 @needs_no_gpu
-def test_launch_server_tensorrt_fails_at_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_launch_server_tensorrt_fails_at_once(tmp_path: Path) -> None:
     """No build starts, no port opens: the process exits with what is missing."""
     proc = subprocess.run(
         [sys.executable, "-m", "server.launch_server", "--model-path", str(tmp_path / "ckpt"),
@@ -111,7 +112,7 @@ def test_launch_server_tensorrt_fails_at_once(tmp_path) -> None:  # type: ignore
 
 
 @needs_no_gpu
-def test_builder_tensorrt_fails_before_exporting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_builder_tensorrt_fails_before_exporting(tmp_path: Path) -> None:
     from builder.__main__ import main
 
     assert main(["--model-path", str(tmp_path / "none"), "--output", str(tmp_path / "out"),
@@ -119,7 +120,7 @@ def test_builder_tensorrt_fails_before_exporting(tmp_path) -> None:  # type: ign
     assert not (tmp_path / "out").exists()
 
 
-def test_choice_is_logged(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_choice_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from runtime.backends.choose import load_backend
     from runtime.config import RuntimeConfig
 

@@ -126,13 +126,18 @@ def _chain(node: ast.AST) -> list[str]:
     return parts[1:] if parts[0] == "self" else parts
 
 
+def _linked(tree: ast.Module) -> ast.Module:
+    """`tree` with a `parent` attribute on every node below the root (ast has none; it is
+    set and read with setattr/getattr, as an attribute of our own)."""
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            setattr(child, "parent", node)
+    return tree
+
+
 def _trees() -> Iterator[ast.Module]:
     for path in SOURCES:
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            for child in ast.iter_child_nodes(node):
-                child.parent = node  # type: ignore[attr-defined]
-        yield tree
+        yield _linked(ast.parse(path.read_text()))
 
 
 def uses(root: str | None = None) -> set[tuple[str, ...]]:
@@ -235,13 +240,10 @@ def test_flavour_only_names_are_only_in_one_flavour_and_behind_a_condition(apis:
                 guarded.add(pair)
     assert ("IRuntimeCache", "deserialize") in guarded
     # The check can fail: an unguarded use is caught.
-    bare = ast.parse("def load(engine):\n    engine.create_runtime_config()\n"
-                     "def _rtx_x(runtime_cache):\n    runtime_cache.serialize()\n"
-                     "def close(self):\n    _rtx_x(1)\n"
-                     "def ok(self):\n    if self.flavour == RTX:\n        _rtx_x(1)\n")
-    for node in ast.walk(bare):
-        for child in ast.iter_child_nodes(node):
-            child.parent = node  # type: ignore[attr-defined]
+    bare = _linked(ast.parse("def load(engine):\n    engine.create_runtime_config()\n"
+                             "def _rtx_x(runtime_cache):\n    runtime_cache.serialize()\n"
+                             "def close(self):\n    _rtx_x(1)\n"
+                             "def ok(self):\n    if self.flavour == RTX:\n        _rtx_x(1)\n"))
     serialize = next(n for n in ast.walk(bare) if isinstance(n, ast.Attribute)
                      and n.attr == "serialize")
     assert not _behind_flavour_condition(serialize, bare, "rtx")  # close() calls it bare

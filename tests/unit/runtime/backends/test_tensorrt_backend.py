@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures.fake_tensorrt import FakeCudart
 from tests.fixtures.tensorrt_backend_cases import (  # noqa: F401  (collected here)
-    backend_factory, make_backend, test_an_engine_that_is_not_the_manifests_graph_is_refused,
+    MakeBackend, backend_factory, make_backend, test_an_engine_that_is_not_the_manifests_graph_is_refused,
     test_clip_image_graph_splits_images,
     test_each_thread_gets_its_own_context_and_its_own_rows,
     test_engine_dtypes_decide_the_feeds_and_the_output,
@@ -33,7 +33,8 @@ def cudart(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCudart]:
     yield fake
 
 
-def test_close_frees_every_buffer_and_stream(make_backend, cudart: FakeCudart) -> None:  # type: ignore[no-untyped-def]
+def test_close_frees_every_buffer_and_stream(make_backend: MakeBackend,
+                                             cudart: FakeCudart) -> None:
     backend = make_backend(contexts=3)
     # per context: ids, mask and output, each a device and a pinned buffer
     assert len(cudart.live) == 3 * 3 * 2 and len(cudart.streams) == 3
@@ -50,7 +51,8 @@ def test_a_failed_allocation_frees_what_was_allocated(cudart: FakeCudart) -> Non
     assert not cudart.live and not cudart.streams
 
 
-def test_a_failed_load_frees_the_contexts_made_so_far(make_backend, cudart: FakeCudart,  # type: ignore[no-untyped-def]
+def test_a_failed_load_frees_the_contexts_made_so_far(make_backend: MakeBackend,
+                                                     cudart: FakeCudart,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from runtime.errors import ApplianceError
 
