@@ -17,12 +17,14 @@ back in order. Errors go through server/errors.py like every other route.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any, Sequence
 
 import numpy as np
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, ConfigDict, StrictStr
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from runtime.embedder import Embedder, RerankResult
 from runtime.errors import InvalidRequestError
@@ -59,6 +61,17 @@ class CohereRerankRequest(BaseModel):
     documents: list[StrictStr | CohereDocument]
     top_n: int | None = None
     return_documents: bool = False
+
+
+class ScoreRequest(BaseModel):
+    """SGLang's ScoringRequest, the part a cross-encoder answers: text query and items."""
+
+    model_config = ConfigDict(extra="ignore")
+    query: StrictStr
+    items: StrictStr | list[StrictStr]
+    apply_softmax: bool = False
+    item_first: bool = False
+    model: StrictStr | None = None
 
 
 def _bad(message: str, param: str) -> InvalidRequestError:
@@ -98,6 +111,32 @@ async def score(emb: Embedder, config: ServerConfig, query: str, documents: list
     result = await emb.rerank(query, documents, truncate=cut, raw_scores=raw_scores,
                               instruct=instruct)
     return result, ranked(result.scores, top_n)
+
+
+async def v1_score(emb: Embedder, config: ServerConfig, body: bytes) -> dict[str, Any]:
+    """SGLang's /v1/score on a sequence-classification model: the class logits per item,
+    [[logit], ...] (softmaxed over the labels with apply_softmax: 1.0 for one label, as
+    there). Each (query, item) is a pair through the model's pair template, as
+    CrossEncoder scores it (SGLang tokenises the string query + item as one text)."""
+    try:
+        req = ScoreRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    items = [req.items] if isinstance(req.items, str) else req.items
+    check_request(req.query, items, None, config.max_rerank_documents, "items")
+    cut = config.rerank_truncate
+    if req.item_first:  # each item is the first text of its own pair: a call per item
+        results = await asyncio.gather(*(emb.rerank(item, [req.query], truncate=cut,
+                                                    raw_scores=True) for item in items))
+        raw = [float(r.scores[0]) for r in results]
+        tokens = sum(r.prompt_tokens for r in results)
+    else:
+        result = await emb.rerank(req.query, items, truncate=cut, raw_scores=True)
+        raw, tokens = [float(x) for x in result.scores], result.prompt_tokens
+    logits = [[1.0 if req.apply_softmax else x] for x in raw]
+    return {"scores": logits, "model": req.model or config.served_model_name,
+            "object": "scoring", "usage": {"prompt_tokens": tokens, "total_tokens": tokens,
+                                           "completion_tokens": 0}}
 
 
 def register(app: FastAPI, config: ServerConfig) -> None:

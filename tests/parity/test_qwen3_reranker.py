@@ -63,3 +63,9 @@ def test_over_long_pairs_are_400(qwen3_reranker_server: str, path: str, body: di
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == param
     assert requests.get(qwen3_reranker_server + "/health_generate", timeout=30).status_code == 200
+
+
+def test_v1_score_points_to_rerank(qwen3_reranker_server: str) -> None:
+    r = requests.post(qwen3_reranker_server + "/v1/score",
+                      json={"query": QUERY, "items": ["a"], "label_token_ids": [1, 2]}, timeout=60)
+    assert r.status_code == 400 and "/v1/rerank" in r.json()["error"]["message"]

@@ -128,3 +128,27 @@ def test_embedder_refuses_rerank(minilm_server: str) -> None:
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "unsupported_model"
     assert "embedding model" in r.json()["error"]["message"]
+
+
+def test_v1_score_gives_sglang_class_logits(cross_encoder_server: str) -> None:
+    """SGLang's /v1/score on a sequence-classification model: [[logit]] per item, the same
+    logits TEI's raw_scores gives; item_first swaps the pair; apply_softmax over one label."""
+    items = DOCS[:3]
+    r = post(cross_encoder_server, "/v1/score", query=QUERY, items=items, model="m")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["object"], body["model"]) == ("scoring", "m")
+    raw = sorted(post(cross_encoder_server, "/rerank", query=QUERY, texts=items,
+                      raw_scores=True).json(), key=lambda row: row["index"])
+    assert all(len(row) == 1 for row in body["scores"])
+    assert [abs(s[0] - t["score"]) < 1e-5 for s, t in zip(body["scores"], raw)] == [True] * 3
+    assert body["usage"]["prompt_tokens"] > 0
+    swapped = post(cross_encoder_server, "/v1/score", query=QUERY, items=items,
+                   item_first=True).json()["scores"]
+    assert max(abs(a[0] - b[0]) for a, b in zip(swapped, body["scores"])) > 1e-4
+    assert post(cross_encoder_server, "/v1/score", query=QUERY, items=items,
+                apply_softmax=True).json()["scores"] == [[1.0]] * 3
+    bad = post(cross_encoder_server, "/v1/score", query=QUERY, items=[])
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "items"
+    typed = post(cross_encoder_server, "/v1/score", query=QUERY, items=[[1, 2]])
+    assert typed.status_code == 400, typed.text
