@@ -65,6 +65,7 @@ def make_spec(info: CheckpointInfo) -> ModelSpec:
         normalize=False,
         inputs=("input_ids", "attention_mask", *(("token_type_ids",) if segments else ())),
         score_activation=activation(config),
+        hidden_size=int(config.get("hidden_size", 0)),
     )
 
 

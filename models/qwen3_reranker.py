@@ -49,6 +49,7 @@ def make_spec(info: CheckpointInfo) -> ModelSpec:
         chat_template=CHAT_TEMPLATE,
         # The graph already answers P(yes) (softmax over [no, yes] in-graph).
         score_activation="identity",
+        hidden_size=int(info.config.get("hidden_size", 0)),
     )
 
 

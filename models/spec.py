@@ -85,10 +85,17 @@ class ModelSpec:
     # pair, and this is the activation the reference applies to it ("sigmoid" or
     # "identity", from the checkpoint's sentence-transformers config); "" for embedders.
     score_activation: str = ""
+    # The body's hidden size where the output is not a hidden vector (rerankers: dims is 1);
+    # 0: dims. It sizes CPU batches (runtime/backends/ort.py one_thread_batch_tokens).
+    hidden_size: int = 0
 
     @property
     def is_reranker(self) -> bool:
         return bool(self.score_activation)
+
+    @property
+    def width(self) -> int:
+        return self.hidden_size or self.dims
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:

@@ -25,6 +25,7 @@ def test_bert_cross_encoder_takes_token_types_and_sigmoid(tmp_path: Path) -> Non
         "cross_encoder", "cross_encoder", 1, 512)
     assert spec.inputs == ("input_ids", "attention_mask", "token_type_ids")
     assert spec.score_activation == "sigmoid" and spec.is_reranker
+    assert spec.width == 384  # CPU batches are sized by the body, not the one-score output
 
 
 def test_xlm_r_reranker_has_no_token_types_and_positions_less_the_offset(tmp_path: Path) -> None:
@@ -60,4 +61,4 @@ def test_spec_round_trips_and_checks_the_activation(tmp_path: Path) -> None:
         ModelSpec.from_dict({**spec.to_dict(), "score_activation": "softmax"})
     embedder = ModelSpec(family="bert", architecture="BertModel", pooling="cls", dims=8,
                          max_len=16)
-    assert not embedder.is_reranker
+    assert not embedder.is_reranker and embedder.width == 8
