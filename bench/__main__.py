@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bench import http_load, local, machine, report, roofline, rounds, trt_build
+from bench import http_load, local, machine, report, roofline, rerank, rounds, trt_build
 from bench.corpus import load_sentences
 from bench.document import TITLE, replace_section
 from bench.stats import Run
@@ -175,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = run(cfg)
     replace_section(cfg.output, "cpu-serving", text.removeprefix(TITLE))
     print(text)
+    rows = rerank.run(cfg.cache, cfg.quick)  # pairs/s vs CrossEncoder.predict, same cores
+    replace_section(cfg.output, "rerank", rows)
+    print(rows)
     return 0
 
 

@@ -56,13 +56,15 @@ class Connection:
         self.writer.close()
 
 
-async def closed_loop(host: str, port: int, bodies: Sequence[bytes],
-                      concurrency: int) -> tuple[float, list[float], list[bytes]]:
-    """`concurrency` clients each send their next request as soon as the last one returns."""
+async def closed_loop(host: str, port: int, bodies: Sequence[bytes], concurrency: int,
+                      path: str = "/v1/embeddings", warm: bytes | None = None
+                      ) -> tuple[float, list[float], list[bytes]]:
+    """`concurrency` clients each send their next request to `path` as soon as the last one
+    returns."""
     conns = [await Connection.open(host, port) for _ in range(concurrency)]
     # Warm every connection (and the server) outside the clock with a short request.
-    warm = orjson.dumps({"model": "bench", "input": "warm-up"})
-    await asyncio.gather(*(conn.post("/v1/embeddings", warm) for conn in conns))
+    warm = warm or orjson.dumps({"model": "bench", "input": "warm-up"})
+    await asyncio.gather(*(conn.post(path, warm) for conn in conns))
     latencies = [0.0] * len(bodies)
     responses: list[bytes] = [b""] * len(bodies)
     cursor = iter(range(len(bodies)))
@@ -70,7 +72,7 @@ async def closed_loop(host: str, port: int, bodies: Sequence[bytes],
     async def client(conn: Connection) -> None:
         for i in cursor:  # the shared iterator hands each request to one client
             start = time.perf_counter()
-            responses[i] = await conn.post("/v1/embeddings", bodies[i])
+            responses[i] = await conn.post(path, bodies[i])
             latencies[i] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import export, quantize, verify, verify_items
+from builder import export, quantize, verify, verify_items, verify_pairs
 from builder import precision as precisions
 from builder.compile import CompileOptions
 from builder.precision import PRECISIONS
@@ -167,10 +167,13 @@ def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # ty
     if precisions.get(precision).torch_dtype is not None:
         unsupported = sorted({op for g in graphs.values()
                               for op in precisions.unsupported_ops(staging / g.onnx)})
-    if spec.vision is not None:  # image towers: text, image and text+image probes
+    if spec.vision is not None or spec.is_reranker:  # served through the runtime's pipeline
         if unsupported:
             raise BuildError(f"ONNX Runtime CPU has no kernels for {', '.join(unsupported)}: "
-                             f"the {precision} image towers cannot be verified")
+                             f"the {precision} graphs of {family.name} cannot be verified")
+    if spec.is_reranker:
+        return _gate_pairs(family, checkpoint, spec, staging, precision)
+    if spec.vision is not None:  # image towers: text, image and text+image probes
         with step(f"verifying ONNX Runtime ({precision}) against the reference implementation"):
             result = verify_items.verify(family, checkpoint, spec, staging, precision)
         return _gate(result, [], precision)
@@ -182,6 +185,20 @@ def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # ty
     with step(f"verifying {method} ({precision}) against the float32 reference"):
         result = verify.verify(family, checkpoint, spec, staging, precision, method)
     return _gate(result, unsupported, precision)
+
+
+def _gate_pairs(family, checkpoint: Path, spec, staging: Path, precision: str) -> dict:  # type: ignore[no-untyped-def]
+    """Rerankers: every probe pair's score within the precision's tolerance of the
+    reference's (CrossEncoder.predict), served through the runtime's own pipeline."""
+    with step(f"verifying ONNX Runtime ({precision}) scores against the reference"):
+        result = verify_pairs.verify(family, checkpoint, spec, staging, precision)
+    say(f"parity: max |score - reference| {result.max_abs_diff:.2e}, mean "
+        f"{result.mean_abs_diff:.2e} over {result.pairs} pairs (tolerance {result.tolerance})")
+    if not result.passed:
+        raise BuildError(f"parity gate failed: a score {result.max_abs_diff:.2e} from the "
+                         f"reference (needs <= {result.tolerance}); the artifact was not "
+                         "published")
+    return result.to_dict()
 
 
 def _gate(result: verify.Verification, unsupported: list[str], precision: str = "fp32") -> dict:

@@ -23,6 +23,11 @@ class Family:
     # "builder.families.bert": resolved by the builder, so models never imports it.
     exporter: str
     adapter: str = "text"  # how the runtime serves it (ModelSpec.adapter)
+    # A further test where architectures are shared (Qwen3-Reranker and Qwen3-Embedding are
+    # both Qwen3ForCausalLM); the family listed first in the registry that claims one wins.
+    claims: Callable[[CheckpointInfo], bool] | None = None
 
     def matches(self, info: CheckpointInfo) -> bool:
-        return info.architecture in self.architectures
+        if info.architecture not in self.architectures:
+            return False
+        return self.claims is None or self.claims(info)

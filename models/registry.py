@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from models import bert, clip, gme
+from models import bert, clip, cross_encoder, gme, qwen3_reranker
 from models import e5_mistral, gte_qwen2, qwen3  # decoder embedding families
 from models.checkpoint import CheckpointInfo, read_checkpoint
 from models.family import Family
@@ -15,9 +15,11 @@ FAMILIES: tuple[Family, ...] = (
     bert.FAMILY,
     clip.FAMILY,
     gme.FAMILY,
+    qwen3_reranker.FAMILY,  # before qwen3: both are Qwen3ForCausalLM
     qwen3.FAMILY,
     gte_qwen2.FAMILY,
     e5_mistral.FAMILY,
+    cross_encoder.FAMILY,
 )
 
 

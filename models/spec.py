@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 POOLINGS = ("cls", "mean", "last")
+SCORE_ACTIVATIONS = ("", "sigmoid", "identity")  # "": not a reranker
 
 
 class UnsupportedModelError(ValueError):
@@ -80,12 +81,30 @@ class ModelSpec:
     # token graph), "dual_tower" (CLIP: a text and an image graph in one space) or
     # "vision_language" (GME: the vision graph's output enters the language graph).
     adapter: str = "text"
+    # Rerankers (cross-encoders): the graph returns one raw logit per (query, document)
+    # pair, and this is the activation the reference applies to it ("sigmoid" or
+    # "identity", from the checkpoint's sentence-transformers config); "" for embedders.
+    score_activation: str = ""
+    # The body's hidden size where the output is not a hidden vector (rerankers: dims is 1);
+    # 0: dims. It sizes CPU batches (runtime/backends/ort.py one_thread_batch_tokens).
+    hidden_size: int = 0
+
+    @property
+    def is_reranker(self) -> bool:
+        return bool(self.score_activation)
+
+    @property
+    def width(self) -> int:
+        return self.hidden_size or self.dims
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.dims <= 0 or self.max_len <= 0:
             raise ValueError("dims and max_len must be positive")
+        if self.score_activation not in SCORE_ACTIVATIONS:
+            raise ValueError(f"score_activation must be one of {SCORE_ACTIVATIONS}, "
+                             f"got {self.score_activation!r}")
 
     def prompt(self, name: str) -> str | None:
         return dict(self.prompts).get(name)

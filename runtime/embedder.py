@@ -46,6 +46,12 @@ class EmbeddingResult:
     prompt_tokens: int
 
 
+@dataclass(frozen=True)
+class RerankResult:
+    scores: np.ndarray  # (n,) float32, one per document, in document order
+    prompt_tokens: int
+
+
 def open_backend(artifact: Artifact, config: RuntimeConfig, tower: str) -> Backend:
     """The backend of one tower (graph): the runtime's one call into backend choice."""
     return load_backend(artifact, config, tower)
@@ -126,9 +132,38 @@ class Embedder:
         work = await self.adapter.prepare(items, prompt, self._truncate(truncate), self)
         return await self._run(work, len(items), dimensions)
 
+    async def rerank(self, query: str, documents: Sequence[str], *, truncate: bool = True,
+                     raw_scores: bool = False, instruct: str | None = None) -> RerankResult:
+        """A reranker's score per (query, document) pair, in document order: the pairs are
+        rows of the same token-budget batcher, so one request's documents may spread over
+        several batches. `truncate` cuts over-long documents (never the query); else 400.
+        The spec's activation is applied unless `raw_scores`; `instruct` replaces the
+        default instruction of rerankers that take one (Qwen3-Reranker)."""
+        self._check_task(rerank=True)
+        self.batcher.admit(len(documents))
+        work = await self.adapter.prepare_pairs(query, documents, truncate, self, instruct)
+        result = await self._run(work, len(documents), None)
+        logits = result.vectors[:, 0]
+        if not raw_scores and self.spec.score_activation == "sigmoid":
+            logits = 1.0 / (1.0 + np.exp(-logits))
+        return RerankResult(logits.astype(np.float32), result.prompt_tokens)
+
+    def _check_task(self, rerank: bool) -> None:
+        """Embedding requests to a reranker, or rerank requests to an embedder: 400."""
+        if rerank and not self.spec.is_reranker:
+            raise InvalidRequestError(
+                "This model is an embedding model and does not rerank: compare the "
+                "/v1/embeddings vectors of the query and the documents instead.",
+                param="model", code="unsupported_model")
+        if not rerank and self.spec.is_reranker:
+            raise InvalidRequestError(
+                "This model is a reranker: it scores (query, document) pairs and has no "
+                "embeddings. POST /v1/rerank instead.", param="model", code="unsupported_model")
+
     def _admit(self, count: int, prompt_name: str | None, dimensions: int | None) -> str:
         """Checks that need no work, then admission (overloaded: 429 before any work); the
         prompt to prepend."""
+        self._check_task(rerank=False)
         self._check_dimensions(dimensions)
         self.batcher.admit(count)
         return self._prompt(prompt_name)
@@ -215,6 +250,15 @@ class Embedder:
             return self.tokenizer.encode(texts, truncate)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._tok_pool, self.tokenizer.encode, texts, truncate)
+
+    async def tokenize_pairs(self, query: str, documents: Sequence[str],
+                             truncate: bool) -> list[tuple[list[int], list[int]]]:
+        chars = len(query) * len(documents) + sum(map(len, documents))
+        if chars <= INLINE_TOKENIZE_CHARS:
+            return self.tokenizer.encode_pairs(query, documents, truncate)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._tok_pool, self.tokenizer.encode_pairs, query,
+                                          documents, truncate)
 
     async def load_images(self, sources: Sequence[str]) -> list[Image.Image]:
         return await self.off_loop(lambda s: load_image(s, self.config.media), sources)

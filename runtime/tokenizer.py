@@ -21,6 +21,7 @@ class TextTokenizer:
             self._plain = Tokenizer.from_file(str(path))
             self._truncating = Tokenizer.from_file(str(path))
             self._keep_end = Tokenizer.from_file(str(path))
+            self._only_second = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises a bare Exception on bad files
             raise ArtifactError(f"cannot load tokenizer {path}: {exc}") from exc
         self._plain.no_padding()
@@ -29,6 +30,8 @@ class TextTokenizer:
         self._truncating.enable_truncation(max_len)
         self._keep_end.no_padding()
         self._keep_end.enable_truncation(max_len, direction="left")
+        self._only_second.no_padding()  # rerank pairs: the document is cut, never the query
+        self._only_second.enable_truncation(max_len, strategy="only_second")
         self.max_len = max_len
         self.vocab_size = self._plain.get_vocab_size(with_added_tokens=True)
 
@@ -45,6 +48,33 @@ class TextTokenizer:
                                                      add_special_tokens=True)
             for i, enc in zip(too_long, cut):
                 rows[i] = enc.ids
+        return rows
+
+    def encode_pairs(self, query: str, documents: Sequence[str], truncate: bool
+                     ) -> list[tuple[list[int], list[int]]]:
+        """(ids, token type ids) per (query, document) pair, through the model's own pair
+        template; too long -> 400 unless truncating, which cuts the document only."""
+        pairs = [(query, d) for d in documents]
+        encodings = self._plain.encode_batch_fast(pairs, add_special_tokens=True)
+        rows = [(e.ids, e.type_ids) for e in encodings]
+        too_long = [i for i, (ids, _) in enumerate(rows) if len(ids) > self.max_len]
+        if too_long and not truncate:
+            raise InvalidRequestError(
+                f"documents[{too_long[0]}] with the query has {len(rows[too_long[0]][0])} "
+                f"tokens, more than this model's maximum of {self.max_len}. Shorten it, or "
+                "let the server truncate documents.", param="documents",
+                code="context_length_exceeded")
+        if too_long:
+            try:
+                cut = self._only_second.encode_batch_fast([pairs[i] for i in too_long],
+                                                          add_special_tokens=True)
+            except Exception as exc:  # tokenizers: the query alone leaves no room
+                raise InvalidRequestError(
+                    f"The query leaves no room for a document within this model's maximum "
+                    f"of {self.max_len} tokens; the query is never truncated. Shorten it.",
+                    param="query", code="context_length_exceeded") from exc
+            for i, enc in zip(too_long, cut):
+                rows[i] = (enc.ids, enc.type_ids)
         return rows
 
     def encode_keeping_end(self, texts: Sequence[str]) -> list[list[int]]:

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from runtime.embedder import Embedder
 from runtime.errors import NotReadyError
-from server import compat_routes, errors
+from server import compat_routes, errors, rerank_routes
 from server.config import ServerConfig
 from server.embeddings_route import EmbeddingsRoute, answer
 from server.guards import ApiKeyMiddleware, BodyLimitMiddleware
@@ -60,7 +60,11 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
 
     @app.get("/health_generate")
     async def health_generate(request: Request) -> Response:
-        await request.app.state.embedder.embed_texts(["health check"])  # a real forward pass
+        emb: Embedder = request.app.state.embedder
+        if emb.spec.is_reranker:  # a real forward pass, of the kind the model serves
+            await emb.rerank("health check", ["health check"])
+        else:
+            await emb.embed_texts(["health check"])
         return Response(status_code=200)
 
     @app.get("/metrics")
@@ -95,6 +99,7 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
         }
 
     compat_routes.register(app, config)  # SGLang's native routes and TEI's /embed
+    rerank_routes.register(app, config)  # /v1/rerank (SGLang), /rerank (TEI), /v2/rerank
     return app
 
 

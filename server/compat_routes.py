@@ -12,7 +12,8 @@ SGLang 0.5.23 (srt/entrypoints/http_server.py):
 - POST /v1/score: label-token logprobs of a generative model, or the class logits of a
   sequence-classification model (managers/tokenizer_manager_score_mixin.py); for an
   embedding model SGLang would hand back the pooled embedding of query + item as "scores",
-  which is not a score, so this server answers 400 saying what to use instead.
+  which is not a score, so this server answers 400 saying what to use instead; a
+  cross-encoder answers its class logits (server/rerank_routes.py v1_score).
 TEI (text-embeddings-inference): POST /embed {inputs, normalize, truncate,
 truncation_direction, prompt_name} -> a bare array of vectors.
 Errors go through server/errors.py (OpenAI's nested body) like every other route.
@@ -34,6 +35,7 @@ from runtime.embedder import Embedder, EmbeddingResult
 from runtime.errors import InvalidRequestError
 from server.config import ServerConfig
 from server.inputs import classify_input
+from server import rerank_routes
 from server.protocol import MultimodalItem
 
 IdRows = Union[list[StrictInt], list[list[StrictInt]]]
@@ -170,9 +172,10 @@ def server_info(config: ServerConfig, emb: Embedder, version: str) -> dict[str, 
 def score() -> None:
     raise InvalidRequestError(
         "/v1/score scores with a generative model (label-token log-probabilities) or a "
-        "sequence-classification model (class logits); this is an embedding model, whose "
-        "output is a vector. Embed the query and the items with /v1/embeddings and compare "
-        "them (cosine similarity).", param=None, code="unsupported_model")
+        "sequence-classification model (class logits); this model is neither: an embedding "
+        "model's output is a vector (embed the query and the items with /v1/embeddings and "
+        "compare them), a Qwen3-Reranker's is P(yes) (POST /v1/rerank).", param=None,
+        code="unsupported_model")
 
 
 def register(app: FastAPI, config: ServerConfig) -> None:
@@ -202,7 +205,10 @@ def register(app: FastAPI, config: ServerConfig) -> None:
         return server_info(config, emb(request), request.app.version)
 
     @app.post("/v1/score")
-    async def score_route() -> None:
+    async def score_route(request: Request) -> Any:
+        served = emb(request)
+        if served.spec.adapter == "cross_encoder":  # a sequence-classification model
+            return await rerank_routes.v1_score(served, config, await request.body())
         score()
 
     @app.post("/embed")

@@ -20,6 +20,8 @@ class ServerConfig:
     port: int = 30000
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     max_inputs_per_request: int = 2048
+    max_rerank_documents: int = 1000  # documents per rerank request; more: 400
+    rerank_truncate: bool = True  # over-long (query, document) pairs: cut the document, or 400
     # Reliability and security limits (see README "Limits, auth, health, metrics").
     max_request_bytes: int = 16 * 1024 * 1024  # larger bodies: 413, never read in full
     api_key: str | None = field(default=None, repr=False)  # None: no auth

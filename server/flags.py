@@ -125,6 +125,11 @@ def _batch_flags(g: Any) -> None:
                    help="how long an idle batcher waits for company")
     g.add_argument("--max-queue", type=int, default=8192, help="queued inputs before 429")
     g.add_argument("--max-inputs-per-request", type=int, default=2048)
+    g.add_argument("--max-rerank-documents", type=int, default=1000,
+                   help="documents per rerank request (rerankers); more: 400")
+    g.add_argument("--rerank-overflow", choices=("truncate", "error"), default="truncate",
+                   help="a (query, document) pair past the model's maximum: cut the "
+                        "document (never the query), or answer 400")
     g.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0: all cores")
     g.add_argument("--batches-in-flight", type=int, default=None,
                    help="batches the backend runs at once with an explicit --threads "

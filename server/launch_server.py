@@ -123,6 +123,8 @@ def build_config(args: argparse.Namespace, artifact: Artifact) -> ServerConfig:
                         served_model_name=args.served_model_name or args.model_path,
                         host=args.host, port=args.port, runtime=runtime,
                         max_inputs_per_request=args.max_inputs_per_request,
+                        max_rerank_documents=args.max_rerank_documents,
+                        rerank_truncate=args.rerank_overflow == "truncate",
                         max_request_bytes=args.max_request_bytes,
                         api_key=args.api_key or None, drain_timeout_s=args.drain_timeout)
 

@@ -129,3 +129,40 @@ def gme_server(gme_artifact: Path) -> Iterator[str]:
     with running_server(gme_artifact, "--chat-template", "gme-qwen2-vl",
                         "--allowed-media-domains", "127.0.0.1") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def reranker_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random rerankers by family: a BERT cross-encoder and a Qwen3-Reranker
+    (tests/fixtures/tiny_cross_encoder.py, tiny_qwen3_reranker.py)."""
+    from tests.fixtures.tiny_cross_encoder import make_tiny_cross_encoder
+    from tests.fixtures.tiny_qwen3_reranker import make_tiny_qwen3_reranker
+
+    root = tmp_path_factory.mktemp("tiny_rerankers")
+    return {"cross_encoder": make_tiny_cross_encoder(root / "ce"),
+            "qwen3_reranker": make_tiny_qwen3_reranker(root / "qr")}
+
+
+@contextlib.contextmanager
+def _reranker_server(root: Path, checkpoint: Path, *flags: str) -> Iterator[str]:
+    with running_server(build_artifact(checkpoint, root / "artifact"), "--max-wait-ms", "5",
+                        *flags) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_server(tmp_path_factory: pytest.TempPathFactory,
+                         reranker_paths: dict[str, Path]) -> Iterator[str]:
+    """The tiny cross-encoder built and served; small batches (256 padded tokens) so one
+    request's documents spread over several, and a 40-document cap to test against."""
+    with _reranker_server(tmp_path_factory.mktemp("ce"), reranker_paths["cross_encoder"],
+                          "--max-batch-tokens", "256", "--max-rerank-documents", "40") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def qwen3_reranker_server(tmp_path_factory: pytest.TempPathFactory,
+                          reranker_paths: dict[str, Path]) -> Iterator[str]:
+    with _reranker_server(tmp_path_factory.mktemp("qr"),
+                          reranker_paths["qwen3_reranker"]) as url:
+        yield url

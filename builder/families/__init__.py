@@ -8,6 +8,8 @@ and the registry stays the one list of families. Every exporter module offers:
   "text" alone for text families; the module returns pooled float32 vectors.
 - reference(checkpoint, spec, items) -> vectors (numpy): items are (text | None, PIL image
   | None) pairs, embedded by the original implementation for the parity gate.
+- rerankers: reference_pairs(checkpoint, spec, pairs) -> one score per (query, document)
+  pair instead; their graph returns the raw logit (batch, 1).
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def graphs(family: Family, checkpoint: str | Path, spec: ModelSpec) -> Graphs:
 
 def reference(family: Family, checkpoint: str | Path, spec: ModelSpec, items: Items) -> np.ndarray:
     return np.asarray(exporter(family).reference(checkpoint, spec, items), dtype=np.float32)
+
+
+def score_reference(family: Family, checkpoint: str | Path, spec: ModelSpec,
+                    pairs: list[tuple[str, str]]) -> np.ndarray:
+    """Rerankers: the reference's score per (query, document) pair, activation applied."""
+    scores = exporter(family).reference_pairs(checkpoint, spec, pairs)
+    return np.asarray(scores, dtype=np.float32).reshape(-1)
 
 
 def texts_only(items: Items) -> list[str]:

@@ -74,6 +74,9 @@ class Stages(Protocol):
 
     async def tokenize(self, texts: Sequence[str], truncate: bool) -> list[list[int]]: ...
 
+    async def tokenize_pairs(self, query: str, documents: Sequence[str],
+                             truncate: bool) -> list[tuple[list[int], list[int]]]: ...
+
     async def load_images(self, sources: Sequence[str]) -> list[Image.Image]: ...
 
     async def off_loop(self, fn: Callable[[A], R], args: Sequence[A]) -> list[R]: ...
@@ -101,6 +104,12 @@ class Adapter(ABC):
     async def prepare(self, items: Sequence[Any], prompt: str, truncate: bool,
                       stages: Stages) -> Work:
         """`{text, image}` items (the pipeline has checked them against the spec) -> rows."""
+
+    async def prepare_pairs(self, query: str, documents: Sequence[str], truncate: bool,
+                            stages: Stages, instruction: str | None = None) -> Work:
+        """Rerankers: one row per (query, document) pair. Embedding families have no score;
+        the pipeline refuses rerank requests for them first, from the spec."""
+        raise NotImplementedError(f"{type(self).__name__} does not score pairs")
 
     def feeds(self, tower: str, rows: Sequence[Any]) -> dict[str, np.ndarray]:
         """One batch of token rows -> right-padded ids and mask."""

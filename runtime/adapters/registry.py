@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from runtime.adapters.base import Adapter
 from runtime.adapters.clip import ClipAdapter
+from runtime.adapters.cross_encoder import CrossEncoderAdapter
 from runtime.adapters.gme import GmeAdapter
 from runtime.adapters.text import TextAdapter
+from runtime.adapters.yes_no import YesNoRerankerAdapter
 from runtime.artifact import Artifact
 from runtime.errors import ArtifactError
 
@@ -15,6 +17,8 @@ ADAPTERS: dict[str, type[Adapter]] = {  # by ModelSpec.adapter
     "text": TextAdapter,
     "dual_tower": ClipAdapter,
     "vision_language": GmeAdapter,
+    "cross_encoder": CrossEncoderAdapter,
+    "yes_no_reranker": YesNoRerankerAdapter,
 }
 
 

@@ -1,0 +1,55 @@
+"""Cross-encoder rerankers: one row per (query, document) pair, tokenised through the
+model's own pair template (token type ids where the graph takes them); the graph answers
+one raw logit per row, and the pipeline applies the spec's activation.
+
+Embedding requests are refused before any work (runtime/embedder.py checks the spec), so
+only pairs reach this adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from runtime.adapters.base import TEXT, Adapter, Stages, Work
+
+
+class PairRow:
+    """One tokenised pair on the batcher; len() (its cost in the token budget and in usage)
+    is the query's and the document's tokens together."""
+
+    def __init__(self, ids: list[int], types: list[int]):
+        self.ids = ids
+        self.types = types
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class CrossEncoderAdapter(Adapter):
+    async def prepare(self, items: Sequence[Any], prompt: str, truncate: bool,
+                      stages: Stages) -> Work:
+        raise NotImplementedError("a reranker has no embeddings (refused by the pipeline)")
+
+    async def prepare_texts(self, texts: Sequence[str], prompt: str, truncate: bool,
+                            stages: Stages) -> Work:
+        return await self.prepare([], prompt, truncate, stages)
+
+    async def prepare_pairs(self, query: str, documents: Sequence[str], truncate: bool,
+                            stages: Stages, instruction: str | None = None) -> Work:
+        """`instruction` is for instruction-following rerankers; a cross-encoder has none."""
+        encoded = await stages.tokenize_pairs(query, documents, truncate)
+        return Work({TEXT: [PairRow(ids, types) for ids, types in encoded]})
+
+    def feeds(self, tower: str, rows: Sequence[Any]) -> dict[str, np.ndarray]:
+        feeds = super().feeds(tower, [row.ids for row in rows])
+        if "token_type_ids" in self.spec.inputs:
+            types = np.zeros_like(feeds["input_ids"])
+            for b, row in enumerate(rows):
+                types[b, :len(row.types)] = row.types
+            feeds["token_type_ids"] = types
+        return feeds
+
+    async def warm_up(self, stages: Stages) -> None:
+        await stages.submit(self.towers[0].name, [PairRow([0, 0], [0, 1])])

@@ -1,0 +1,172 @@
+"""Reranking routes, in the three shapes clients post:
+
+- SGLang 0.5.23 `POST`/`PUT /v1/rerank` (entrypoints/openai/protocol.py V1RerankReqInput,
+  serving_rerank.py): {query, documents, instruct, top_n, return_documents} -> a bare list
+  of {score, document?, index}, best first, cut to top_n.
+- TEI `POST /rerank`: {query, texts, raw_scores, return_text, truncate} -> a bare list of
+  {index, score, text?}, best first.
+- Cohere/Jina `POST /v2/rerank` (what LangChain's and LlamaIndex's Cohere and Jina
+  rerankers read): {model, query, documents (strings or {text}), top_n, return_documents}
+  -> {id, model, results: [{index, relevance_score, document?: {text}}], usage, meta}.
+  SGLang owns /v1/rerank with its bare list, which cannot carry a `results` key, so these
+  clients are pointed at /v2/rerank (Cohere's v2 path; README).
+
+Every shape runs Embedder.rerank: documents spread over the token-budget batches and come
+back in order. Errors go through server/errors.py like every other route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Sequence
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+
+from runtime.embedder import Embedder, RerankResult
+from runtime.errors import InvalidRequestError
+from server.config import ServerConfig
+
+
+class SglangRerankRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    query: StrictStr
+    documents: list[StrictStr]
+    instruct: StrictStr | None = None  # Qwen3-Reranker's instruction; cross-encoders: none
+    top_n: int | None = None
+    return_documents: bool = True
+
+
+class TeiRerankRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    query: StrictStr
+    texts: list[StrictStr]
+    raw_scores: bool = False
+    return_text: bool = False
+    truncate: bool | None = None  # None: the server's --rerank-overflow
+
+
+class CohereDocument(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    text: StrictStr
+
+
+class CohereRerankRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: StrictStr | None = None
+    query: StrictStr
+    documents: list[StrictStr | CohereDocument]
+    top_n: int | None = None
+    return_documents: bool = False
+
+
+class ScoreRequest(BaseModel):
+    """SGLang's ScoringRequest, the part a cross-encoder answers: text query and items."""
+
+    model_config = ConfigDict(extra="ignore")
+    query: StrictStr
+    items: StrictStr | list[StrictStr]
+    apply_softmax: bool = False
+    item_first: bool = False
+    model: StrictStr | None = None
+
+
+def _bad(message: str, param: str) -> InvalidRequestError:
+    return InvalidRequestError(message, param=param, code="invalid_value")
+
+
+def check_request(query: str, documents: Sequence[str], top_n: int | None, max_documents: int,
+                  field: str = "documents") -> None:
+    """SGLang's rules (serving_rerank.py _validate_request, the top_n validator) and the
+    server's document cap: each broken rule a 400 naming the field."""
+    if not query.strip():
+        raise _bad("Query cannot be empty or whitespace only.", "query")
+    if not documents:
+        raise _bad(f"'{field}' cannot be empty.", field)
+    if len(documents) > max_documents:
+        raise _bad(f"At most {max_documents} documents are allowed per request, got "
+                   f"{len(documents)} (--max-rerank-documents).", field)
+    blank = next((i for i, d in enumerate(documents) if not d.strip()), None)
+    if blank is not None:
+        raise _bad(f"{field}[{blank}] is empty or whitespace only.", field)
+    if top_n is not None and top_n < 1:
+        raise _bad("top_n must be at least 1.", "top_n")
+
+
+def ranked(scores: np.ndarray, top_n: int | None) -> list[int]:
+    """Document indices, best score first (ties: input order), the first top_n."""
+    order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))  # stable
+    return order if top_n is None else order[:top_n]
+
+
+async def score(emb: Embedder, config: ServerConfig, query: str, documents: list[str],
+                top_n: int | None, truncate: bool | None = None, raw_scores: bool = False,
+                field: str = "documents", instruct: str | None = None
+                ) -> tuple[RerankResult, list[int]]:
+    check_request(query, documents, top_n, config.max_rerank_documents, field)
+    cut = config.rerank_truncate if truncate is None else truncate
+    result = await emb.rerank(query, documents, truncate=cut, raw_scores=raw_scores,
+                              instruct=instruct)
+    return result, ranked(result.scores, top_n)
+
+
+async def v1_score(emb: Embedder, config: ServerConfig, body: bytes) -> dict[str, Any]:
+    """SGLang's /v1/score on a sequence-classification model: the class logits per item,
+    [[logit], ...] (softmaxed over the labels with apply_softmax: 1.0 for one label, as
+    there). Each (query, item) is a pair through the model's pair template, as
+    CrossEncoder scores it (SGLang tokenises the string query + item as one text)."""
+    try:
+        req = ScoreRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    items = [req.items] if isinstance(req.items, str) else req.items
+    check_request(req.query, items, None, config.max_rerank_documents, "items")
+    cut = config.rerank_truncate
+    if req.item_first:  # each item is the first text of its own pair: a call per item
+        results = await asyncio.gather(*(emb.rerank(item, [req.query], truncate=cut,
+                                                    raw_scores=True) for item in items))
+        raw = [float(r.scores[0]) for r in results]
+        tokens = sum(r.prompt_tokens for r in results)
+    else:
+        result = await emb.rerank(req.query, items, truncate=cut, raw_scores=True)
+        raw, tokens = [float(x) for x in result.scores], result.prompt_tokens
+    logits = [[1.0 if req.apply_softmax else x] for x in raw]
+    return {"scores": logits, "model": req.model or config.served_model_name,
+            "object": "scoring", "usage": {"prompt_tokens": tokens, "total_tokens": tokens,
+                                           "completion_tokens": 0}}
+
+
+def register(app: FastAPI, config: ServerConfig) -> None:
+    def emb(request: Request) -> Embedder:
+        return request.app.state.embedder
+
+    @app.api_route("/v1/rerank", methods=["POST", "PUT"])
+    async def sglang_rerank(body: SglangRerankRequest, request: Request) -> list[dict]:
+        result, order = await score(emb(request), config, body.query, body.documents,
+                                    body.top_n, instruct=body.instruct)
+        return [{"score": float(result.scores[i]), "index": i,
+                 **({"document": body.documents[i]} if body.return_documents else {})}
+                for i in order]
+
+    @app.post("/rerank")
+    async def tei_rerank(body: TeiRerankRequest, request: Request) -> list[dict]:
+        result, order = await score(emb(request), config, body.query, body.texts, None,
+                                    body.truncate, body.raw_scores, "texts")
+        return [{"index": i, "score": float(result.scores[i]),
+                 **({"text": body.texts[i]} if body.return_text else {})} for i in order]
+
+    @app.post("/v2/rerank")
+    async def cohere_rerank(body: CohereRerankRequest, request: Request) -> dict[str, Any]:
+        texts = [d if isinstance(d, str) else d.text for d in body.documents]
+        result, order = await score(emb(request), config, body.query, texts, body.top_n)
+        results = [{"index": i, "relevance_score": float(result.scores[i]),
+                    **({"document": {"text": texts[i]}} if body.return_documents else {})}
+                   for i in order]
+        tokens = {"total_tokens": result.prompt_tokens}
+        return {"id": uuid.uuid4().hex, "model": body.model or config.served_model_name,
+                "results": results, "usage": tokens,
+                "meta": {"billed_units": {"search_units": 1}, "tokens": {
+                    "input_tokens": result.prompt_tokens}}}
