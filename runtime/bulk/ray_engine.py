@@ -73,7 +73,7 @@ def _read(source: Source) -> Any:
     data = require("ray.data")
     path = str(source.path)
     if source.format == "parquet":
-        return data.read_parquet(path, columns=source.columns)
+        return data.read_parquet(path).select_columns(source.columns)
     if source.format == "jsonl":
         return data.read_json(path, lines=True).select_columns(source.columns)
     pa, csv = require("pyarrow"), require("pyarrow.csv")
