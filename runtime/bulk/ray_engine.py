@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ def run_ray(job: BulkJob, options: RayOptions) -> Summary:
     shutil.rmtree(staging, ignore_errors=True)  # an interrupted run's leftovers
     staging.mkdir(parents=True)
     threads = options.cpus_per_actor
-    settings = EmbedSettings(**{**job.settings.__dict__, "threads": threads})
+    settings = replace(job.settings, threads=threads)
     ray, actors, gpus = _start(options, threads)
     try:
         _execute(job, settings, staging, actors, gpus)
