@@ -205,3 +205,15 @@ def test_the_command_names_a_missing_column_in_one_line(minilm_artifact: Path,
     assert result.returncode == 1
     assert "has no column 'text'; its columns: id, body" in result.stderr
     assert "Traceback" not in result.stderr and source.is_file()
+
+
+def test_a_chunk_runs_with_one_batch_in_flight(minilm_artifact: Path) -> None:
+    """What makes a chunk's batches (and so its float32 bytes) the same on every engine: the
+    batcher plans the whole chunk, one batch at a time, with no gather window."""
+    core = ChunkEmbedder(minilm_artifact, EmbedSettings(threads=2), 4096)
+    try:
+        cfg = core.embedder.batcher.cfg
+        assert (cfg.concurrency, cfg.max_wait_ms, cfg.max_queue_rows) == (1, 0.0, 8192)
+        assert core.embedder.config.threads == 2
+    finally:
+        core.close()
