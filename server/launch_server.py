@@ -12,21 +12,17 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import subprocess
-import sys
 from pathlib import Path
-from typing import Callable, Sequence
 
 from runtime import artifact_cache
 from runtime.artifact import Artifact
-from runtime.artifact_cache import Want
+from runtime.artifact_cache import Want, build_backend
 from runtime.config import RuntimeConfig
 from runtime.errors import ApplianceError, ArtifactError
 from runtime.limits import BatchFlags
 from runtime.manifest import is_artifact
 from runtime.media import MediaConfig
 from runtime.served_model import parse_overrides, served_spec
-from runtime.backends.choose import require_tensorrt, tensorrt_missing
 from server import flags
 from server.config import ServerConfig
 from server.lifecycle import one_line
@@ -36,33 +32,6 @@ log = logging.getLogger("server")
 
 def parser() -> argparse.ArgumentParser:
     return flags.parser(__doc__ or "")
-
-
-def build_backend(backend: str) -> str:
-    """What a first-use build compiles for: a TensorRT plan when it will be served by one.
-    `--backend tensorrt` without TensorRT or a GPU fails here, before any build starts."""
-    if backend == "tensorrt":
-        require_tensorrt()
-        return "tensorrt"
-    if backend == "tensorrt-rtx":  # ahead-of-time: builds without a GPU
-        return backend
-    return "tensorrt" if backend == "auto" and not tensorrt_missing() else "onnxruntime"
-
-
-def run_builder(model: str, want: Want, python: str | None,
-                limits: Sequence[str] = ()) -> Callable[[Path, bool], None]:
-    """The cache's build step: `python -m builder` in its own process (torch stays there).
-    `limits`: the batch flags the user gave, so TensorRT profiles are sized for them."""
-    def build(entry: Path, force: bool) -> None:
-        cmd = [python or sys.executable, "-m", "builder", "--model-path", model,
-               "--output", str(entry), "--precision", want.precision, "--backend", want.backend]
-        cmd += [arg for cc in want.compute_capabilities for arg in ("--compute-capability", cc)]
-        cmd += list(limits)
-        cmd += ["--force"] if force else []
-        log.info("running: %s", " ".join(cmd))
-        if subprocess.run(cmd, check=False).returncode != 0:
-            raise ArtifactError(f"building {model} failed; see the builder's output above")
-    return build
 
 
 # SGLang's --dtype as a first-use build precision; auto: the default.
@@ -86,14 +55,11 @@ def ensure_artifact(args: argparse.Namespace) -> Path:
     """--model-path as is when it is an artifact; else its cache entry, reused or built."""
     if is_artifact(args.model_path):
         return Path(args.model_path)
-    want = wanted(args)
-    machine = artifact_cache.this_machine() if want.backend != "onnxruntime" else None
     limits = [arg for flag, value in (("--max-batch-size", args.max_batch_size),
                                       ("--max-batch-tokens", args.max_batch_tokens))
               if value is not None for arg in (flag, str(value))]
-    return artifact_cache.ensure(args.artifact_cache, want, machine,
-                                 run_builder(args.model_path, want, args.builder_python, limits),
-                                 force=args.force_build)
+    return artifact_cache.ensure_model(args.artifact_cache, wanted(args), args.builder_python,
+                                       limits, force=args.force_build)
 
 
 def check_chat_template(requested: str | None, artifact: Artifact | Path) -> None:

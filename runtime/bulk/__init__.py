@@ -1,0 +1,19 @@
+"""Bulk embedding of a corpus: `python -m runtime.bulk IN OUT --model-path M`.
+
+The same artifact, tokenizer, batcher and backend as the server (runtime.embedder.Embedder),
+without HTTP. The input (JSONL, CSV or Parquet) is read as a stream and cut into chunks of
+`--chunk-rows` input rows; chunk k becomes output part k (Parquet: id, vector as a
+fixed-size float32 list, tokens) and its rejects (JSONL: row, id, reason). A part is
+committed by an atomic rename and a line in the state file, keyed by the input's and the
+artifact's fingerprints: an interrupted run restarts at the first uncommitted part, and a
+second run over the same input and artifact does nothing.
+
+Vectors depend on which rows share a batch (padding changes the last bit of a float), so a
+chunk is embedded alone with one batch in flight: its batches are then the batcher's plan of
+that chunk's rows, the same on one machine and on every Ray actor (runtime/bulk/ray_engine.py),
+and the two engines write identical bytes.
+
+Modules: deps (lazy optional imports), sources (streamed readers), chunks (one chunk ->
+rows and rejects), state (fingerprints, parts, resume), local (the one-process engine),
+ray_engine (Ray Data), __main__ (flags).
+"""

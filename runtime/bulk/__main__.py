@@ -1,0 +1,104 @@
+"""python -m runtime.bulk IN OUT --model-path M [--text-column text] [--id-column id]
+
+Embeds every row of IN (JSONL, CSV or Parquet) into OUT/part-*.parquet (id, vector, tokens),
+rejects into OUT/rejects-*.jsonl; rerun the same command to resume an interrupted job.
+`--engine ray` runs the same chunks on a Ray cluster (a local one unless --ray-address).
+--model-path takes an artifact dir, or a checkpoint dir / hub id built on first use into the
+artifact cache, as the server does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from runtime.artifact_cache import Want, build_backend, ensure_model
+from runtime.bulk.chunks import EmbedSettings
+from runtime.bulk.local import BulkJob, run_local
+from runtime.bulk.sources import Source
+from runtime.config import BACKENDS
+from runtime.errors import ApplianceError
+
+log = logging.getLogger("bulk")
+DEFAULT_CACHE = Path.home() / ".cache" / "trt-embed"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m runtime.bulk", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", type=Path, help="a .jsonl, .csv or .parquet file")
+    p.add_argument("output", type=Path, help="the output directory (parts, rejects, state)")
+    p.add_argument("--model-path", required=True, help="artifact dir, checkpoint dir or hub id")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--id-column", default=None, help="carried to the output (default: the "
+                   "row number; --engine ray needs one)")
+    p.add_argument("--format", choices=("parquet", "jsonl", "csv"), default=None,
+                   help="default: from the input's suffix")
+    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--chunk-rows", type=int, default=1024,
+                   help="input rows per output part (and per Ray batch)")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut over-long texts to the model's maximum (default: reject them)")
+    p.add_argument("--prompt-name", default=None, help="one of the model's prompts")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--log-level", default="info")
+    g = p.add_argument_group("backend and artifact (as the server's flags)")
+    g.add_argument("--backend", default="auto", choices=BACKENDS)
+    g.add_argument("--threads", type=int, default=0,
+                   help="ONNX Runtime threads (0: every core; per actor with Ray: "
+                        "--ray-cpus-per-actor)")
+    g.add_argument("--max-batch-size", type=int, default=None)
+    g.add_argument("--max-batch-tokens", type=int, default=None)
+    g.add_argument("--trt-contexts", type=int, default=2)
+    g.add_argument("--artifact-cache", type=Path,
+                   default=Path(os.environ.get("TRT_EMBED_CACHE") or DEFAULT_CACHE))
+    g.add_argument("--precision", default="fp32", help="precision of a first-use build")
+    g.add_argument("--builder-python", default=None)
+    r = p.add_argument_group("Ray (--engine ray)")
+    r.add_argument("--ray-address", default=None, help="an existing cluster (default: a "
+                   "local one on this machine's cores)")
+    r.add_argument("--ray-actors", type=int, default=None,
+                   help="embedder actors (default: one per GPU, else per CPU group)")
+    r.add_argument("--ray-cpus-per-actor", type=int, default=1)
+    return p
+
+
+def job_from(args: argparse.Namespace) -> BulkJob:
+    if args.chunk_rows < 1:
+        raise ApplianceError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
+    source = Source.of(args.input, args.text_column, args.id_column, args.format)
+    want = Want(args.model_path, args.precision, build_backend(args.backend))
+    artifact = ensure_model(args.artifact_cache, want, args.builder_python)
+    settings = EmbedSettings(backend=args.backend, threads=args.threads,
+                             max_batch_size=args.max_batch_size,
+                             max_batch_tokens=args.max_batch_tokens, truncate=args.truncate,
+                             prompt_name=args.prompt_name, trt_contexts=args.trt_contexts)
+    return BulkJob(source, args.output, artifact, settings, args.chunk_rows,
+                   progress=not args.no_progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        job = job_from(args)
+        if args.engine == "ray":
+            from runtime.bulk.ray_engine import RayOptions, run_ray
+
+            summary = run_ray(job, RayOptions(args.ray_address, args.ray_actors,
+                                              args.ray_cpus_per_actor))
+        else:
+            summary = run_local(job)
+    except ApplianceError as exc:  # one clear line, no traceback, exit status 1
+        log.error("%s", exc)
+        return 1
+    print(summary.line(job.out), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

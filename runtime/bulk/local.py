@@ -1,0 +1,103 @@
+"""The one-process engine: read, embed and commit chunk by chunk, with a progress bar.
+
+Memory is one chunk of input, its token rows and vectors, and the reader's batch: flat in
+the corpus size. Committed parts are read past (their rows still stream through the reader,
+but nothing is embedded), so an interrupted run resumes at its first uncommitted part, and
+the Embedder is only loaded when some part is left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.bulk.chunks import ChunkEmbedder, EmbedSettings
+from runtime.bulk.deps import require
+from runtime.bulk.sources import Source, estimate_rows, fingerprint, read_batches, rechunk
+from runtime.bulk.state import PartLog, artifact_fingerprint
+
+log = logging.getLogger("bulk")
+
+
+@dataclass(frozen=True)
+class BulkJob:
+    source: Source
+    out: Path
+    artifact: Path
+    settings: EmbedSettings
+    chunk_rows: int = 1024
+    progress: bool = True
+
+    def key(self, engine: str) -> dict[str, Any]:
+        """What the output depends on: a second run with the same key does nothing."""
+        s = self.settings
+        return {"engine": engine, "input": fingerprint(self.source.path),
+                "format": self.source.format, "text_column": self.source.text_column,
+                "id_column": self.source.id_column,
+                "artifact": artifact_fingerprint(self.artifact), "backend": s.backend,
+                "chunk_rows": self.chunk_rows, "truncate": s.truncate,
+                "prompt_name": s.prompt_name, "max_batch_size": s.max_batch_size,
+                "max_batch_tokens": s.max_batch_tokens}
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: int  # input rows seen this run
+    written: int  # rows with a vector, in all parts of the job
+    rejected: int
+    tokens: int
+    done_before: int  # input rows whose parts an earlier run had committed
+    seconds: float
+
+    def line(self, out: Path) -> str:
+        new = self.rows - self.done_before
+        rate = f"{new / self.seconds:,.0f} rows/s" if self.seconds > 0 and new else "-"
+        return (f"{self.written:,} rows embedded, {self.rejected:,} rejected "
+                f"({out}/rejects-*.jsonl), {self.done_before:,} rows done by an earlier run; "
+                f"{new:,} rows in {self.seconds:.1f} s ({rate}); {self.tokens:,} tokens; "
+                f"output {out}/*.parquet")
+
+
+def run_local(job: BulkJob) -> Summary:
+    started = time.perf_counter()
+    parts = PartLog(job.out, job.key("local"))
+    if parts.complete:
+        totals = parts.totals()
+        log.info("%s already holds this job's output: nothing to do", job.out)
+        return Summary(0, totals["written"], totals["rejected"], totals["tokens"], 0, 0.0)
+    bar = _bar(job)
+    core: ChunkEmbedder | None = None
+    rows = done_before = 0
+    try:
+        for chunk in rechunk(read_batches(job.source, job.chunk_rows), job.chunk_rows):
+            count = len(chunk.texts)
+            rows += count
+            if parts.committed(chunk.index):
+                done_before += count
+                bar.update(count)
+                continue
+            core = core or ChunkEmbedder(job.artifact, job.settings, job.chunk_rows)
+            result = core.embed(chunk)
+            parts.commit(chunk.index, (chunk.start, chunk.start + count), result.table,
+                         result.rejects, result.tokens)
+            bar.update(count)
+    finally:
+        bar.close()
+        if core is not None:
+            core.close()
+    parts.finish()
+    totals = parts.totals()
+    return Summary(rows, totals["written"], totals["rejected"], totals["tokens"], done_before,
+                   time.perf_counter() - started)
+
+
+def _bar(job: BulkJob) -> Any:
+    """rows/s and the ETA; the total is exact for Parquet, counted lines for text formats."""
+    tqdm = require("tqdm").tqdm
+    return tqdm(total=estimate_rows(job.source), unit="rows", unit_scale=True, smoothing=0.1,
+                desc=job.source.path.name, disable=not job.progress, file=sys.stderr,
+                dynamic_ncols=True)

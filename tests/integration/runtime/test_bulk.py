@@ -1,0 +1,223 @@
+"""The bulk command on the real MiniLM artifact: vectors, rejects, resume, idempotence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from runtime.bulk import local
+from runtime.bulk.chunks import ChunkEmbedder, EmbedSettings
+from runtime.bulk.local import BulkJob, run_local
+from runtime.bulk.sources import Source
+from runtime.bulk.state import PartLog
+from runtime.embedder import Embedder
+from tests.helpers import ROOT
+
+CHUNK = 16
+WORDS = ("the council said on Tuesday that rainfall across the state was well below the "
+         "average for the season and farmers expect a smaller wheat harvest").split()
+BAD = [("bad-empty", ""), ("bad-number", 7), ("bad-null", None)]
+
+
+def corpus(n: int = 90) -> list[tuple[str, Any]]:
+    """Texts of 1 to 40 words (mixed lengths: batches pad differently), then bad rows."""
+    rows: list[tuple[str, Any]] = [
+        (f"d{i}", " ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(1 + i * 13 % 40)))
+        for i in range(n)]
+    return rows[:40] + BAD + rows[40:]
+
+
+def write_jsonl(path: Path, rows: list[tuple[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in rows))
+    return path
+
+
+def read_output(out: Path) -> pa.Table:
+    tables = [pq.read_table(p) for p in sorted(out.glob("*.parquet"))]
+    return pa.concat_tables(tables).sort_by("id")
+
+
+def vectors(table: pa.Table) -> np.ndarray:
+    flat = table.column("vector").combine_chunks().flatten().to_numpy()
+    return flat.reshape(table.num_rows, -1)
+
+
+def job(source: Path, out: Path, artifact: Path) -> BulkJob:
+    return BulkJob(Source.of(source, "text", "id"), out, artifact, EmbedSettings(threads=1),
+                   CHUNK, progress=False)
+
+
+def reference(artifact: Path, rows: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
+    """The Embedder's embed_texts, chunk by chunk (a chunk's good rows as one request), as
+    the server would answer them."""
+    async def run() -> dict[str, np.ndarray]:
+        embedder = Embedder.load(artifact, EmbedSettings(threads=1).runtime_config(CHUNK))
+        await embedder.start()
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, len(rows), CHUNK):
+            good = [(i, t) for i, t in rows[start:start + CHUNK] if isinstance(t, str) and t]
+            result = await embedder.embed_texts([t for _, t in good])
+            out.update(zip([i for i, _ in good], result.vectors))
+        await embedder.close()
+        return out
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def clean_run(minilm_artifact: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("bulk")
+    source = write_jsonl(root / "in.jsonl", corpus())
+    run_local(job(source, root / "out", minilm_artifact))
+    return source, root / "out"
+
+
+def test_vectors_are_the_embedders_and_bad_rows_are_rejected(
+        clean_run: tuple[Path, Path], minilm_artifact: Path) -> None:
+    source, out = clean_run
+    table = read_output(out)
+    expected = reference(minilm_artifact, corpus())
+    assert sorted(table.column("id").to_pylist()) == sorted(expected)
+    got = dict(zip(table.column("id").to_pylist(), vectors(table)))
+    for key, vector in expected.items():
+        assert got[key].tobytes() == vector.astype(np.float32).tobytes(), key
+    assert table.schema.field("vector").type == pa.list_(pa.float32(), 384)
+    norms = np.linalg.norm(vectors(table), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-5)  # MiniLM's normalised output
+    rejects = [json.loads(line) for p in sorted(out.glob("rejects-*.jsonl"))
+               for line in p.read_text().splitlines()]
+    assert rejects == [{"row": 40, "id": "bad-empty", "reason": "empty text"},
+                       {"row": 41, "id": "bad-number", "reason": "not text (int)"},
+                       {"row": 42, "id": "bad-null", "reason": "null or missing text"}]
+
+
+def test_token_counts_are_the_tokenizers(clean_run: tuple[Path, Path],
+                                         minilm_artifact: Path) -> None:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(minilm_artifact / "tokenizer.json"))
+    table = read_output(clean_run[1])
+    texts = dict(corpus())
+    for key, tokens in zip(table.column("id").to_pylist(), table.column("tokens").to_pylist()):
+        assert tokens == len(tokenizer.encode(texts[key]).ids)
+
+
+def test_a_second_run_does_nothing(clean_run: tuple[Path, Path], minilm_artifact: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    source, out = clean_run
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    monkeypatch.setattr(local, "ChunkEmbedder", None)  # loading a model would fail
+    summary = run_local(job(source, out, minilm_artifact))
+    assert (summary.rows, summary.written, summary.rejected) == (0, 90, 3)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(
+        clean_run: tuple[Path, Path], minilm_artifact: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    source, clean = clean_run
+    commit, embedded = PartLog.commit, []
+
+    def failing_commit(self: PartLog, index: int, *args: Any) -> None:
+        if index == 3:
+            raise KeyboardInterrupt  # the user's Ctrl-C after part 2
+        commit(self, index, *args)
+
+    monkeypatch.setattr(PartLog, "commit", failing_commit)
+    with pytest.raises(KeyboardInterrupt):
+        run_local(job(source, tmp_path / "out", minilm_artifact))
+    assert sorted(p.name for p in (tmp_path / "out").glob("part-*")) == [
+        "part-000000.parquet", "part-000001.parquet", "part-000002.parquet"]
+    monkeypatch.setattr(PartLog, "commit", commit)
+    embed = ChunkEmbedder.embed
+
+    def recording(self: ChunkEmbedder, chunk: Any) -> Any:
+        embedded.append(chunk.index)
+        return embed(self, chunk)
+
+    monkeypatch.setattr(ChunkEmbedder, "embed", recording)
+    summary = run_local(job(source, tmp_path / "out", minilm_artifact))
+    assert embedded == [3, 4, 5]
+    assert summary.done_before == 3 * CHUNK and summary.written == 90
+    assert read_output(tmp_path / "out").equals(read_output(clean))
+
+
+def test_a_killed_process_resumes_to_the_embedders_vectors(minilm_artifact: Path,
+                                                            tmp_path: Path) -> None:
+    """kill -9 mid-run (a part may be half written), then the same command again."""
+    rows = corpus(600)
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    cmd = [sys.executable, "-m", "runtime.bulk", str(source), str(tmp_path / "out"),
+           "--model-path", str(minilm_artifact), "--id-column", "id", "--threads", "1",
+           "--chunk-rows", str(CHUNK), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "out" / "_bulk_parts.jsonl"
+    deadline = time.monotonic() + 120
+    while not (parts.is_file() and parts.read_text().count("\n") >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = parts.read_text().count("\n")
+    assert done < len(rows) // CHUNK, "the run finished before it was killed"
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"{done * CHUNK:,} rows done by an earlier run" in result.stderr
+    table = read_output(tmp_path / "out")
+    expected = reference(minilm_artifact, rows)
+    assert table.column("id").to_pylist() == sorted(expected)
+    for key, vector in zip(table.column("id").to_pylist(), vectors(table)):
+        assert vector.tobytes() == expected[key].tobytes(), key
+
+
+def test_parquet_and_csv_inputs_give_the_same_output(
+        clean_run: tuple[Path, Path], minilm_artifact: Path, tmp_path: Path) -> None:
+    rows = [(i, t) for i, t in corpus() if isinstance(t, str) and t]
+    pq.write_table(pa.table({"id": [i for i, _ in rows], "text": [t for _, t in rows]}),
+                   tmp_path / "in.parquet", row_group_size=7)
+    (tmp_path / "in.csv").write_text(
+        "id,text\n" + "".join(f"{i},{t}\n" for i, t in rows))
+    jsonl = write_jsonl(tmp_path / "in.jsonl", rows)
+    outputs = []
+    for source in (jsonl, tmp_path / "in.parquet", tmp_path / "in.csv"):
+        run_local(job(source, tmp_path / source.suffix[1:], minilm_artifact))
+        outputs.append(read_output(tmp_path / source.suffix[1:]))
+    assert outputs[0].num_rows == 90
+    assert outputs[1].equals(outputs[0]) and outputs[2].equals(outputs[0])
+
+
+def test_the_command_names_a_missing_column_in_one_line(minilm_artifact: Path,
+                                                        tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", corpus(3))
+    pq.write_table(pa.table({"id": ["a"], "body": ["x"]}), tmp_path / "in.parquet")
+    result = subprocess.run(
+        [sys.executable, "-m", "runtime.bulk", str(tmp_path / "in.parquet"),
+         str(tmp_path / "out"), "--model-path", str(minilm_artifact)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "has no column 'text'; its columns: id, body" in result.stderr
+    assert "Traceback" not in result.stderr and source.is_file()
+
+
+def test_a_chunk_runs_with_one_batch_in_flight(minilm_artifact: Path) -> None:
+    """What makes a chunk's batches (and so its float32 bytes) the same on every engine: the
+    batcher plans the whole chunk, one batch at a time, with no gather window."""
+    core = ChunkEmbedder(minilm_artifact, EmbedSettings(threads=2), 4096)
+    try:
+        cfg = core.embedder.batcher.cfg
+        assert (cfg.concurrency, cfg.max_wait_ms, cfg.max_queue_rows) == (1, 0.0, 8192)
+        assert core.embedder.config.threads == 2
+    finally:
+        core.close()
