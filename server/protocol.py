@@ -84,6 +84,9 @@ def validation_message(errors: list[Any]) -> tuple[str, str | None]:
     first = errors[0]
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     param = loc[0] if loc else None
+    if param is None:  # the body as a whole: not JSON, or not an object
+        return ("The request body must be a JSON object, sent with Content-Type: "
+                f"application/json ({first.get('msg')})."), None
     if param == "input":
         kind = "is required" if first.get("type") == "missing" else "is invalid"
         return (f"'input' {kind}: it must be a non-empty string, a list of strings, a list of "

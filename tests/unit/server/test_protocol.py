@@ -11,7 +11,7 @@ import pytest
 from runtime.errors import InvalidRequestError
 from server.encode import embeddings_body
 from server.inputs import classify_input
-from server.protocol import parse_request
+from server.protocol import parse_request, validation_message
 
 
 @pytest.mark.parametrize("value, kind, items", [
@@ -68,3 +68,12 @@ def test_base64_is_little_endian_float32_and_float_is_exact() -> None:
                                  "completion_tokens_details": None}
     assert [d["index"] for d in as_float["data"]] == [0, 1]
     assert list(as_float) == ["object", "data", "model", "usage"]
+
+
+def test_a_body_that_is_not_a_json_object_says_so() -> None:
+    """FastAPI's routes (e.g. /tokenize) reject a form-encoded body at the top level."""
+    message, param = validation_message([{"loc": ("body",), "type": "model_attributes_type",
+                                          "msg": "Input should be a valid dictionary"}])
+    assert param is None
+    assert message == ("The request body must be a JSON object, sent with Content-Type: "
+                       "application/json (Input should be a valid dictionary).")
