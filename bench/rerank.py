@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +25,10 @@ import orjson
 from bench.corpus import load_sentences
 from bench.document import replace_section
 from bench.http_load import closed_loop
+from bench.machine import cpu_model
 from tests.helpers import ROOT, build_artifact, minilm_checkpoint, running_server
+
+VERSIONED = ("onnxruntime", "sentence-transformers", "torch", "transformers")
 
 DOCS_PER_QUERY = 32
 CONCURRENCY = 16
@@ -86,7 +91,9 @@ def run(cache: Path, quick: bool) -> str:
         f"`python -m bench.rerank{' --quick' if quick else ''}`, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: all-MiniLM-L6-v2's body under "
         "a random one-label head (ms-marco-MiniLM-L-6-v2's shape), fp32, "
-        f"{len(asks)} queries x {DOCS_PER_QUERY} documents of the bench corpus.",
+        f"{len(asks)} queries x {DOCS_PER_QUERY} documents of the bench corpus. Machine: "
+        f"{cpu_model()}, {os.cpu_count()} cores; " + ", ".join(
+            f"{name} {importlib.metadata.version(name)}" for name in VERSIONED) + ".",
         "",
         "| system | pairs/s |",
         "|---|---|",
