@@ -32,7 +32,7 @@ from runtime.backends.base import BackendLimits
 from runtime.backends.cuda_buffers import StreamBuffers
 from runtime.backends.gpu import import_tensorrt, machine
 from runtime.backends.trt_plan import (BATCH, SEQUENCE, axis_extents, check_compatible,
-                                       numpy_dtype, plan_run)
+                                       numpy_dtype, plan_run, seq_buckets)
 from runtime.errors import ApplianceError, ArtifactError
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class TensorRtBackend:
         seqs = axis_extents(self.profiles, self.graph.inputs, SEQUENCE)
         # Graphs without a sequence axis (images) keep the model's length for the batcher.
         return BackendLimits(max(rows, default=1), max(seqs, default=self.max_len),
-                             tuple(sorted(set(seqs))), concurrency=contexts)
+                             seq_buckets(self.profiles, self.graph.inputs), concurrency=contexts)
 
     def embed(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         missing = set(self.inputs) - set(feeds)

@@ -33,7 +33,8 @@ class ShapeRange:
 
 @dataclass(frozen=True)
 class Profile:
-    """One optimisation profile: every (batch, sequence) input shares one ShapeRange."""
+    """One optimisation profile: a ShapeRange per graph input. The (batch, sequence)
+    helpers below read the first input, for text graphs (profile tables, the GPU bench)."""
 
     name: str  # "short", "medium", "long" or "all"
     shapes: tuple[tuple[str, ShapeRange], ...]  # (input name, range), in graph input order
@@ -68,18 +69,6 @@ class Profile:
         shapes = tuple((k, ShapeRange(tuple(r["min"]), tuple(r["opt"]), tuple(r["max"])))
                        for k, r in data["shapes"].items())
         return cls(str(data["name"]), shapes, str(data.get("reason", "")))
-
-
-def choose_profile(profiles: Sequence[Profile], seq: int) -> int:
-    """Index of the tightest profile for a (batch, sequence) text batch padded to `seq`
-    (plan_run with the text graph's axes; rows over a profile's max batch are split)."""
-    shapes = {name: (1, seq) for name, _ in profiles[0].shapes}
-    return plan_run(profiles, {name: [BATCH, SEQUENCE] for name in shapes}, shapes).profile
-
-
-def seq_buckets(profiles: Sequence[Profile]) -> tuple[int, ...]:
-    """Bucket edges for the batcher: a batch's rows stay within one profile's range."""
-    return tuple(sorted({p.max_seq for p in profiles}))
 
 
 def split_rows(batch: int, max_batch: int) -> list[tuple[int, int]]:
@@ -160,19 +149,11 @@ def axis_extents(profiles: Sequence[Profile], inputs: Mapping[str, Sequence[Any]
     return tuple(max(dict(p.shapes)[name].max[i] for name, i in where) for p in profiles)
 
 
-def buffer_bytes(profiles: Sequence[Profile], itemsizes: Mapping[str, int],
-                 outputs: Mapping[str, int] | None = None) -> dict[str, int]:
-    """Bytes per I/O tensor so one allocation serves every profile's max shape.
-
-    itemsizes: input name -> bytes per element; outputs: output name -> bytes per row
-    (e.g. dims x 4 for float32 vectors). A context runs one profile at a time, so each
-    tensor's buffer is the largest of its per-profile max shapes.
-    """
-    sizes = {name: max(math.prod(dict(p.shapes)[name].max) * size for p in profiles)
-             for name, size in itemsizes.items()}
-    top_batch = max(p.max_batch for p in profiles)
-    sizes.update({name: top_batch * row for name, row in (outputs or {}).items()})
-    return sizes
+def seq_buckets(profiles: Sequence[Profile], inputs: Mapping[str, Sequence[Any]]
+                ) -> tuple[int, ...]:
+    """Bucket edges for the batcher: a batch's rows stay within one profile's sequence
+    range; () for graphs without a sequence axis (images)."""
+    return tuple(sorted(set(axis_extents(profiles, inputs, SEQUENCE))))
 
 
 # TensorRT DataType name -> numpy dtype name (bf16 and the fp8/fp4 types have no numpy

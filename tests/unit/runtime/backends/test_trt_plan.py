@@ -1,5 +1,5 @@
 """Pure TensorRT helpers (profiles themselves: test_profiles.py): profile choice over named
-axes, buffer sizing, manifest compatibility."""
+axes, sequence buckets, manifest compatibility."""
 
 from __future__ import annotations
 
@@ -10,9 +10,16 @@ from models.spec import ModelSpec
 from runtime.batcher import BatchConfig, plan_batches
 from runtime.errors import ApplianceError, ArtifactError
 from runtime.backends.trt_plan import (Machine, Profile, RunPlan, ShapeRange, TrtRecord,
-                                       axis_extents, batch_axes, buffer_bytes, check_compatible,
-                                       choose_profile, numpy_dtype, plan_run, seq_buckets,
-                                       split_rows)
+                                       axis_extents, batch_axes, check_compatible, numpy_dtype,
+                                       plan_run, seq_buckets, split_rows)
+
+
+TEXT = {"input_ids": ["batch", "sequence"], "attention_mask": ["batch", "sequence"]}
+
+
+def choose_profile(profiles: tuple[Profile, ...], seq: int) -> int:
+    """plan_run's profile for a one-row text batch padded to `seq`."""
+    return plan_run(profiles, TEXT, {name: (1, seq) for name in TEXT}).profile
 
 
 def spec(max_len: int) -> ModelSpec:
@@ -24,7 +31,7 @@ def test_profile_round_trip_and_buckets() -> None:
     profiles = plan_profiles(spec(8192), 32, 8192)
     again = tuple(Profile.from_dict(p.to_dict()) for p in profiles)
     assert again == profiles
-    assert seq_buckets(profiles) == (128, 1024, 8192)
+    assert seq_buckets(profiles, TEXT) == (128, 1024, 8192)
 
 
 def test_choose_tightest_profile() -> None:
@@ -39,7 +46,7 @@ def test_batcher_batches_fit_one_profile_each() -> None:
     """With the engine's buckets the batcher never mixes rows of two profiles, and a batch
     never exceeds its profile's max batch when the budgets match the build's."""
     profiles = plan_profiles(spec(512), 64, 4096)
-    cfg = BatchConfig(max_batch_tokens=4096, max_batch_size=64, seq_buckets=seq_buckets(profiles))
+    cfg = BatchConfig(max_batch_tokens=4096, max_batch_size=64, seq_buckets=seq_buckets(profiles, TEXT))
     lengths = [3, 120, 128, 129, 130, 500, 512, 7, 300, 64] * 12
     for batch in plan_batches(lengths, cfg):
         width = max(lengths[i] for i in batch)
@@ -51,14 +58,6 @@ def test_batcher_batches_fit_one_profile_each() -> None:
 def test_split_rows() -> None:
     assert split_rows(5, 2) == [(0, 2), (2, 4), (4, 5)]
     assert split_rows(2, 64) == [(0, 2)]
-
-
-def test_buffer_bytes_cover_every_profile_max() -> None:
-    profiles = plan_profiles(spec(512), 64, 16384)
-    sizes = buffer_bytes(profiles, {"input_ids": 8, "attention_mask": 8}, {"embeddings": 384 * 4})
-    # the long profile's max shape (64, 512) is the largest: 64 * 512 int64s
-    assert sizes == {"input_ids": 64 * 512 * 8, "attention_mask": 64 * 512 * 8,
-                     "embeddings": 64 * 384 * 4}
 
 
 PLAN = TrtRecord(flavour="tensorrt", version="11.4.0.106", compute_capabilities=("9.0",),
