@@ -52,11 +52,6 @@ class RerankResult:
     prompt_tokens: int
 
 
-def open_backend(artifact: Artifact, config: RuntimeConfig, tower: str) -> Backend:
-    """The backend of one tower (graph): the runtime's one call into backend choice."""
-    return load_backend(artifact, config, tower)
-
-
 class Embedder:
     """`backends` by tower name, for callers that wrap them (tests); opened here otherwise."""
 
@@ -279,7 +274,7 @@ def _open_backends(artifact: Artifact, config: RuntimeConfig, towers: Sequence[T
     backends: dict[str, Backend] = {}
     try:
         for tower in towers:
-            backends[tower.name] = given.get(tower.name) or open_backend(artifact, config,
+            backends[tower.name] = given.get(tower.name) or load_backend(artifact, config,
                                                                          tower.name)
     except BaseException:
         for name, backend in backends.items():

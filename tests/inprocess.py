@@ -22,7 +22,8 @@ from runtime.backends.base import Backend
 from runtime.limits import BatchFlags
 from runtime.config import RuntimeConfig
 from runtime.artifact import Artifact
-from runtime.embedder import Embedder, open_backend
+from runtime.backends.choose import load_backend
+from runtime.embedder import Embedder
 from server.app import create_app
 from server.config import ServerConfig
 from tests.helpers import free_port
@@ -51,7 +52,7 @@ class GatedBackend:
 
 def gated_embedder(artifact: Path, runtime: RuntimeConfig) -> tuple[Embedder, GatedBackend]:
     opened = Artifact.open(artifact)
-    backend = GatedBackend(open_backend(opened, runtime, "text"))
+    backend = GatedBackend(load_backend(opened, runtime, "text"))
     return Embedder(opened, runtime, {"text": backend}), backend
 
 

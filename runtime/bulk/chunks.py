@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from models.spec import ModelSpec
 from runtime.bulk.deps import require
 from runtime.bulk.sources import BadLine, Chunk, InputError
 from runtime.config import RuntimeConfig
@@ -69,18 +68,6 @@ def reject_reason(text: Any) -> str | None:
     return None
 
 
-def prompt_text(spec: ModelSpec, name: str | None) -> str:
-    """The prompt prepended to every text: the named one, else the model's default."""
-    name = name or spec.default_prompt_name
-    if not name:
-        return ""
-    prompt = spec.prompt(name)
-    if prompt is None:
-        known = ", ".join(n for n, _ in spec.prompts) or "none"
-        raise InputError(f"unknown --prompt-name {name!r}; this model's prompts: {known}")
-    return prompt
-
-
 class ChunkEmbedder:
     def __init__(self, artifact: str | Path, settings: EmbedSettings, chunk_rows: int):
         self.settings = settings
@@ -91,8 +78,12 @@ class ChunkEmbedder:
             raise InputError("the bulk command embeds text with text-tower models; this "
                              "model's texts go through its vision-language template: use "
                              "the server")
+        try:  # the server's own prompt rule: the named one, else the model's default
+            self.prompt = self.embedder.prompt_text(settings.prompt_name or None)
+        except InvalidRequestError as exc:
+            self.close()
+            raise InputError(f"--prompt-name: {exc.message}") from exc
         self._loop.run_until_complete(self.embedder.start())
-        self.prompt = prompt_text(self.embedder.spec, settings.prompt_name)
         self.dims = self.embedder.spec.dims
 
     def embed(self, chunk: Chunk) -> ChunkResult:
