@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from runtime.artifact import Artifact
 from runtime.config import RuntimeConfig
@@ -11,8 +10,8 @@ from runtime.config import RuntimeConfig
 
 @dataclass(frozen=True)
 class ServerConfig:
-    # The built artifact, opened once by launch_server (which builds checkpoints first); a
-    # path is opened here. It is os.PathLike, so code that wants the directory gets it.
+    # The built artifact, opened once by launch_server (which builds checkpoints first). It
+    # is os.PathLike, so code that wants the directory gets it.
     artifact: Artifact
     model_path: str  # what the user passed, reported by /get_model_info
     served_model_name: str
@@ -26,7 +25,3 @@ class ServerConfig:
     max_request_bytes: int = 16 * 1024 * 1024  # larger bodies: 413, never read in full
     api_key: str | None = field(default=None, repr=False)  # None: no auth
     drain_timeout_s: int = 30  # SIGTERM: how long in-flight requests may take to finish
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.artifact, Artifact):
-            object.__setattr__(self, "artifact", Artifact.open(Path(self.artifact)))
