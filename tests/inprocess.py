@@ -65,14 +65,13 @@ def server_config(artifact: Path, batch: BatchFlags | None = None,
 
 
 @contextlib.contextmanager
-def serve(config: ServerConfig, embedder: Embedder | None = None,
-          graceful_s: int = 5) -> Iterator[tuple[str, FastAPI]]:
-    """(base URL, app) of a server running in a thread; stopped on exit. `graceful_s`: how
-    long in-flight requests may finish at shutdown (short, so tests that leave some end)."""
+def serve(config: ServerConfig, embedder: Embedder | None = None
+          ) -> Iterator[tuple[str, FastAPI]]:
+    """(base URL, app) of a server running in a thread; stopped on exit."""
     app = create_app(config, embedder)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=graceful_s))
+                                           timeout_graceful_shutdown=5))
     app.state.uvicorn_server = server
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

@@ -149,9 +149,7 @@ def _in_flight(url: str) -> float:
 def test_draining_server_stops_accepting_and_finishes_what_it_has(minilm_artifact: Path) -> None:
     config = server_config(minilm_artifact)
     embedder, backend = gated_embedder(minilm_artifact, config.runtime)
-    # The drain window is the server's own (30 s): on a loaded CI machine seeing the
-    # listener close can take seconds, and the held requests must still be drained.
-    with serve(config, embedder, graceful_s=config.drain_timeout_s) as (url, app):
+    with serve(config, embedder) as (url, app):
         wait_for(lambda: app.state.readiness.ready, "warm-up")
         backend.gate.clear()
         results: list[int] = []
@@ -172,9 +170,11 @@ def test_draining_server_stops_accepting_and_finishes_what_it_has(minilm_artifac
 
 
 def _refused(url: str) -> bool:
+    """The server takes no new request: refused, or (a connect racing the listener's
+    close) accepted by the kernel and then reset."""
     try:
         httpx.get(f"{url}/health", timeout=2)
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
         return True
     return False
 
