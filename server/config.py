@@ -25,3 +25,4 @@ class ServerConfig:
     max_request_bytes: int = 16 * 1024 * 1024  # larger bodies: 413, never read in full
     api_key: str | None = field(default=None, repr=False)  # None: no auth
     drain_timeout_s: int = 30  # SIGTERM: how long in-flight requests may take to finish
+    drain_delay_s: float = 0.0  # SIGTERM: /ready says 503 this long before the listener closes

@@ -150,8 +150,13 @@ def _reliability_flags(g: Any) -> None:
     add(g, "--api-key", env=("TRT_EMBED_API_KEY",), default=None,
         help="require 'Authorization: Bearer KEY' on every route but /health*, /ready "
              "and /metrics (as SGLang)")
-    g.add_argument("--drain-timeout", type=int, default=30,
-                   help="seconds in-flight requests get to finish after SIGTERM")
+    add(g, "--drain-timeout", env=("DRAIN_TIMEOUT",), type=int, default=30,
+        help="seconds in-flight requests get to finish after SIGTERM (keep the "
+             "container's stop timeout above drain delay + this)")
+    add(g, "--drain-delay", env=("DRAIN_DELAY",), type=float, default=0.0,
+        help="seconds between SIGTERM and the listener closing: /ready answers 503 and "
+             "requests are still served, so load balancers that probe /ready stop sending "
+             "first")
 
 
 def _media_flags(g: Any) -> None:

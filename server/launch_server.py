@@ -92,7 +92,8 @@ def build_config(args: argparse.Namespace, artifact: Artifact) -> ServerConfig:
                         max_rerank_documents=args.max_rerank_documents,
                         rerank_truncate=args.rerank_overflow == "truncate",
                         max_request_bytes=args.max_request_bytes,
-                        api_key=args.api_key or None, drain_timeout_s=args.drain_timeout)
+                        api_key=args.api_key or None, drain_timeout_s=args.drain_timeout,
+                        drain_delay_s=args.drain_delay)
 
 
 def serve_as(args: argparse.Namespace, artifact: Artifact) -> Artifact:
@@ -136,14 +137,16 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from server.app import create_app
-    from server.lifecycle import load_or_exit
+    from server.lifecycle import draining_server, load_or_exit
 
     app = create_app(config, load_or_exit(config))  # a broken artifact exits here, at once
-    # SIGTERM: uvicorn stops accepting, lets in-flight requests finish (up to the drain
-    # timeout), then the lifespan closes the embedder; exit status 0.
-    server = uvicorn.Server(uvicorn.Config(
+    # SIGTERM: /ready turns 503 (for --drain-delay seconds requests are still served), then
+    # uvicorn stops accepting and lets in-flight requests finish (up to the drain timeout);
+    # then the lifespan closes the embedder; exit status 0.
+    server = draining_server(uvicorn.Config(
         app, host=config.host, port=config.port, log_level=args.log_level.lower(),
-        timeout_graceful_shutdown=config.drain_timeout_s))
+        timeout_graceful_shutdown=config.drain_timeout_s), app.state.readiness,
+        config.drain_delay_s)
     failed: list[bool] = []
 
     def on_fatal() -> None:  # a failed warm-up ends the process with status 1

