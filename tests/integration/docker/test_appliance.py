@@ -9,6 +9,7 @@ the server's uid cannot write. Measured figures are printed (run with -s) for th
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -157,3 +158,22 @@ def test_a_cache_dir_the_server_cannot_write_gets_one_clear_line(
     assert len(failed) == 1, logs
     assert "not writable by uid 10001" in failed[0] and "chown -R 10001" in failed[0]
     assert "Traceback" not in logs
+
+
+def test_make_image_gpu_bakes_an_rtx_plan_on_this_cpu_when_the_gpu_base_is_out_of_reach(
+        tmp_path: Path) -> None:
+    log = tmp_path / "gpu.log"
+    build("gpu", "trt-embed:gpu", log)
+    text = log.read_text()
+    if "SKIPPED the gpu stages" not in text:  # a machine that reaches nvcr.io builds them
+        assert image_size("trt-embed:gpu") > 0
+        return
+    # The fallback: the RTX plan compiled at `docker build` time with no GPU, for the
+    # default model, where the launcher's cache rule puts it.
+    manifest = docker("run", "--rm", "--entrypoint", "sh", "trt-embed:rtx-plan", "-c",
+                      "cat /cache/*/tensorrt-rtx-fp32/manifest.json").stdout
+    record = json.loads(manifest)["tensorrt"]
+    assert record["flavour"] == "tensorrt-rtx" and set(record["plans"]) == {"text"}
+    plan = docker("run", "--rm", "--entrypoint", "sh", "trt-embed:rtx-plan", "-c",
+                  "stat -c %s /cache/*/tensorrt-rtx-fp32/text.plan").stdout
+    assert int(plan) > 10_000_000
