@@ -69,7 +69,7 @@ image-lb:
 # Builds the cpu image and runs it for real: vectors, cache reuse, docker stop under load,
 # non-root, compose + nginx with a replica killed mid-load. Skips, saying why, without an engine.
 appliance-test: install
-	$(PY) -m pytest -q -s -p no:cacheprovider tests/integration/docker/test_appliance.py \
+	$(PY) -m pytest -q -s -rs -p no:cacheprovider tests/integration/docker/test_appliance.py \
 	  tests/integration/docker/test_compose.py
 
 bench: install
