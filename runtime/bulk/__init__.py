@@ -15,5 +15,5 @@ and the two engines write identical bytes.
 
 Modules: deps (lazy optional imports), sources (streamed readers), chunks (one chunk ->
 rows and rejects), state (fingerprints, parts, resume), local (the one-process engine),
-ray_engine (Ray Data), __main__ (flags).
+ray_engine (an actor pool on Ray), __main__ (flags).
 """

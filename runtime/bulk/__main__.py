@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model-path", required=True, help="artifact dir, checkpoint dir or hub id")
     p.add_argument("--text-column", default="text")
     p.add_argument("--id-column", default=None, help="carried to the output (default: the "
-                   "row number; --engine ray needs one)")
+                   "input row number)")
     p.add_argument("--format", choices=("parquet", "jsonl", "csv"), default=None,
                    help="default: from the input's suffix")
     p.add_argument("--engine", choices=("local", "ray"), default="local")

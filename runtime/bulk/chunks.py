@@ -125,8 +125,7 @@ class ChunkEmbedder:
 
     @staticmethod
     def _reject(chunk: Chunk, i: int, reason: str) -> dict[str, Any]:
-        row = chunk.start + i if chunk.start >= 0 else None
-        return {"index": i, "row": row, "id": chunk.ids[i], "reason": reason}
+        return {"index": i, "row": chunk.start + i, "id": chunk.ids[i], "reason": reason}
 
     def _table(self, ids: Sequence[Any], vectors: Any, tokens: list[int]) -> Any:
         pa = require("pyarrow")
