@@ -48,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("backend and artifact (as the server's flags)")
     g.add_argument("--backend", default="auto", choices=BACKENDS)
     g.add_argument("--threads", type=int, default=0,
-                   help="ONNX Runtime threads (0: every core; per actor with Ray: "
+                   help="batches at once, one ONNX Runtime thread each (0: one per core; per actor with Ray: "
                         "--ray-cpus-per-actor)")
     g.add_argument("--max-batch-size", type=int, default=None)
     g.add_argument("--max-batch-tokens", type=int, default=None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from runtime.bulk.chunks import ChunkEmbedder, EmbedSettings
+from runtime.bulk.chunks import ChunkEmbedder, EmbedSettings, Running
 from runtime.bulk.deps import require
 from runtime.bulk.sources import Chunk, Source, estimate_rows, fingerprint, read_batches, rechunk
 from runtime.bulk.state import PartLog, artifact_fingerprint
@@ -101,18 +101,28 @@ def run_local(job: BulkJob) -> Summary:
         return nothing_left(job, parts)
     bar, tally = progress_bar(job), Tally()
     core: ChunkEmbedder | None = None
-    try:
+    previous: Running | None = None
+    try:  # chunk k + 1 is read, tokenised and queued before chunk k is written
         for chunk in pending(job, parts, bar, tally):
             core = core or ChunkEmbedder(job.artifact, job.settings, job.chunk_rows)
-            result = core.embed(chunk)
-            parts.commit(chunk.index, (chunk.start, chunk.start + len(chunk.texts)),
-                         result.table, result.rejects, result.tokens)
-            bar.update(len(chunk.texts))
+            running = core.submit(chunk)
+            if previous is not None:
+                _commit(parts, previous, bar)
+            previous = running
+        if previous is not None:
+            _commit(parts, previous, bar)
     finally:
         bar.close()
         if core is not None:
             core.close()
     return finished(parts, tally, started)
+
+
+def _commit(parts: PartLog, running: Running, bar: Any) -> None:
+    chunk, result = running.chunk, running.result()
+    parts.commit(chunk.index, (chunk.start, chunk.start + len(chunk.texts)), result.table,
+                 result.rejects, result.tokens)
+    bar.update(len(chunk.texts))
 
 
 def progress_bar(job: BulkJob) -> Any:
