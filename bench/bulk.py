@@ -10,7 +10,7 @@ On the bench corpus (bench/corpus.py, as Parquet with ids), in one run on this m
 - sentence-transformers `encode`, fp32, batch 32, the same thread count;
 - `python -m runtime.bulk` as a user runs it, on the corpus and on `--scale` copies of it:
   wall time and peak RSS (memory flat in the corpus size), and the same with --engine ray
-  (a local cluster of one-thread actors, one per core) for the Ray overhead.
+  (a local cluster, its default layout: one actor with every core) for the Ray overhead.
 """
 
 from __future__ import annotations
@@ -189,9 +189,9 @@ def measure(args: argparse.Namespace, work: Path
                 raw.rows, raw.tokens),
         command(f"python -m runtime.bulk, {args.scale}x corpus", artifact, many,
                 work / "cmd-many", rows, tokens),
-        command(f"python -m runtime.bulk --engine ray ({threads} one-thread actors), "
-                f"{args.scale}x corpus", artifact, many, work / "ray-many", rows, tokens,
-                "--engine", "ray", "--ray-actors", str(threads)),
+        command(f"python -m runtime.bulk --engine ray (one actor, {threads} one-thread "
+                f"batches at once), {args.scale}x corpus", artifact, many, work / "ray-many",
+                rows, tokens, "--engine", "ray"),
     ]
     return [raw, bulk, st], commands, tokenizer_rate(artifact, sentences), spread
 
