@@ -9,6 +9,12 @@ lowest latency. That needs a second session holding a second copy of the weights
 made for graphs under DUAL_SESSION_MAX_BYTES only. One-thread batches are kept small
 (one_thread_batch_tokens): a batch's activations then stay near the core's own caches.
 `threads=N` gives one session of N threads (`threads=1`: one-thread batches, kept small).
+
+The graph runs as exported, with ORT_ENABLE_ALL: on all-MiniLM (AVX2 Xeon, ORT 1.32, one
+thread, CPU time per batch) onnxruntime.transformers.optimizer's offline fusions
+(Attention, SkipLayerNormalization, EmbedLayerNormalization) ran 9-16% slower than ORT's
+own online fusions, and no session option tried (no memory pattern, no arena, denormals
+as zero, EXTENDED level) was faster than the defaults.
 """
 
 from __future__ import annotations
