@@ -5,11 +5,12 @@ On the bench corpus (bench/corpus.py, as Parquet with ids), in one run on this m
 - the bulk command (read, tokenise, batch, embed, write parts) in-process, its model load
   timed apart and left out, as it is for the two below;
 - the raw backend: the same Embedder's backend fed the corpus pre-tokenised, length-sorted
-  and cut by the batcher's own plan (no reading, tokenising, batcher or writing): the bound;
+  and cut once by the batcher's own plan, as many one-thread batches at once as the command
+  runs (no reading, tokenising, per-chunk planning or writing): the bound;
 - sentence-transformers `encode`, fp32, batch 32, the same thread count;
 - `python -m runtime.bulk` as a user runs it, on the corpus and on `--scale` copies of it:
   wall time and peak RSS (memory flat in the corpus size), and the same with --engine ray
-  (a local cluster of one-thread actors, one per core) for the Ray overhead.
+  (a local cluster, its default layout: one actor with every core) for the Ray overhead.
 """
 
 from __future__ import annotations
@@ -91,24 +92,26 @@ def _backend_priority() -> None:
 
 
 def raw_backend(artifact: Path, sentences: Sequence[str], threads: int) -> Timed:
-
+    """The bulk command's backend as it runs it (`threads` one-thread batches at once), fed
+    the whole corpus pre-tokenised and cut once by the batcher's plan: no reading,
+    tokenising, per-chunk planning or writing."""
     config = EmbedSettings(backend="onnxruntime", threads=threads).runtime_config(CHUNK)
     embedder = Embedder.load(artifact, config)
     rows = embedder.tokenizer.encode(list(sentences), False)
-    rows.sort(key=len)
     batches = [[rows[i] for i in b]
                for b in plan_batches([len(r) for r in rows], embedder.batcher.cfg)]
-    def run() -> float:
-        embedder.backend.embed(embedder.adapter.feeds("text", batches[0]))  # warm-up
-        start = time.perf_counter()
-        for batch in batches:
-            embedder.backend.embed(embedder.adapter.feeds("text", batch))
-        return time.perf_counter() - start
 
-    with ThreadPoolExecutor(1, initializer=_backend_priority) as pool:
-        seconds = pool.submit(run).result()
+    def run(batch: list[list[int]]) -> None:
+        embedder.backend.embed(embedder.adapter.feeds("text", batch))
+
+    with ThreadPoolExecutor(threads, initializer=_backend_priority) as pool:
+        list(pool.map(run, batches[:threads]))  # warm-up: every thread's first run
+        start = time.perf_counter()
+        list(pool.map(run, batches))
+        seconds = time.perf_counter() - start
     asyncio.run(embedder.close())
-    return Timed("raw backend, token-sorted batches", len(rows), sum(map(len, rows)), seconds)
+    return Timed(f"raw backend, token-sorted batches, {threads} at once", len(rows),
+                 sum(map(len, rows)), seconds)
 
 
 def sentence_transformers(checkpoint: str, sentences: Sequence[str], threads: int,
@@ -186,9 +189,9 @@ def measure(args: argparse.Namespace, work: Path
                 raw.rows, raw.tokens),
         command(f"python -m runtime.bulk, {args.scale}x corpus", artifact, many,
                 work / "cmd-many", rows, tokens),
-        command(f"python -m runtime.bulk --engine ray ({threads} one-thread actors), "
-                f"{args.scale}x corpus", artifact, many, work / "ray-many", rows, tokens,
-                "--engine", "ray", "--ray-actors", str(threads)),
+        command(f"python -m runtime.bulk --engine ray (one actor, {threads} one-thread "
+                f"batches at once), {args.scale}x corpus", artifact, many, work / "ray-many",
+                rows, tokens, "--engine", "ray"),
     ]
     return [raw, bulk, st], commands, tokenizer_rate(artifact, sentences), spread
 

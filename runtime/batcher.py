@@ -156,6 +156,25 @@ class Batcher:
         self._arrived.set()
         return await job.future  # cancelling the caller cancels the future: rows get dropped
 
+    async def run_planned(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        """Embed `rows` past the queue: planned once as one set (plan_batches, these limits)
+        and run `concurrency` batches at a time on the backend threads. The batches are then
+        a pure function of `rows`, whatever the timing (the bulk command's chunks: the same
+        float32 bytes on every engine); the queue's re-planning after each batch, for rows
+        that arrive meanwhile, is for requests. Returns (len(rows), dims) in input order."""
+        loop = asyncio.get_running_loop()
+        plan = plan_batches([len(r) for r in rows], self.cfg)
+        outputs = await asyncio.gather(*(
+            loop.run_in_executor(self._executor, self._run, [rows[i] for i in batch])
+            for batch in plan))
+        vectors: list[np.ndarray | None] = [None] * len(rows)
+        for batch, output in zip(plan, outputs):
+            for i, vector in zip(batch, output):
+                vectors[i] = vector
+        self.batches_run += len(plan)
+        self.rows_run += len(rows)
+        return np.stack(vectors)  # type: ignore[arg-type]
+
     def _expire(self, job: _Job) -> None:
         if not job.started and not job.future.done():
             job.future.set_exception(QueueTimeoutError(

@@ -118,6 +118,19 @@ class Embedder:
         return await self._run(Work({self.adapter.towers[0].name: checked}), len(rows),
                                dimensions)
 
+    async def embed_planned(self, rows: Sequence[Sequence[int]], *,
+                            truncate: bool = False) -> EmbeddingResult:
+        """embed_tokens for a bulk caller: the rows are planned once, as one set, and run
+        past the batcher's queue (Batcher.run_planned): the same rows give the same
+        batches, and so the same bytes, however many batches run at once."""
+        self._check_task(rerank=False)
+        tower = self.adapter.towers[0].name
+        checked = self.tokenizer.check_ids(rows, self._truncate(truncate))
+        work = Work({tower: checked})
+        vectors = await self.batchers[tower].run_planned(checked)
+        return self._finish(self.adapter.combine(work, {tower: vectors}, len(rows)),
+                            work.tokens, None)
+
     async def embed_items(self, items: Sequence[Any], *, truncate: bool = False,
                           prompt_name: str | None = None,
                           dimensions: int | None = None) -> EmbeddingResult:

@@ -9,11 +9,13 @@ artifact's fingerprints: an interrupted run restarts at the first uncommitted pa
 second run over the same input and artifact does nothing.
 
 Vectors depend on which rows share a batch (padding changes the last bit of a float), so a
-chunk is embedded alone with one batch in flight: its batches are then the batcher's plan of
-that chunk's rows, the same on one machine and on every Ray actor (runtime/bulk/ray_engine.py),
-and the two engines write identical bytes.
+chunk's rows are planned once, as one set (Embedder.embed_planned): its batches are a pure
+function of its rows, the same on one machine and on every Ray actor
+(runtime/bulk/ray_engine.py), however many run at once, and the two engines write identical
+bytes. On CPU, `--threads` one-thread batches run at once (faster than one batch on every
+thread: BENCHMARKS.md, bulk).
 
 Modules: deps (lazy optional imports), sources (streamed readers), chunks (one chunk ->
 rows and rejects), state (fingerprints, parts, resume), local (the one-process engine),
-ray_engine (Ray Data), __main__ (flags).
+ray_engine (an actor pool on Ray), __main__ (flags).
 """

@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model-path", required=True, help="artifact dir, checkpoint dir or hub id")
     p.add_argument("--text-column", default="text")
     p.add_argument("--id-column", default=None, help="carried to the output (default: the "
-                   "row number; --engine ray needs one)")
+                   "input row number)")
     p.add_argument("--format", choices=("parquet", "jsonl", "csv"), default=None,
                    help="default: from the input's suffix")
     p.add_argument("--engine", choices=("local", "ray"), default="local")
@@ -48,8 +48,8 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("backend and artifact (as the server's flags)")
     g.add_argument("--backend", default="auto", choices=BACKENDS)
     g.add_argument("--threads", type=int, default=0,
-                   help="ONNX Runtime threads (0: every core; per actor with Ray: "
-                        "--ray-cpus-per-actor)")
+                   help="batches at once, one ONNX Runtime thread each (0: one per core; "
+                        "with Ray: --ray-cpus-per-actor)")
     g.add_argument("--max-batch-size", type=int, default=None)
     g.add_argument("--max-batch-tokens", type=int, default=None)
     g.add_argument("--trt-contexts", type=int, default=2)
@@ -61,8 +61,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-address", default=None, help="an existing cluster (default: a "
                    "local one on this machine's cores)")
     r.add_argument("--ray-actors", type=int, default=None,
-                   help="embedder actors (default: one per GPU, else per CPU group)")
-    r.add_argument("--ray-cpus-per-actor", type=int, default=1)
+                   help="embedder actors (default: one per GPU, else per "
+                   "--ray-cpus-per-actor CPUs: one per node)")
+    r.add_argument("--ray-cpus-per-actor", type=int, default=0,
+                   help="CPUs (one-thread batches at once) per actor; 0: a node's cores")
     return p
 
 

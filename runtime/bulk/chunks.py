@@ -3,17 +3,20 @@
 The core both engines share (runtime/bulk/local.py, runtime/bulk/ray_engine.py): an
 Embedder on its own event loop, fed one chunk at a time. Rows are checked first (null, not
 text, empty: rejected with the reason), tokenised once with the model's tokenizer (the
-token count per row is written out), then embedded with Embedder.embed_tokens: the server's
-batcher and backend, the same rows it would run for embed_texts.
+token count per row is written out), then embedded with Embedder.embed_planned: the
+server's backend and batch limits, the chunk's rows planned once into batches (a pure
+function of the rows: the same bytes on every engine) and run `threads` at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from runtime.bulk.deps import require
 from runtime.bulk.sources import BadLine, Chunk, InputError
@@ -38,13 +41,15 @@ class EmbedSettings:
     trt_contexts: int = 2
 
     def runtime_config(self, chunk_rows: int) -> RuntimeConfig:
-        """One batch in flight on CPU (threads given): a chunk's batches are then the same
-        wherever it runs. A chunk is one request: no request token limit, a queue that fits."""
+        """`threads` one-thread batches at once on CPU (faster than one batch on every
+        thread: BENCHMARKS.md, bulk), each within the one-thread budget; the batches are
+        the plan of the chunk's rows (Embedder.embed_planned), the same wherever it runs.
+        A chunk is one request: no request token limit, a queue that fits."""
         threads = self.threads or len(os.sched_getaffinity(0))
         flags = BatchFlags(max_batch_size=self.max_batch_size,
-                           max_batch_tokens=self.max_batch_tokens, max_wait_ms=0.0,
-                           max_queue_rows=max(8192, chunk_rows))
-        return RuntimeConfig(backend=self.backend, batch=flags, threads=threads,
+                           max_batch_tokens=self.max_batch_tokens, concurrency=threads,
+                           max_wait_ms=0.0, max_queue_rows=max(8192, chunk_rows))
+        return RuntimeConfig(backend=self.backend, batch=flags, threads=1,
                              trt_contexts=self.trt_contexts, max_request_tokens=1 << 62)
 
 
@@ -68,11 +73,38 @@ def reject_reason(text: Any) -> str | None:
     return None
 
 
+@dataclass
+class Running:
+    """A chunk whose batches are queued or running; result() waits for them."""
+
+    chunk: Chunk
+    keep: list[int]  # the chunk's rows that are embedded
+    rows: list[list[int]]  # their tokens
+    rejects: list[dict[str, Any]]
+    future: Future | None  # the vectors; None: no row to embed
+    table: Callable[[Sequence[Any], Any, list[int]], Any]
+
+    def result(self) -> ChunkResult:
+        vectors = self.future.result().vectors if self.future is not None else None
+        table = self.table([self.chunk.ids[i] for i in self.keep], vectors,
+                           [len(r) for r in self.rows])
+        ordered = [{k: v for k, v in r.items() if k != "index"}
+                   for r in sorted(self.rejects, key=lambda r: r["index"])]
+        return ChunkResult(table, ordered, sum(map(len, self.rows)))
+
+
 class ChunkEmbedder:
+    """The Embedder on an event loop of its own thread: submit() checks and tokenises a chunk
+    and queues its batches behind the previous chunk's, so the caller can tokenise the next
+    chunk and write the last one while the backend works (the cores never wait for them)."""
+
     def __init__(self, artifact: str | Path, settings: EmbedSettings, chunk_rows: int):
         self.settings = settings
-        self._loop = asyncio.new_event_loop()
         self.embedder = Embedder.load(artifact, settings.runtime_config(chunk_rows))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="bulk-loop",
+                                        daemon=True)
+        self._thread.start()
         if self.embedder.spec.adapter == "vision_language":
             self.close()
             raise InputError("the bulk command embeds text with text-tower models; this "
@@ -83,10 +115,16 @@ class ChunkEmbedder:
         except InvalidRequestError as exc:
             self.close()
             raise InputError(f"--prompt-name: {exc.message}") from exc
-        self._loop.run_until_complete(self.embedder.start())
+        self._call(self.embedder.start()).result()
         self.dims = self.embedder.spec.dims
 
+    def _call(self, coro: Any) -> Future:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
     def embed(self, chunk: Chunk) -> ChunkResult:
+        return self.submit(chunk).result()
+
+    def submit(self, chunk: Chunk) -> Running:
         rejects: list[dict[str, Any]] = []
         keep: list[int] = []
         for i, text in enumerate(chunk.texts):
@@ -98,13 +136,9 @@ class ChunkEmbedder:
             else:
                 rejects.append(self._reject(chunk, i, reason))
         rows, keep = self._tokenize(chunk, keep, rejects)
-        vectors = (self._loop.run_until_complete(
-            self.embedder.embed_tokens(rows, truncate=self.settings.truncate)).vectors
-            if rows else None)
-        table = self._table([chunk.ids[i] for i in keep], vectors, [len(r) for r in rows])
-        ordered = [{k: v for k, v in r.items() if k != "index"}
-                   for r in sorted(rejects, key=lambda r: r["index"])]
-        return ChunkResult(table, ordered, sum(map(len, rows)))
+        future = (self._call(self.embedder.embed_planned(rows, truncate=self.settings.truncate))
+                  if rows else None)
+        return Running(chunk, keep, rows, rejects, future, self._table)
 
     def _tokenize(self, chunk: Chunk, keep: list[int], rejects: list[dict[str, Any]]
                   ) -> tuple[list[list[int]], list[int]]:
@@ -125,8 +159,7 @@ class ChunkEmbedder:
 
     @staticmethod
     def _reject(chunk: Chunk, i: int, reason: str) -> dict[str, Any]:
-        row = chunk.start + i if chunk.start >= 0 else None
-        return {"index": i, "row": row, "id": chunk.ids[i], "reason": reason}
+        return {"index": i, "row": chunk.start + i, "id": chunk.ids[i], "reason": reason}
 
     def _table(self, ids: Sequence[Any], vectors: Any, tokens: list[int]) -> Any:
         pa = require("pyarrow")
@@ -138,5 +171,7 @@ class ChunkEmbedder:
 
     def close(self) -> None:
         if not self._loop.is_closed():
-            self._loop.run_until_complete(self.embedder.close())
+            self._call(self.embedder.close()).result()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
             self._loop.close()

@@ -13,11 +13,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from runtime.bulk.chunks import ChunkEmbedder, EmbedSettings
+from runtime.bulk.chunks import ChunkEmbedder, EmbedSettings, Running
 from runtime.bulk.deps import require
-from runtime.bulk.sources import Source, estimate_rows, fingerprint, read_batches, rechunk
+from runtime.bulk.sources import Chunk, Source, estimate_rows, fingerprint, read_batches, rechunk
 from runtime.bulk.state import PartLog, artifact_fingerprint
 
 log = logging.getLogger("bulk")
@@ -62,40 +62,70 @@ class Summary:
                 f"output {out}/*.parquet")
 
 
+@dataclass
+class Tally:
+    rows: int = 0  # input rows read this run
+    done_before: int = 0  # of which in parts an earlier run committed
+
+
+def pending(job: BulkJob, parts: PartLog, bar: Any, tally: Tally) -> Iterator[Chunk]:
+    """The input's chunks that no run has committed yet, in order (both engines' reading:
+    the same chunks, row numbers and ids wherever they are embedded)."""
+    for chunk in rechunk(read_batches(job.source, job.chunk_rows), job.chunk_rows):
+        count = len(chunk.texts)
+        tally.rows += count
+        if parts.committed(chunk.index):
+            tally.done_before += count
+            bar.update(count)
+            continue
+        yield chunk
+
+
+def finished(parts: PartLog, tally: Tally, started: float) -> Summary:
+    parts.finish()
+    totals = parts.totals()
+    return Summary(tally.rows, totals["written"], totals["rejected"], totals["tokens"],
+                   tally.done_before, time.perf_counter() - started)
+
+
+def nothing_left(job: BulkJob, parts: PartLog) -> Summary:
+    totals = parts.totals()
+    log.info("%s already holds this job's output: nothing to do", job.out)
+    return Summary(0, totals["written"], totals["rejected"], totals["tokens"], 0, 0.0)
+
+
 def run_local(job: BulkJob) -> Summary:
     started = time.perf_counter()
     parts = PartLog(job.out, job.key("local"))
     if parts.complete:
-        totals = parts.totals()
-        log.info("%s already holds this job's output: nothing to do", job.out)
-        return Summary(0, totals["written"], totals["rejected"], totals["tokens"], 0, 0.0)
-    bar = _bar(job)
+        return nothing_left(job, parts)
+    bar, tally = progress_bar(job), Tally()
     core: ChunkEmbedder | None = None
-    rows = done_before = 0
-    try:
-        for chunk in rechunk(read_batches(job.source, job.chunk_rows), job.chunk_rows):
-            count = len(chunk.texts)
-            rows += count
-            if parts.committed(chunk.index):
-                done_before += count
-                bar.update(count)
-                continue
+    previous: Running | None = None
+    try:  # chunk k + 1 is read, tokenised and queued before chunk k is written
+        for chunk in pending(job, parts, bar, tally):
             core = core or ChunkEmbedder(job.artifact, job.settings, job.chunk_rows)
-            result = core.embed(chunk)
-            parts.commit(chunk.index, (chunk.start, chunk.start + count), result.table,
-                         result.rejects, result.tokens)
-            bar.update(count)
+            running = core.submit(chunk)
+            if previous is not None:
+                _commit(parts, previous, bar)
+            previous = running
+        if previous is not None:
+            _commit(parts, previous, bar)
     finally:
         bar.close()
         if core is not None:
             core.close()
-    parts.finish()
-    totals = parts.totals()
-    return Summary(rows, totals["written"], totals["rejected"], totals["tokens"], done_before,
-                   time.perf_counter() - started)
+    return finished(parts, tally, started)
 
 
-def _bar(job: BulkJob) -> Any:
+def _commit(parts: PartLog, running: Running, bar: Any) -> None:
+    chunk, result = running.chunk, running.result()
+    parts.commit(chunk.index, (chunk.start, chunk.start + len(chunk.texts)), result.table,
+                 result.rejects, result.tokens)
+    bar.update(len(chunk.texts))
+
+
+def progress_bar(job: BulkJob) -> Any:
     """rows/s and the ETA; the total is exact for Parquet, counted lines for text formats."""
     tqdm = require("tqdm").tqdm
     return tqdm(total=estimate_rows(job.source), unit="rows", unit_scale=True, smoothing=0.1,

@@ -43,6 +43,22 @@ def rejects_name(index: int) -> str:
     return f"rejects-{index:06d}.jsonl"
 
 
+def write_part(out: Path, index: int, rows: tuple[int, int], table: Any,
+               rejects: list[dict[str, Any]], tokens: int) -> dict[str, Any]:
+    """Part `index`'s Parquet and rejects, each renamed into place; its log record, which
+    commits it, is PartLog.record's to write."""
+    if table.num_rows:
+        tmp = out / (part_name(index) + ".tmp")
+        require("pyarrow.parquet").write_table(table, tmp)
+        os.replace(tmp, out / part_name(index))
+    if rejects:
+        tmp = out / (rejects_name(index) + ".tmp")
+        tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rejects))
+        os.replace(tmp, out / rejects_name(index))
+    return {"part": index, "rows": list(rows), "written": table.num_rows,
+            "rejected": len(rejects), "tokens": tokens}
+
+
 def _replace_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, default=str))
@@ -76,21 +92,16 @@ class PartLog:
 
     def commit(self, index: int, rows: tuple[int, int], table: Any,
                rejects: list[dict[str, Any]], tokens: int) -> None:
-        if table.num_rows:
-            tmp = self.out / (part_name(index) + ".tmp")
-            require("pyarrow.parquet").write_table(table, tmp)
-            os.replace(tmp, self.out / part_name(index))
-        if rejects:
-            tmp = self.out / (rejects_name(index) + ".tmp")
-            tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rejects))
-            os.replace(tmp, self.out / rejects_name(index))
-        record = {"part": index, "rows": list(rows), "written": table.num_rows,
-                  "rejected": len(rejects), "tokens": tokens}
+        self.record(write_part(self.out, index, rows, table, rejects, tokens))
+
+    def record(self, record: dict[str, Any]) -> None:
+        """Commit a part whose files write_part has put in place (the Ray actors write
+        theirs; the driver records them)."""
         with (self.out / PARTS).open("a") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        self.parts[index] = record
+        self.parts[record["part"]] = record
 
     def finish(self) -> None:
         self.state["complete"] = True

@@ -20,7 +20,8 @@ import pytest
 from runtime.bulk import local
 from runtime.bulk.chunks import ChunkEmbedder, EmbedSettings
 from runtime.bulk.local import BulkJob, run_local
-from runtime.bulk.sources import Source
+from runtime.batcher import plan_batches
+from runtime.bulk.sources import Chunk, Source
 from runtime.bulk.state import PartLog
 from runtime.embedder import Embedder
 from tests.helpers import ROOT
@@ -141,13 +142,13 @@ def test_an_interrupted_run_resumes_where_it_stopped(
     assert sorted(p.name for p in (tmp_path / "out").glob("part-*")) == [
         "part-000000.parquet", "part-000001.parquet", "part-000002.parquet"]
     monkeypatch.setattr(PartLog, "commit", commit)
-    embed = ChunkEmbedder.embed
+    submit = ChunkEmbedder.submit
 
     def recording(self: ChunkEmbedder, chunk: Any) -> Any:
         embedded.append(chunk.index)
-        return embed(self, chunk)
+        return submit(self, chunk)
 
-    monkeypatch.setattr(ChunkEmbedder, "embed", recording)
+    monkeypatch.setattr(ChunkEmbedder, "submit", recording)
     summary = run_local(job(source, tmp_path / "out", minilm_artifact))
     assert embedded == [3, 4, 5]
     assert summary.done_before == 3 * CHUNK and summary.written == 90
@@ -211,13 +212,33 @@ def test_the_command_names_a_missing_column_in_one_line(minilm_artifact: Path,
     assert "Traceback" not in result.stderr and source.is_file()
 
 
-def test_a_chunk_runs_with_one_batch_in_flight(minilm_artifact: Path) -> None:
-    """What makes a chunk's batches (and so its float32 bytes) the same on every engine: the
-    batcher plans the whole chunk, one batch at a time, with no gather window."""
-    core = ChunkEmbedder(minilm_artifact, EmbedSettings(threads=2), 4096)
-    try:
-        cfg = core.embedder.batcher.cfg
-        assert (cfg.concurrency, cfg.max_wait_ms, cfg.max_queue_rows) == (1, 0.0, 8192)
-        assert core.embedder.config.threads == 2
-    finally:
-        core.close()
+def test_a_chunks_batches_are_its_plan_whatever_runs_at_once(minilm_artifact: Path) -> None:
+    """What makes a chunk's float32 bytes the same on every engine: its rows are planned once
+    (the batcher's plan_batches and limits) and each batch is run as planned, whether one or
+    two one-thread batches run at once."""
+    texts = [t for _, t in corpus(200) if isinstance(t, str) and t]
+    chunk = Chunk(0, 0, [f"d{i}" for i in range(len(texts))], texts)
+    results, shapes = [], []
+    for threads in (2, 1):
+        core = ChunkEmbedder(minilm_artifact, EmbedSettings(threads=threads), 1024)
+        embed = core.embedder.backend.embed
+
+        def recording(feeds: Any, embed: Any = embed) -> Any:
+            shapes.append(feeds["input_ids"].shape)
+            return embed(feeds)
+
+        core.embedder.backend.embed = recording  # type: ignore[method-assign]
+        try:
+            cfg = core.embedder.batcher.cfg
+            assert (cfg.concurrency, core.embedder.config.threads) == (threads, 1)
+            assert cfg.max_batch_tokens == 512  # all-MiniLM's one-thread budget
+            results.append(core.embed(chunk))
+            lengths = [len(r) for r in core.embedder.tokenizer.encode(chunk.texts, False)]
+            plan = plan_batches(lengths, cfg)
+        finally:
+            core.close()
+        assert sorted(shapes) == sorted((len(b), max(lengths[i] for i in b)) for b in plan)
+        assert all(rows * width <= 512 for rows, width in shapes if rows > 1)
+        shapes.clear()
+    assert len(plan) > 4
+    assert results[0].table.equals(results[1].table)

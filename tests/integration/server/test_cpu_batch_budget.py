@@ -45,6 +45,8 @@ def test_default_budget_comes_from_the_backend(minilm_artifact: Path) -> None:
     # One N-thread session: no one-thread batches, the general default.
     threaded = RuntimeConfig(backend="onnxruntime", threads=2)
     assert budget(minilm_artifact, threaded) == DEFAULT_BATCH_TOKENS
+    # One one-thread session (--threads 1, the bulk command's): one-thread batches again.
+    assert budget(minilm_artifact, RuntimeConfig(backend="onnxruntime", threads=1)) == 512
 
 
 @multi_core
