@@ -153,8 +153,12 @@ def _run(job: BulkJob, options: RayOptions, parts: PartLog, bar: Any, tally: Tal
         # The read task reserves no CPU: the actors hold them all, and a reader waiting for
         # one would never run (the local engine's reader shares its cores the same way).
         records = ray.data.read_datasource(source, override_num_blocks=1, num_cpus=0).map_batches(
-            EmbedActor, batch_size=1, batch_format="numpy", concurrency=actors,
-            num_cpus=threads, num_gpus=gpus, max_concurrency=DEPTH,
+            EmbedActor, batch_size=1, batch_format="numpy", num_cpus=threads, num_gpus=gpus,
+            # DEPTH chunks in each actor at once, on threads: the next one is tokenised and
+            # queued while one embeds (Ray Data's default runs one call at a time).
+            compute=ray.data.ActorPoolStrategy(
+                size=actors, max_tasks_in_flight_per_actor=DEPTH,
+                max_concurrent_calls_per_actor=DEPTH, enable_true_multi_threading=True),
             fn_constructor_args=(str(job.artifact), settings, job.chunk_rows, str(job.out)))
         for row in records.iter_rows():  # streamed: each part commits as soon as it is done
             record = json.loads(row["record"])
