@@ -167,13 +167,12 @@ class Batcher:
         outputs = await asyncio.gather(*(
             loop.run_in_executor(self._executor, self._run, [rows[i] for i in batch])
             for batch in plan))
-        vectors: list[np.ndarray | None] = [None] * len(rows)
+        vectors = np.empty((len(rows), *outputs[0].shape[1:]), dtype=outputs[0].dtype)
         for batch, output in zip(plan, outputs):
-            for i, vector in zip(batch, output):
-                vectors[i] = vector
+            vectors[batch] = output
         self.batches_run += len(plan)
         self.rows_run += len(rows)
-        return np.stack(vectors)  # type: ignore[arg-type]
+        return vectors
 
     def _expire(self, job: _Job) -> None:
         if not job.started and not job.future.done():

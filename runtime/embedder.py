@@ -16,7 +16,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -124,12 +124,9 @@ class Embedder:
         past the batcher's queue (Batcher.run_planned): the same rows give the same
         batches, and so the same bytes, however many batches run at once."""
         self._check_task(rerank=False)
-        tower = self.adapter.towers[0].name
         checked = self.tokenizer.check_ids(rows, self._truncate(truncate))
-        work = Work({tower: checked})
-        vectors = await self.batchers[tower].run_planned(checked)
-        return self._finish(self.adapter.combine(work, {tower: vectors}, len(rows)),
-                            work.tokens, None)
+        return await self._run(Work({self.adapter.towers[0].name: checked}), len(rows),
+                               None, planned=True)
 
     async def embed_items(self, items: Sequence[Any], *, truncate: bool = False,
                           prompt_name: str | None = None,
@@ -179,7 +176,8 @@ class Embedder:
     def _truncate(self, requested: bool) -> bool:
         return requested or self.config.allow_auto_truncate
 
-    async def _run(self, work: Work, count: int, dimensions: int | None) -> EmbeddingResult:
+    async def _run(self, work: Work, count: int, dimensions: int | None,
+                   planned: bool = False) -> EmbeddingResult:
         tokens = work.tokens
         if tokens > self.config.max_request_tokens:
             raise InvalidRequestError(
@@ -187,11 +185,15 @@ class Embedder:
                 f"{self.config.max_request_tokens} are allowed per request. Split it.",
                 param="input", code="too_many_tokens")
         towers = [tower for tower, rows in work.rows.items() if rows]
+
+        def run(tower: str) -> Awaitable[np.ndarray]:  # planned: a bulk chunk, past the queue
+            batcher = self.batchers[tower]
+            return (batcher.run_planned if planned else batcher.submit)(work.rows[tower])
+
         if len(towers) == 1:  # the common case: no gather (a task each costs loop time)
-            outputs = [await self.batchers[towers[0]].submit(work.rows[towers[0]])]
+            outputs = [await run(towers[0])]
         else:
-            outputs = await asyncio.gather(*(self.batchers[t].submit(work.rows[t])
-                                             for t in towers))
+            outputs = await asyncio.gather(*(run(t) for t in towers))
         vectors = self.adapter.combine(work, dict(zip(towers, outputs)), count)
         return self._finish(vectors, tokens, dimensions)
 

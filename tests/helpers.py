@@ -81,6 +81,13 @@ def server_pid(url: str) -> int:
     return int(out.stdout.split("pid=")[1].split(",")[0])
 
 
+def in_flight(url: str) -> float:
+    """The server's trt_embed_requests_in_flight gauge (this scrape counts itself)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    line = next(ln for ln in text.splitlines() if ln.startswith("trt_embed_requests_in_flight"))
+    return float(line.split()[-1])
+
+
 def decode_embeddings(body: dict) -> np.ndarray:
     """Float or base64 response data -> (n, d) float32, in index order."""
     rows = sorted(body["data"], key=lambda d: d["index"])

@@ -23,7 +23,7 @@ import pytest
 
 from tests import loadgen
 from tests.helpers import (ROOT, assert_parity, cosine_rows, decode_embeddings, free_port,
-                           st_reference, wait_healthy)
+                           in_flight, st_reference, wait_healthy)
 from tests.inprocess import gated_embedder, metric, serve, server_config, wait_for
 
 WORDS = ("river mountain quantum bread violin harbor engine lantern orchard galaxy pepper "
@@ -125,7 +125,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(
             timeout=120))) for _ in range(8)]
         for c in clients:
             c.start()
-        wait_for(lambda: _in_flight(url) >= 8 + 1, "requests in flight")  # +1: this scrape
+        wait_for(lambda: in_flight(url) >= 8 + 1, "requests in flight")  # +1: this scrape
         proc.send_signal(signal.SIGTERM)
         for c in clients:
             c.join(120)
@@ -163,12 +163,6 @@ def test_sigterm_flips_readiness_first_and_serves_through_the_drain_delay(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def _in_flight(url: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    line = next(ln for ln in text.splitlines() if ln.startswith("trt_embed_requests_in_flight"))
-    return float(line.split()[-1])
 
 
 def test_draining_server_stops_accepting_and_finishes_what_it_has(minilm_artifact: Path) -> None:
