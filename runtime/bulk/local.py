@@ -52,20 +52,25 @@ class Summary:
     tokens: int
     done_before: int  # input rows whose parts an earlier run had committed
     seconds: float
+    load_seconds: float = 0.0  # of which loading the model in this process
 
     def line(self, out: Path) -> str:
         new = self.rows - self.done_before
         rate = f"{new / self.seconds:,.0f} rows/s" if self.seconds > 0 and new else "-"
         return (f"{self.written:,} rows embedded, {self.rejected:,} rejected "
                 f"({out}/rejects-*.jsonl), {self.done_before:,} rows done by an earlier run; "
-                f"{new:,} rows in {self.seconds:.1f} s ({rate}); {self.tokens:,} tokens; "
-                f"output {out}/*.parquet")
+                f"{new:,} rows in {self.seconds:.1f} s{self._load()} ({rate}); "
+                f"{self.tokens:,} tokens; output {out}/*.parquet")
+
+    def _load(self) -> str:
+        return f" (model load {self.load_seconds:.1f} s)" if self.load_seconds else ""
 
 
 @dataclass
 class Tally:
     rows: int = 0  # input rows read this run
     done_before: int = 0  # of which in parts an earlier run committed
+    load_seconds: float = 0.0  # loading the model in this process
 
 
 def pending(job: BulkJob, parts: PartLog, bar: Any, tally: Tally) -> Iterator[Chunk]:
@@ -85,7 +90,7 @@ def finished(parts: PartLog, tally: Tally, started: float) -> Summary:
     parts.finish()
     totals = parts.totals()
     return Summary(tally.rows, totals["written"], totals["rejected"], totals["tokens"],
-                   tally.done_before, time.perf_counter() - started)
+                   tally.done_before, time.perf_counter() - started, tally.load_seconds)
 
 
 def nothing_left(job: BulkJob, parts: PartLog) -> Summary:
@@ -104,7 +109,7 @@ def run_local(job: BulkJob) -> Summary:
     previous: Running | None = None
     try:  # chunk k + 1 is read, tokenised and queued before chunk k is written
         for chunk in pending(job, parts, bar, tally):
-            core = core or ChunkEmbedder(job.artifact, job.settings, job.chunk_rows)
+            core = core or _load(job, tally)
             running = core.submit(chunk)
             if previous is not None:
                 _commit(parts, previous, bar)
@@ -116,6 +121,13 @@ def run_local(job: BulkJob) -> Summary:
         if core is not None:
             core.close()
     return finished(parts, tally, started)
+
+
+def _load(job: BulkJob, tally: Tally) -> ChunkEmbedder:
+    start = time.perf_counter()
+    core = ChunkEmbedder(job.artifact, job.settings, job.chunk_rows)
+    tally.load_seconds = time.perf_counter() - start
+    return core
 
 
 def _commit(parts: PartLog, running: Running, bar: Any) -> None:

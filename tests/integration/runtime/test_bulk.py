@@ -97,6 +97,10 @@ def test_vectors_are_the_embedders_and_bad_rows_are_rejected(
     assert table.schema.field("vector").type == pa.list_(pa.float32(), 384)
     norms = np.linalg.norm(vectors(table), axis=1)
     assert np.allclose(norms, 1.0, atol=1e-5)  # MiniLM's normalised output
+    for part in out.glob("part-*.parquet"):  # floats written plain: no dictionary pages
+        column = pq.ParquetFile(part).metadata.row_group(0).column(1)
+        assert column.path_in_schema == "vector.list.element"
+        assert column.dictionary_page_offset is None and column.statistics is None
     rejects = [json.loads(line) for p in sorted(out.glob("rejects-*.jsonl"))
                for line in p.read_text().splitlines()]
     assert rejects == [{"row": 40, "id": "bad-empty", "reason": "empty text"},
@@ -121,7 +125,8 @@ def test_a_second_run_does_nothing(clean_run: tuple[Path, Path], minilm_artifact
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     monkeypatch.setattr(local, "ChunkEmbedder", None)  # loading a model would fail
     summary = run_local(job(source, out, minilm_artifact))
-    assert (summary.rows, summary.written, summary.rejected) == (0, 90, 3)
+    assert (summary.rows, summary.written, summary.rejected, summary.load_seconds) == (
+        0, 90, 3, 0.0)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
@@ -152,6 +157,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(
     summary = run_local(job(source, tmp_path / "out", minilm_artifact))
     assert embedded == [3, 4, 5]
     assert summary.done_before == 3 * CHUNK and summary.written == 90
+    assert 0 < summary.load_seconds < summary.seconds
+    assert f"(model load {summary.load_seconds:.1f} s)" in summary.line(tmp_path / "out")
     assert read_output(tmp_path / "out").equals(read_output(clean))
 
 
