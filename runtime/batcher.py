@@ -127,7 +127,9 @@ class Batcher:
             if not job.future.done():
                 job.future.set_exception(NotReadyError("The server is shutting down."))
         self._pending = []
-        self._executor.shutdown(wait=True)
+        # Batches not started are dropped (a bulk run stopped by Ctrl-C has chunks queued
+        # here); the running ones finish, their threads cannot be interrupted.
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
     def admit(self, n_rows: int) -> None:
         """Raise OverloadedError (429) at once if `n_rows` more would overflow the queue."""

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from runtime.artifact_cache import Want, build_backend, ensure_model
 from runtime.bulk.chunks import EmbedSettings
-from runtime.bulk.local import BulkJob, run_local
+from runtime.bulk.local import BulkJob, Summary, run_local
 from runtime.bulk.sources import Source
+from runtime.bulk.state import committed_rows
 from runtime.config import BACKENDS
 from runtime.errors import ApplianceError
 
@@ -88,18 +89,26 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         job = job_from(args)
-        if args.engine == "ray":
-            from runtime.bulk.ray_engine import RayOptions, run_ray
-
-            summary = run_ray(job, RayOptions(args.ray_address, args.ray_actors,
-                                              args.ray_cpus_per_actor))
-        else:
-            summary = run_local(job)
+        summary = run(job, args)
     except ApplianceError as exc:  # one clear line, no traceback, exit status 1
         log.error("%s", exc)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: what is committed stays, the next run resumes
+        parts, rows = committed_rows(args.output)
+        print(f"\ninterrupted: {parts:,} parts ({rows:,} input rows) are committed in "
+              f"{args.output}; run the same command again to resume", file=sys.stderr)
+        return 130
     print(summary.line(job.out), file=sys.stderr)
     return 0
+
+
+def run(job: BulkJob, args: argparse.Namespace) -> Summary:
+    if args.engine == "ray":
+        from runtime.bulk.ray_engine import RayOptions, run_ray
+
+        return run_ray(job, RayOptions(args.ray_address, args.ray_actors,
+                                       args.ray_cpus_per_actor))
+    return run_local(job)
 
 
 if __name__ == "__main__":

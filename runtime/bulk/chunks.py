@@ -118,6 +118,13 @@ class ChunkEmbedder:
         self._call(self.embedder.start()).result()
         self.dims = self.embedder.spec.dims
 
+    @staticmethod
+    async def _cancel_pending() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _call(self, coro: Any) -> Future:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
@@ -171,6 +178,7 @@ class ChunkEmbedder:
 
     def close(self) -> None:
         if not self._loop.is_closed():
+            self._call(self._cancel_pending()).result()  # chunks left queued by a Ctrl-C
             self._call(self.embedder.close()).result()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()

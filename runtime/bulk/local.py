@@ -59,11 +59,11 @@ class Summary:
         rate = f"{new / self.seconds:,.0f} rows/s" if self.seconds > 0 and new else "-"
         return (f"{self.written:,} rows embedded, {self.rejected:,} rejected "
                 f"({out}/rejects-*.jsonl), {self.done_before:,} rows done by an earlier run; "
-                f"{new:,} rows in {self.seconds:.1f} s{self._load()} ({rate}); "
+                f"{new:,} rows in {self.seconds:.1f} s ({self._load()}{rate}); "
                 f"{self.tokens:,} tokens; output {out}/*.parquet")
 
     def _load(self) -> str:
-        return f" (model load {self.load_seconds:.1f} s)" if self.load_seconds else ""
+        return f"model load {self.load_seconds:.1f} s, " if self.load_seconds else ""
 
 
 @dataclass

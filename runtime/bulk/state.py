@@ -118,6 +118,12 @@ class PartLog:
         _replace_json(self.out / STATE, self.state)
 
 
+def committed_rows(out: Path) -> tuple[int, int]:
+    """(parts, input rows) an output directory's log holds as committed."""
+    parts = _read_log(out / PARTS).values()
+    return len(parts), sum(p["rows"][1] - p["rows"][0] for p in parts)
+
+
 def _read_log(path: Path) -> dict[int, dict[str, Any]]:
     parts: dict[int, dict[str, Any]] = {}
     if path.is_file():

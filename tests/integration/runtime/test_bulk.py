@@ -158,27 +158,33 @@ def test_an_interrupted_run_resumes_where_it_stopped(
     assert embedded == [3, 4, 5]
     assert summary.done_before == 3 * CHUNK and summary.written == 90
     assert 0 < summary.load_seconds < summary.seconds
-    assert f"(model load {summary.load_seconds:.1f} s)" in summary.line(tmp_path / "out")
+    assert f"(model load {summary.load_seconds:.1f} s, " in summary.line(tmp_path / "out")
     assert read_output(tmp_path / "out").equals(read_output(clean))
 
 
-def test_a_killed_process_resumes_to_the_embedders_vectors(minilm_artifact: Path,
-                                                            tmp_path: Path) -> None:
-    """kill -9 mid-run (a part may be half written), then the same command again."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_a_killed_process_resumes_to_the_embedders_vectors(
+        minilm_artifact: Path, tmp_path: Path, sig: signal.Signals) -> None:
+    """kill -9 (a part may be half written) or Ctrl-C mid-run, then the same command again."""
     rows = corpus(600)
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     cmd = [sys.executable, "-m", "runtime.bulk", str(source), str(tmp_path / "out"),
            "--model-path", str(minilm_artifact), "--id-column", "id", "--threads", "1",
            "--chunk-rows", str(CHUNK), "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     parts = tmp_path / "out" / "_bulk_parts.jsonl"
     deadline = time.monotonic() + 120
     while not (parts.is_file() and parts.read_text().count("\n") >= 2):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, sig)
+    stderr = proc.communicate(timeout=60)[1]
     done = parts.read_text().count("\n")
+    if sig == signal.SIGINT:  # one line saying where it stands; the queued chunks dropped
+        assert proc.returncode == 130, stderr
+        assert (f"interrupted: {done} parts ({done * CHUNK:,} input rows) are committed in "
+                f"{tmp_path / 'out'}; run the same command again to resume") in stderr
+        assert "Traceback" not in stderr and "Task was destroyed" not in stderr, stderr
     assert done < len(rows) // CHUNK, "the run finished before it was killed"
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
