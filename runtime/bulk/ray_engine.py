@@ -25,6 +25,7 @@ import itertools
 import logging
 import os
 import time
+import unittest.mock
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -74,18 +75,10 @@ def _local_cluster_env() -> Iterator[None]:
     and Ray's usage statistics, on by default, are not sent (nothing leaves the machine)
     unless the user turned them on."""
     root = str(Path(runtime.__file__).resolve().parent.parent)
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")}
-    os.environ["PYTHONPATH"] = path
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+           "RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "0")}
+    with unittest.mock.patch.dict(os.environ, env):  # restored as it was on the way out
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _start(options: RayOptions) -> tuple[Any, int, int, int]:
