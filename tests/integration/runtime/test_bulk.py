@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -255,3 +256,25 @@ def test_a_chunks_batches_are_its_plan_whatever_runs_at_once(minilm_artifact: Pa
         shapes.clear()
     assert len(plan) > 4
     assert results[0].table.equals(results[1].table)
+
+
+def test_the_command_shows_a_progress_bar_and_a_summary(minilm_artifact: Path,
+                                                        tmp_path: Path) -> None:
+    """As a user runs it: a bar over every input row (rows/s, ETA), then the summary line."""
+    rows = corpus(60)
+    pq.write_table(pa.table({"id": [i for i, _ in rows],
+                             "text": [t if t is None or isinstance(t, str) else str(t)
+                                      for _, t in rows]}), tmp_path / "in.parquet")
+    result = subprocess.run(
+        [sys.executable, "-m", "runtime.bulk", str(tmp_path / "in.parquet"),
+         str(tmp_path / "out"), "--model-path", str(minilm_artifact), "--id-column", "id",
+         "--chunk-rows", str(CHUNK)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    frames = result.stderr.replace("\r", "\n").splitlines()
+    bars = [f for f in frames if f.startswith("in.parquet:")]
+    assert bars[0].startswith("in.parquet:   0%|"), bars  # the total known before any row
+    assert "| 0.00/63.0 [00:00<?, ?rows/s]" in bars[0], bars
+    assert re.search(r"100%\|.*\| 63.0/63.0 \[\d\d:\d\d<00:00, +[\d.]+rows/s\]", bars[-1]), bars
+    assert frames[-1].startswith("61 rows embedded, 2 rejected ("), frames[-1]
+    assert ", 0 rows done by an earlier run; 63 rows in " in frames[-1]
