@@ -1,12 +1,15 @@
 """Asyncio dynamic batcher: rows from concurrent requests packed by a padded-token budget.
 
-Each request's rows go into one pending list; whenever a backend slot is free, the pending
-rows are sorted by length and cut into batches whose padded size (rows x longest row) fits
-the token budget, and the batch holding the oldest row runs next (length-aware, yet nobody
-starves). A slot takes at most its share of the queue when other slots are idle too (on
-CPU a slot is a core). Results go back to each request's own future; rows of a cancelled
-request are dropped before they reach the backend. No polling: waits are on events and
-futures. Backend threads run below the event loop's priority (BACKEND_NICE).
+Each request's rows go into one pending list; whenever a backend slot is free, the oldest
+WINDOW rows of it are planned (runtime/batch_plan.next_batch: vectorised, microseconds per
+row) and the cheapest batch holding the oldest row runs next, its padded size (rows x
+longest row) within the token budget (length-aware, yet nobody starves). Several batches
+are in flight at once (`concurrency`: CPU cores, TensorRT contexts, CUDA sessions), so the
+host pads, copies and answers one while the device runs another. A slot takes at most its
+share of the queue when other slots are idle too (on CPU a slot is a core). Results go back
+to each request's own future; rows of a cancelled request are dropped before they reach
+the backend. No polling: waits are on events and futures. Backend threads run below the
+event loop's priority (BACKEND_NICE).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -45,6 +48,12 @@ class BatchConfig:
     call_cost_tokens: int = 8
 
 
+# Rows of the queue's head that planning looks at: its cost per batch stays bounded however
+# deep the queue (rows further back wait for the head anyway).
+WINDOW_MIN_ROWS = 256
+WINDOW_BATCHES = 4
+
+
 def plan_batches(lengths: Sequence[int], cfg: BatchConfig) -> list[list[int]]:
     """Indices of `lengths` grouped into batches (runtime.batch_plan, with cfg's limits)."""
     return batch_plan.plan_batches(lengths, cfg.max_batch_tokens or DEFAULT_BATCH_TOKENS,
@@ -66,7 +75,7 @@ class _Job:
             self.future.set_result(np.stack(self.out))  # type: ignore[arg-type]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Row:
     job: _Job
     index: int
@@ -97,6 +106,8 @@ class Batcher:
         self._run = run
         self.cfg = cfg
         self._pending: list[_Row] = []
+        self._lengths: list[int] = []  # len() of each pending row, planned as one array
+        self._window = max(WINDOW_MIN_ROWS, WINDOW_BATCHES * cfg.max_batch_size)
         self._arrived = asyncio.Event()
         self._slots = asyncio.Semaphore(cfg.concurrency)
         self._free_slots = cfg.concurrency  # slots neither planning nor running a batch
@@ -126,7 +137,7 @@ class Batcher:
         for job in {r.job for r in self._pending}:
             if not job.future.done():
                 job.future.set_exception(NotReadyError("The server is shutting down."))
-        self._pending = []
+        self._pending, self._lengths = [], []
         # Batches not started are dropped (a bulk run stopped by Ctrl-C has chunks queued
         # here); the running ones finish, their threads cannot be interrupted.
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -155,6 +166,7 @@ class Batcher:
             timer = loop.call_later(self.cfg.max_queue_wait_ms / 1000, self._expire, job)
             job.future.add_done_callback(lambda _: timer.cancel())
         self._pending.extend(_Row(job, i, r) for i, r in enumerate(rows))
+        self._lengths.extend(map(len, rows))
         self._arrived.set()
         return await job.future  # cancelling the caller cancels the future: rows get dropped
 
@@ -185,7 +197,9 @@ class Batcher:
     def _forget(self, job: _Job) -> None:
         """A cancelled or failed job's queued rows leave the queue now, not at the next batch."""
         if job.remaining and any(r.job is job for r in self._pending):
-            self._pending = [r for r in self._pending if r.job is not job]
+            keep = [i for i, r in enumerate(self._pending) if r.job is not job]
+            self._pending = [self._pending[i] for i in keep]
+            self._lengths = [self._lengths[i] for i in keep]
 
     async def _loop(self) -> None:
         while True:
@@ -201,26 +215,30 @@ class Batcher:
             task.add_done_callback(self._inflight.discard)
 
     async def _next_batch(self) -> list[_Row]:
-        while True:
-            self._drop_cancelled()
-            if not self._pending:
-                self._arrived.clear()
-                await self._arrived.wait()
-                await self._gather_window()
-                continue
-            lengths = [len(r.tokens) for r in self._pending]
-            # Idle slots share the queue: on CPU each slot is a core, and one batch taking
-            # every row would leave the others idle until it returns.
-            share = -(-len(lengths) // (1 + self._free_slots))
-            cfg = replace(self.cfg, max_batch_size=min(self.cfg.max_batch_size, share))
-            # The batch with the oldest pending row (index 0) goes next: no starvation.
-            chosen = next(b for b in plan_batches(lengths, cfg) if 0 in b)
-            picked = set(chosen)
-            batch = [self._pending[i] for i in sorted(chosen)]
-            for row in batch:
-                row.job.started = True
-            self._pending = [r for i, r in enumerate(self._pending) if i not in picked]
-            return batch
+        while not self._pending:
+            self._arrived.clear()
+            await self._arrived.wait()
+            await self._gather_window()
+        window = min(len(self._pending), self._window)
+        # Idle slots share the queue: on CPU each slot is a core, and one batch taking
+        # every row would leave the others idle until it returns.
+        share = -(-len(self._pending) // (1 + self._free_slots))
+        cfg = self.cfg
+        chosen = batch_plan.next_batch(
+            np.array(self._lengths[:window], dtype=np.int64),
+            cfg.max_batch_tokens or DEFAULT_BATCH_TOKENS, min(cfg.max_batch_size, share),
+            cfg.seq_buckets, cfg.call_cost_tokens)
+        chosen.sort()  # arrival order: a request's rows stay together in the batch
+        taken = chosen.tolist()
+        batch = [self._pending[i] for i in taken]
+        for row in batch:
+            row.job.started = True
+        keep = np.ones(window, dtype=bool)
+        keep[chosen] = False
+        kept = np.flatnonzero(keep).tolist()
+        self._pending = [self._pending[i] for i in kept] + self._pending[window:]
+        self._lengths = [self._lengths[i] for i in kept] + self._lengths[window:]
+        return batch
 
     async def _gather_window(self) -> None:
         """After an idle spell, wait up to max_wait for company unless the budget is full."""
@@ -236,10 +254,6 @@ class Batcher:
                     await self._arrived.wait()
             except TimeoutError:
                 return
-
-    def _drop_cancelled(self) -> None:
-        if any(r.job.future.done() for r in self._pending):
-            self._pending = [r for r in self._pending if not r.job.future.done()]
 
     async def _execute(self, batch: list[_Row]) -> None:
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
 
@@ -30,7 +30,8 @@ from runtime.backends.choose import load_backend
 from runtime.batcher import BatchConfig, Batcher, RunFn
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequestError
-from runtime.limits import plan_bound, resolve_batch
+from runtime.calibrate import measure_call_cost
+from runtime.limits import needs_call_cost, plan_bound, resolve_batch
 from runtime.media import load_image
 from runtime.tokenizer import TextTokenizer
 
@@ -94,6 +95,18 @@ class Embedder:
         for batcher in self.batchers.values():
             batcher.start()
         await self.adapter.warm_up(self)
+        await self._measure_call_cost()
+
+    async def _measure_call_cost(self) -> None:
+        """The token tower's call cost in tokens, where its backend does not know it (GPUs):
+        batch planning then weighs padding against calls as this device does."""
+        tower = self.adapter.towers[0].name
+        if not needs_call_cost(self.config.batch, self.backends[tower].limits):
+            return
+        batcher = self.batchers[tower]
+        cost = await asyncio.to_thread(measure_call_cost, self._runner(tower),
+                                       self.adapter.probe_row, batcher.cfg, self.spec.max_len)
+        batcher.cfg = replace(batcher.cfg, call_cost_tokens=cost)
 
     async def close(self) -> None:
         for batcher in self.batchers.values():

@@ -39,15 +39,18 @@ class BatchFlags:
     max_wait_ms: float = 1.0
     max_queue_rows: int = 8192
     max_queue_wait_ms: float = 0.0
-    # A backend call's fixed cost in padded tokens (runtime/batch_plan.py); not a server
-    # flag: tests set 0 to keep a request in one batch.
-    call_cost_tokens: int = 8
+    # --call-cost-tokens: a backend call's fixed cost in padded tokens
+    # (runtime/batch_plan.py); None: the backend's own figure, else measured at startup;
+    # 0: fill batches greedily.
+    call_cost_tokens: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_batch_tokens", "concurrency"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.call_cost_tokens is not None and self.call_cost_tokens < 0:
+            raise ValueError(f"call_cost_tokens must be at least 0, got {self.call_cost_tokens}")
 
 
 def packs_images(tower: str, spec: ModelSpec) -> bool:
@@ -77,7 +80,24 @@ def resolve_batch(flags: BatchFlags, backend: BackendLimits, built: BuildLimits 
                        concurrency=max(flags.concurrency or 1, backend.concurrency),
                        seq_buckets=backend.seq_buckets,
                        max_queue_wait_ms=flags.max_queue_wait_ms,
-                       call_cost_tokens=flags.call_cost_tokens)
+                       call_cost_tokens=call_cost(flags, backend))
+
+
+# Planning's call cost until a backend that does not know its own has been measured.
+PROVISIONAL_CALL_COST = 8
+
+
+def call_cost(flags: BatchFlags, backend: BackendLimits) -> int:
+    """--call-cost-tokens, else the backend's figure, else PROVISIONAL_CALL_COST until the
+    startup measurement (needs_call_cost) replaces it."""
+    if flags.call_cost_tokens is not None:
+        return flags.call_cost_tokens
+    return backend.call_cost_tokens or PROVISIONAL_CALL_COST
+
+
+def needs_call_cost(flags: BatchFlags, backend: BackendLimits) -> bool:
+    """Whether the tower's call cost is measured at startup (runtime/calibrate.py)."""
+    return flags.call_cost_tokens is None and not backend.call_cost_tokens
 
 
 def plan_bound(built: BuildLimits, backend_name: str) -> BuildLimits | None:

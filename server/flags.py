@@ -135,6 +135,11 @@ def _batch_flags(g: Any) -> None:
                    help="batches the backend runs at once with an explicit --threads "
                         "(adaptive ONNX Runtime runs two per core; a larger value raises "
                         "that); TensorRT uses one per execution context; default 1")
+    g.add_argument("--call-cost-tokens", type=int, default=None,
+                   help="a backend call's fixed cost in padded tokens, for batch planning "
+                        "(a larger batch's padding against one more call); default: the "
+                        "backend's own figure on CPU (8), measured at startup on a GPU; 0: "
+                        "fill batches greedily")
     g.add_argument("--trt-contexts", type=int, default=2,
                    help="TensorRT execution contexts, one CUDA stream each (batches in flight)")
 

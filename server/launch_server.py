@@ -13,6 +13,7 @@ import argparse
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime import artifact_cache
 from runtime.artifact import Artifact
@@ -26,6 +27,9 @@ from runtime.served_model import parse_overrides, served_spec
 from server import flags
 from server.config import ServerConfig
 from server.lifecycle import one_line
+
+if TYPE_CHECKING:
+    from runtime.embedder import Embedder
 
 log = logging.getLogger("server")
 
@@ -75,7 +79,8 @@ def build_config(args: argparse.Namespace, artifact: Artifact) -> ServerConfig:
     flags = BatchFlags(max_batch_size=args.max_batch_size,
                        max_batch_tokens=args.max_batch_tokens,
                        concurrency=args.batches_in_flight, max_wait_ms=args.max_wait_ms,
-                       max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms)
+                       max_queue_rows=args.max_queue, max_queue_wait_ms=args.max_queue_wait_ms,
+                       call_cost_tokens=args.call_cost_tokens)
     media = MediaConfig(allowed_domains=tuple(args.allowed_media_domains),
                         allowed_local_path=args.allowed_local_media_path,
                         timeout_s=args.media_timeout, max_bytes=args.max_image_bytes,
@@ -122,24 +127,38 @@ def prepare(args: argparse.Namespace) -> ServerConfig | None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    config = configure(args)
+    if config is None:
+        return
+    from server.lifecycle import load_or_exit
+
+    serve(args, config, load_or_exit(config))  # a broken artifact exits here, at once
+
+
+def configure(args: argparse.Namespace) -> ServerConfig | None:
+    """Logging, then prepare(): the config, or None when --build-only is done; a startup
+    failure exits 1 after one clear line, no traceback."""
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if flags.inert_given(args):
         log.info("SGLang flags with no effect in this server: %s",
                  " ".join(flags.inert_given(args)))
     try:
-        config = prepare(args)
+        return prepare(args)
     except ApplianceError as exc:  # one clear line, no traceback, exit status 1
         log.error("startup failed: %s", one_line(exc))
         raise SystemExit(1) from exc
-    if config is None:
-        return
+
+
+def serve(args: argparse.Namespace, config: ServerConfig, embedder: "Embedder") -> None:
+    """uvicorn around the app until SIGTERM/SIGINT (bench/standin.py serves a stand-in
+    engine through this same path)."""
     import uvicorn
 
     from server.app import create_app
-    from server.lifecycle import draining_server, load_or_exit
+    from server.lifecycle import draining_server
 
-    app = create_app(config, load_or_exit(config))  # a broken artifact exits here, at once
+    app = create_app(config, embedder)
     # SIGTERM: /ready turns 503 (for --drain-delay seconds requests are still served), then
     # uvicorn stops accepting and lets in-flight requests finish (up to the drain timeout);
     # then the lifespan closes the embedder; exit status 0.

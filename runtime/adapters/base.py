@@ -130,6 +130,10 @@ class Adapter(ABC):
             out[list(work.slots[tower])] = output
         return out
 
+    def probe_row(self, tokens: int) -> Any:
+        """A row of `tokens` pad ids for the token tower, to time the backend with."""
+        return [0] * tokens
+
     async def warm_up(self, stages: Stages) -> None:
         """A small batch through the token tower: the first ORT run allocates its arenas."""
         await stages.submit(self.towers[0].name, [[0, 0]])

@@ -51,5 +51,8 @@ class CrossEncoderAdapter(Adapter):
             feeds["token_type_ids"] = types
         return feeds
 
+    def probe_row(self, tokens: int) -> Any:
+        return PairRow([0] * tokens, [0] * tokens)
+
     async def warm_up(self, stages: Stages) -> None:
         await stages.submit(self.towers[0].name, [PairRow([0, 0], [0, 1])])
