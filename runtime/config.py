@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from runtime.limits import BatchFlags
 from runtime.media import MediaConfig
 
-# tensorrt: TensorRT 11 plans; tensorrt-rtx: TensorRT for RTX plans (runtime/backends/choose.py)
-BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "onnxruntime")
+# tensorrt: TensorRT 11 plans; tensorrt-rtx: TensorRT for RTX plans; onnxruntime: ONNX
+# Runtime on CPU; onnxruntime-cuda: ONNX Runtime on a GPU (runtime/backends/choose.py)
+BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "onnxruntime", "onnxruntime-cuda")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""ONNX Runtime backend: CPU execution provider, CUDA when onnxruntime-gpu sees a GPU.
+"""ONNX Runtime backend on the CPU execution provider (always: `--backend onnxruntime` serves
+on CPU even where onnxruntime-gpu and a GPU are present; runtime.backends.ort_cuda is the
+GPU path).
 
 Threads (`threads=0`, the default, on a CPU with several cores): under load
 single-threaded batches run side by side, two per core: a multi-threaded batch stalls on
@@ -72,12 +74,11 @@ class OnnxRuntimeBackend:
 
         onnx_path = Path(onnx_path)
         cores = len(os.sched_getaffinity(0))
-        self.providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                          if p in ort.get_available_providers()]
-        adaptive = (not threads and cores > 1 and "CUDAExecutionProvider" not in self.providers
+        self.providers = ["CPUExecutionProvider"]
+        adaptive = (not threads and cores > 1
                     and _graph_bytes(onnx_path) <= DUAL_SESSION_MAX_BYTES)
         # A one-thread session's batches are kept small too (`--threads 1`, the bulk command).
-        one_thread = threads == 1 and "CUDAExecutionProvider" not in self.providers
+        one_thread = threads == 1
         self._shared = self._session(onnx_path, 1 if adaptive else threads or cores)
         self._solo = self._session(onnx_path, cores) if adaptive else self._shared
         self._running = 0

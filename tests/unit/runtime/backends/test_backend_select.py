@@ -14,7 +14,8 @@ import pytest
 
 from models.spec import ModelSpec
 from runtime.artifact import Artifact
-from runtime.backends.choose import choose, decide, require_tensorrt, tensorrt_missing
+from runtime.backends.choose import (OrtCuda, choose, decide, require_tensorrt,
+                                     tensorrt_missing)
 from runtime.backends.trt_plan import Machine, TrtRecord
 from runtime.errors import ArtifactError, MissingDependencyError
 from runtime.manifest import Graph, Manifest
@@ -29,6 +30,9 @@ RTX = TrtRecord(flavour="tensorrt-rtx", version="1.7.1.116", compute_capabilitie
                 precision="fp16", plans={})
 BOTH = {"tensorrt": "11.4.0.106", "tensorrt-rtx": "1.7.1.116"}
 H200 = Machine("NVIDIA H200", "9.0", BOTH)
+ORT_H200 = OrtCuda("NVIDIA H200", "")
+ORT_L4 = OrtCuda("NVIDIA L4", "")
+NO_ORT_GPU = OrtCuda(lacking="onnxruntime 1.32.0 has no CUDAExecutionProvider")
 L4 = Machine("NVIDIA L4", "8.9", BOTH)
 
 needs_no_gpu = pytest.mark.skipif(not tensorrt_missing("tensorrt-rtx"),
@@ -37,8 +41,11 @@ needs_no_gpu = pytest.mark.skipif(not tensorrt_missing("tensorrt-rtx"),
 
 def test_onnxruntime_requested_or_no_plan() -> None:
     assert decide(RTX, "onnxruntime", L4) == ("onnxruntime", "requested")
-    assert decide(None, "auto", L4) == ("onnxruntime", "the artifact has no TensorRT plan")
-    assert choose(None, "auto") == ("onnxruntime", "the artifact has no TensorRT plan")
+    assert decide(None, "auto", L4, cuda=NO_ORT_GPU) == (
+        "onnxruntime", "onnxruntime CPU: no TensorRT plan in the artifact; no CUDA: "
+                       "onnxruntime 1.32.0 has no CUDAExecutionProvider")
+    # Forced CPU on a GPU machine whose onnxruntime has CUDA.
+    assert decide(None, "onnxruntime", L4, cuda=ORT_L4) == ("onnxruntime", "requested")
 
 
 @pytest.mark.parametrize("record, here", [(TRT11, H200), (RTX, L4)])
@@ -53,12 +60,14 @@ def test_auto_serves_the_plan_the_machine_runs(record: TrtRecord, here: Machine)
 def test_auto_falls_back_with_the_reason_in_one_line() -> None:
     name, reason = decide(RTX, "auto", H200)
     assert name == "onnxruntime" and "\n" not in reason
-    assert reason.startswith("tensorrt-rtx plan present but the TensorRT plans do not fit")
+    assert reason.startswith("onnxruntime CPU: tensorrt-rtx plan present but the TensorRT "
+                             "plans do not fit")
     assert "compute capability 9.0 is not a TensorRT for RTX target" in reason
     name, reason = decide(TRT11, "auto", Machine("NVIDIA H200", "9.0", {"tensorrt": "11.5.0.1"}))
     assert name == "onnxruntime" and "built with tensorrt 11.4.0.106" in reason
-    assert decide(TRT11, "auto", None, "no GPU: none") == (
-        "onnxruntime", "tensorrt plan present but no GPU: none")
+    assert decide(TRT11, "auto", None, "no GPU: none", NO_ORT_GPU) == (
+        "onnxruntime", "onnxruntime CPU: tensorrt plan present but no GPU: none; no CUDA: "
+                       "onnxruntime 1.32.0 has no CUDAExecutionProvider")
 
 
 def test_an_explicit_flavour_that_cannot_run_fails_with_the_build_to_run() -> None:
@@ -77,10 +86,49 @@ def test_an_explicit_flavour_that_cannot_run_fails_with_the_build_to_run() -> No
         decide(RTX, "tensorrt-rtx", None, "no GPU: x")
 
 
+def test_auto_without_a_plan_that_runs_serves_onnxruntime_cuda_on_a_gpu() -> None:
+    assert decide(None, "auto", None, "", ORT_H200) == (
+        "onnxruntime-cuda", "onnxruntime CUDA on NVIDIA H200: no TensorRT plan in the artifact")
+    name, reason = decide(RTX, "auto", H200, "", ORT_H200)  # an RTX plan on a Hopper card
+    assert name == "onnxruntime-cuda"
+    assert reason.startswith("onnxruntime CUDA on NVIDIA H200: tensorrt-rtx plan present but")
+    assert decide(TRT11, "auto", None, "TensorRT 11 is not installed", ORT_H200) == (
+        "onnxruntime-cuda", "onnxruntime CUDA on NVIDIA H200: tensorrt plan present but "
+                            "TensorRT 11 is not installed")
+    # A plan that runs still wins over ONNX Runtime CUDA.
+    assert decide(TRT11, "auto", H200, "", ORT_H200)[0] == "tensorrt"
+
+
+def test_onnxruntime_cuda_requested() -> None:
+    assert decide(TRT11, "onnxruntime-cuda", H200, "", ORT_H200) == (
+        "onnxruntime-cuda", "requested, on NVIDIA H200")
+    with pytest.raises(MissingDependencyError) as err:
+        decide(None, "onnxruntime-cuda", None, "", NO_ORT_GPU)
+    assert str(err.value) == (
+        "--backend onnxruntime-cuda needs onnxruntime-gpu and an NVIDIA GPU: onnxruntime "
+        "1.32.0 has no CUDAExecutionProvider; or serve on CPU with --backend onnxruntime")
+
+
+def test_this_machine_without_onnxruntime_gpu_says_how_to_install() -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed here")
+    name, reason = choose(None, "auto")
+    assert name == "onnxruntime"
+    assert reason == (f"onnxruntime CPU: no TensorRT plan in the artifact; no CUDA: onnxruntime "
+                      f"{ort.__version__} has no CUDAExecutionProvider (install it with make "
+                      f"install-gpu (or pip uninstall -y onnxruntime && pip install -e "
+                      f"'.[gpu]'))")
+    with pytest.raises(MissingDependencyError, match="has no CUDAExecutionProvider"):
+        choose(None, "onnxruntime-cuda")
+
+
 @needs_no_gpu
 def test_this_machine_falls_back_and_says_why() -> None:
     name, reason = choose(RTX, "auto")
-    assert name == "onnxruntime" and reason.startswith("tensorrt-rtx plan present but ")
+    assert name == "onnxruntime" and reason.startswith("onnxruntime CPU: tensorrt-rtx plan "
+                                                       "present but ")
     assert "no GPU" in reason and "is not installed" not in reason  # RTX imports here
     name, reason = choose(TRT11, "auto")
     assert "TensorRT 11 is not installed or cannot load its libraries" in reason
@@ -127,4 +175,5 @@ def test_choice_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
     caplog.set_level(logging.INFO, logger="runtime.backends.choose")
     with pytest.raises(ArtifactError):  # no ONNX file in tmp_path: the load itself fails
         load_backend(Artifact(tmp_path, PLAIN), RuntimeConfig(backend="auto"))
-    assert "backend onnxruntime for the text tower: the artifact has no TensorRT plan" in caplog.text
+    assert ("backend onnxruntime for the text tower: onnxruntime CPU: no TensorRT plan in the "
+            "artifact; no CUDA: onnxruntime") in caplog.text
