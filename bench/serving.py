@@ -137,7 +137,7 @@ def standin_server(artifact: Path, cost: StandInCost, in_flight: int,
     cmd = [sys.executable, "-m", "bench.standin", "--model-path", str(artifact),
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
            "--call-ms", str(cost.call_ms), "--token-us", str(cost.token_us),
-           "--in-flight", str(in_flight), *extra_flags]
+           "--batches-in-flight", str(in_flight), *extra_flags]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -106,6 +106,8 @@ def ceiling(rows: Sequence[Sequence[int]], cost: StandInCost, batch_rows: int,
 
 
 def main(argv: list[str] | None = None) -> None:
+    from runtime.backends.choose import GPU_BATCH_SIZE
+    from runtime.backends.ort_cuda import DEFAULT_SESSIONS
     from runtime.embedder import Embedder
     from server import launch_server
 
@@ -115,14 +117,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="stand-in: fixed time per call, overlapping across calls")
     parser.add_argument("--token-us", type=float, default=H200_TOKEN_US,
                         help="stand-in: time per padded token on the one device")
-    parser.add_argument("--in-flight", type=int, default=2,
-                        help="stand-in: batches in flight (a GPU backend's streams)")
     args = parser.parse_args(argv)
     config = launch_server.configure(args)
     if config is None:
         return
     spec = config.artifact.spec
-    limits = BackendLimits(args.max_batch_size or 64, spec.max_len, concurrency=args.in_flight)
+    # As ONNX Runtime CUDA sizes itself (runtime/backends/choose.py, ort_cuda.py).
+    limits = BackendLimits(args.max_batch_size or GPU_BATCH_SIZE, spec.max_len,
+                           concurrency=args.batches_in_flight or DEFAULT_SESSIONS)
     engine = StandIn(StandInCost(args.call_ms, args.token_us), spec.dims, limits)
     embedder = Embedder(config.artifact, config.runtime, {"text": engine})
     launch_server.serve(args, config, embedder)

@@ -8,13 +8,11 @@ split where the padding it would carry outweighs one more call, and kept whole o
 A CPU call costs ~8 tokens (BENCHMARKS.md, design); a GPU's is measured at startup
 (fit_call_cost) and is thousands: there, batches fill up.
 
-Two planners:
-- plan_batches: a whole set at once, exactly (a dynamic programme, pure Python): the bulk
-  command's chunks, planned once, off the serving path.
-- next_batch: the serving queue's next batch, vectorised: its cost is a sort and a few
-  numpy passes over a bounded window of the queue, whatever the batch size, so planning
-  stays microseconds per row at GPU speed (the dynamic programme per batch, on the event
-  loop, had capped a GPU server at a few percent of its engine).
+next_batch chooses the serving queue's next batch, vectorised: a sort and a few numpy
+passes over a bounded window of the queue, whatever the batch size, so planning stays
+about a microsecond per row at GPU speed (an exact dynamic programme per batch, in Python
+on the event loop, had capped a GPU server at a few percent of its engine). plan_batches
+is the same choice repeated over a set queued at once (the bulk command's chunks).
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from typing import Sequence
 
 import numpy as np
 
-EXACT_PLAN_ROWS = 256  # above this many queued rows, greedy filling (already near-optimal)
 GRID_SIDE = 64  # next_batch scores at most GRID_SIDE^2 candidate runs
 
 
@@ -32,52 +29,25 @@ def bucket(length: int, buckets: tuple[int, ...]) -> int:
 
 
 def plan_batches(lengths: Sequence[int], max_tokens: int, max_rows: int,
-                 buckets: tuple[int, ...] = (), call_cost_tokens: int = 0) -> list[list[int]]:
-    """Indices of `lengths` grouped into batches: sorted by length, every batch within the
-    padded-token budget (a single longer row runs alone), the row cap and one bucket."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    widths = [lengths[i] for i in order]
-    if call_cost_tokens > 0 and len(order) <= EXACT_PLAN_ROWS:
-        cuts = _cheapest_cuts(widths, max_tokens, max_rows, buckets, call_cost_tokens)
-    else:
-        cuts = _greedy_cuts(widths, max_tokens, max_rows, buckets)
-    return [order[a:b] for a, b in zip(cuts, cuts[1:])]
+                 buckets: tuple[int, ...] = (), call_cost_tokens: int = 0,
+                 window: int | None = None) -> list[list[int]]:
+    """Indices of `lengths` grouped into batches as the serving queue groups rows queued at
+    once for one backend slot: next_batch over the oldest `window` rows (all: None), again
+    and again. A pure function of its arguments: the bulk command plans a chunk with it, so
+    its batches, and their float32 bytes, are the server's for the same request."""
+    order = np.arange(len(lengths))
+    widths = np.asarray(lengths, dtype=np.int64)
+    batches = []
+    while order.size:
+        head = order[:window] if window else order
+        chosen = np.sort(next_batch(widths[head], max_tokens, max_rows, buckets,
+                                    call_cost_tokens))
+        batches.append(head[chosen].tolist())
+        keep = np.ones(head.size, dtype=bool)
+        keep[chosen] = False
+        order = np.concatenate((head[keep], order[head.size:]))
+    return batches
 
-
-def _fits(widths: Sequence[int], a: int, b: int, max_tokens: int, max_rows: int,
-          buckets: tuple[int, ...]) -> bool:
-    """Rows a..b-1 (sorted ascending) as one batch."""
-    rows = b - a
-    return rows == 1 or (rows <= max_rows and rows * widths[b - 1] <= max_tokens
-                         and bucket(widths[a], buckets) == bucket(widths[b - 1], buckets))
-
-
-def _greedy_cuts(widths: Sequence[int], max_tokens: int, max_rows: int,
-                 buckets: tuple[int, ...]) -> list[int]:
-    cuts = [0]
-    for end in range(1, len(widths) + 1):
-        if not _fits(widths, cuts[-1], end, max_tokens, max_rows, buckets):
-            cuts.append(end - 1)
-    return cuts + [len(widths)] if widths else cuts
-
-
-def _cheapest_cuts(widths: Sequence[int], max_tokens: int, max_rows: int,
-                   buckets: tuple[int, ...], call_cost: int) -> list[int]:
-    """Dynamic programme over sorted rows: best[j] = cheapest way to run rows 0..j-1."""
-    n = len(widths)
-    best = [0.0] + [float("inf")] * n
-    prev = [0] * (n + 1)
-    for end in range(1, n + 1):
-        for start in range(end - 1, max(-1, end - 1 - max_rows), -1):
-            if not _fits(widths, start, end, max_tokens, max_rows, buckets):
-                break  # a longer batch only pads more or breaks the same limit
-            cost = best[start] + call_cost + (end - start) * widths[end - 1]
-            if cost < best[end]:
-                best[end], prev[end] = cost, start
-    cuts = [n]
-    while cuts[-1] > 0:
-        cuts.append(prev[cuts[-1]])
-    return cuts[::-1]
 
 def next_batch(lengths: np.ndarray, max_tokens: int, max_rows: int,
                buckets: tuple[int, ...] = (), call_cost_tokens: int = 0) -> np.ndarray:
@@ -103,12 +73,12 @@ def next_batch(lengths: np.ndarray, max_tokens: int, max_rows: int,
     rows = b - a
     padded = rows * widths[b - 1]
     fits = (rows == 1) | ((rows <= max_rows) & (padded <= max_tokens))
+    sums = np.concatenate(([0], np.cumsum(widths)))
+    waste = padded - (sums[b] - sums[a])
     if call_cost_tokens > 0:
-        sums = np.concatenate(([0], np.cumsum(widths)))
-        overhead = (call_cost_tokens + padded - (sums[b] - sums[a])) / rows
-        score = -overhead + 1e-9 * rows
+        score = -(call_cost_tokens + waste) / rows + 1e-9 * rows
     else:
-        score = rows - 1e-9 * padded  # most rows, then least padding
+        score = rows - 1e-9 * waste  # most rows, then least padding
     i, j = np.unravel_index(int(np.argmax(np.where(fits, score, -np.inf))), score.shape)
     start, stop = int(a[i, 0]), int(b[0, j])
     if call_cost_tokens > 0 and (start, stop) != (lo, hi):

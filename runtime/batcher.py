@@ -54,10 +54,16 @@ WINDOW_MIN_ROWS = 256
 WINDOW_BATCHES = 4
 
 
+def window_rows(cfg: BatchConfig) -> int:
+    return max(WINDOW_MIN_ROWS, WINDOW_BATCHES * cfg.max_batch_size)
+
+
 def plan_batches(lengths: Sequence[int], cfg: BatchConfig) -> list[list[int]]:
-    """Indices of `lengths` grouped into batches (runtime.batch_plan, with cfg's limits)."""
+    """Indices of `lengths` grouped into batches as one slot of a Batcher with cfg's limits
+    takes them when they are queued at once (runtime.batch_plan.plan_batches)."""
     return batch_plan.plan_batches(lengths, cfg.max_batch_tokens or DEFAULT_BATCH_TOKENS,
-                                   cfg.max_batch_size, cfg.seq_buckets, cfg.call_cost_tokens)
+                                   cfg.max_batch_size, cfg.seq_buckets, cfg.call_cost_tokens,
+                                   window_rows(cfg))
 
 
 @dataclass(eq=False)
@@ -107,7 +113,6 @@ class Batcher:
         self.cfg = cfg
         self._pending: list[_Row] = []
         self._lengths: list[int] = []  # len() of each pending row, planned as one array
-        self._window = max(WINDOW_MIN_ROWS, WINDOW_BATCHES * cfg.max_batch_size)
         self._arrived = asyncio.Event()
         self._slots = asyncio.Semaphore(cfg.concurrency)
         self._free_slots = cfg.concurrency  # slots neither planning nor running a batch
@@ -219,7 +224,7 @@ class Batcher:
             self._arrived.clear()
             await self._arrived.wait()
             await self._gather_window()
-        window = min(len(self._pending), self._window)
+        window = min(len(self._pending), window_rows(self.cfg))
         # Idle slots share the queue: on CPU each slot is a core, and one batch taking
         # every row would leave the others idle until it returns.
         share = -(-len(self._pending) // (1 + self._free_slots))

@@ -33,10 +33,11 @@ from runtime.errors import InvalidRequestError
 from runtime.calibrate import measure_call_cost
 from runtime.limits import needs_call_cost, plan_bound, resolve_batch
 from runtime.media import load_image
+from runtime.tokenize_queue import TokenizeQueue
 from runtime.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
-INLINE_TOKENIZE_CHARS = 1024  # requests up to this many characters tokenise on the loop
+INLINE_TOKENIZE_CHARS = 1024  # rerank requests up to this many characters tokenise on the loop
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -69,7 +70,8 @@ class Embedder:
                          for t in self.adapter.towers}
         main = self.adapter.towers[0].name
         self.backend, self.batcher = self.backends[main], self.batchers[main]
-        self._tok_pool = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="tokenize")
+        self._tok_pool = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="pairs")
+        self._tok_queue = TokenizeQueue(self.tokenizer.encode_raw, config.tokenizer_threads)
         self._media_pool = ThreadPoolExecutor(config.media.threads, thread_name_prefix="media")
 
     def _limits(self, tower: str) -> BatchConfig:
@@ -112,6 +114,7 @@ class Embedder:
         for batcher in self.batchers.values():
             await batcher.stop()
         self._tok_pool.shutdown(wait=False)
+        self._tok_queue.close()
         self._media_pool.shutdown(wait=False)
         for backend in self.backends.values():
             backend.close()
@@ -268,11 +271,13 @@ class Embedder:
     # Stages: what adapters use while they prepare a request (runtime.adapters.base.Stages).
 
     async def tokenize(self, texts: Sequence[str], truncate: bool) -> list[list[int]]:
-        if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
-            # A few sentences tokenise in tens of microseconds: a thread hop costs more.
-            return self.tokenizer.encode(texts, truncate)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._tok_pool, self.tokenizer.encode, texts, truncate)
+        rows = await self._tok_queue.encode(texts)  # off the loop, with other requests'
+        max_len = self.tokenizer.max_len
+        if truncate and any(len(row) > max_len for row in rows):  # re-encoded, cut: rare
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._tok_pool, self.tokenizer.fit, texts, rows,
+                                              truncate)
+        return self.tokenizer.fit(texts, rows, truncate)  # too long: 400
 
     async def tokenize_pairs(self, query: str, documents: Sequence[str],
                              truncate: bool) -> list[tuple[list[int], list[int]]]:

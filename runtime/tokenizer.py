@@ -37,9 +37,18 @@ class TextTokenizer:
 
     def encode(self, texts: Sequence[str], truncate: bool) -> list[list[int]]:
         """Token ids per text, special tokens included; too long -> 400 unless truncating."""
+        return self.fit(texts, self.encode_raw(texts), truncate)
+
+    def encode_raw(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, special tokens included, whatever their length."""
         # _fast: no character offsets (unused here); the same ids in less time per call.
-        encodings = self._plain.encode_batch_fast(list(texts), add_special_tokens=True)
-        rows = [e.ids for e in encodings]
+        return [e.ids for e in self._plain.encode_batch_fast(list(texts),
+                                                             add_special_tokens=True)]
+
+    def fit(self, texts: Sequence[str], rows: list[list[int]], truncate: bool
+            ) -> list[list[int]]:
+        """encode_raw's rows of `texts` within the maximum: 400 for the first too long
+        unless truncating, which re-encodes those texts cut to the maximum."""
         too_long = [i for i, row in enumerate(rows) if len(row) > self.max_len]
         if too_long and not truncate:
             raise _too_long(too_long[0], len(rows[too_long[0]]), self.max_len)
@@ -106,7 +115,9 @@ class TextTokenizer:
         """Token-id inputs are used as given: checked against the vocabulary and max length."""
         out: list[list[int]] = []
         for i, row in enumerate(rows):
-            bad = next((t for t in row if t < 0 or t >= self.vocab_size), None)
+            # min/max run in C; the scan for the culprit only when there is one.
+            bad = (next(t for t in row if t < 0 or t >= self.vocab_size)
+                   if min(row) < 0 or max(row) >= self.vocab_size else None)
             if bad is not None:
                 raise InvalidRequestError(
                     f"Invalid token id {bad} in input[{i}]: ids must be in [0, {self.vocab_size}).",

@@ -41,7 +41,7 @@ IN_FLIGHT_PER_CORE = 2
 BATCH_TOKEN_WIDTH = 196_608
 MIN_BATCH_TOKENS = 64
 # A CPU call's fixed cost in padded tokens for batch planning (BENCHMARKS.md, design). A
-# CUDA session's is measured at startup (runtime/calibrate.py).
+# GPU backend's is measured at startup (runtime/calibrate.py).
 CPU_CALL_COST_TOKENS = 8
 
 
@@ -91,8 +91,7 @@ class OnnxRuntimeBackend:
             limits.max_batch_size, limits.max_seq_len, limits.seq_buckets,
             concurrency=in_flight,
             max_batch_tokens=one_thread_batch_tokens(width) if adaptive or one_thread else 0,
-            call_cost_tokens=0 if "CUDAExecutionProvider" in self.providers
-            else CPU_CALL_COST_TOKENS)
+            call_cost_tokens=CPU_CALL_COST_TOKENS)
         log.info("onnxruntime %s, providers %s, %s", ort.__version__, self.providers,
                  f"{in_flight} one-thread batches at once (up to "
                  f"{self.limits.max_batch_tokens or 'any number of'} padded tokens), "

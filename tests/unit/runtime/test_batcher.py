@@ -16,30 +16,32 @@ from runtime.errors import OverloadedError
 
 
 def test_plan_batches_counts_padding_against_the_budget() -> None:
-    # rows x longest row must fit: 3 rows of width 10 = 30 > 25, so [2, 3] then [10, 10].
-    # (Greedy filling, call_cost_tokens=0: this is about the budget, not the cost model.)
+    # rows x longest row must fit: 3 rows of width 10 = 30 > 25. The oldest row (10) goes
+    # first, with as many rows as fit (call_cost_tokens=0: greedy filling; this is about
+    # the budget, not the cost model), the least padded of those: the other 10.
     cfg = BatchConfig(max_batch_tokens=25, max_batch_size=64, call_cost_tokens=0)
-    assert plan_batches([10, 2, 10, 3], cfg) == [[1, 3], [0, 2]]
+    assert plan_batches([10, 2, 10, 3], cfg) == [[0, 2], [1, 3]]
     # One token more of budget does not let the third row in: padding counts.
-    assert plan_batches([10, 2, 3], replace(cfg, max_batch_tokens=29)) == [[1, 2], [0]]
-    assert plan_batches([10, 2, 3], replace(cfg, max_batch_tokens=30)) == [[1, 2, 0]]
+    assert plan_batches([10, 2, 3], replace(cfg, max_batch_tokens=29)) == [[0, 2], [1]]
+    assert plan_batches([10, 2, 3], replace(cfg, max_batch_tokens=30)) == [[0, 1, 2]]
 
 
-def test_plan_batches_sorts_by_length_and_caps_rows() -> None:
+def test_plan_batches_takes_the_oldest_row_first_and_caps_rows() -> None:
     lengths = [5, 1, 4, 2, 3, 6]
     batches = plan_batches(lengths, BatchConfig(max_batch_tokens=1000, max_batch_size=2))
-    assert batches == [[1, 3], [4, 2], [0, 5]]
+    # each batch holds the oldest row left, with the nearest length beside it
+    assert batches == [[0, 2], [1, 3], [4, 5]]
 
 
 def test_plan_batches_keeps_buckets_apart() -> None:
     cfg = BatchConfig(max_batch_tokens=10_000, max_batch_size=64, seq_buckets=(8, 64),
                       call_cost_tokens=0)
     batches = plan_batches([3, 50, 7, 9, 100], cfg)
-    assert batches == [[0, 2], [3, 1], [4]]
+    assert batches == [[0, 2], [1, 3], [4]]
 
 
 def test_a_row_longer_than_the_budget_still_runs_alone() -> None:
-    assert plan_batches([50, 3], BatchConfig(max_batch_tokens=16)) == [[1], [0]]
+    assert plan_batches([50, 3], BatchConfig(max_batch_tokens=16)) == [[0], [1]]
 
 
 class RecordingBackend:
