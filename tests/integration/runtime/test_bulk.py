@@ -126,8 +126,12 @@ def test_a_second_run_does_nothing(clean_run: tuple[Path, Path], minilm_artifact
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     monkeypatch.setattr(local, "ChunkEmbedder", None)  # loading a model would fail
     summary = run_local(job(source, out, minilm_artifact))
-    assert (summary.rows, summary.written, summary.rejected, summary.load_seconds) == (
-        0, 90, 3, 0.0)
+    assert (summary.rows, summary.done_before, summary.written, summary.rejected,
+            summary.load_seconds) == (93, 93, 90, 3, 0.0)
+    # Not "0 rows done by an earlier run; 0 rows in 0.0 s": everything was, nothing now.
+    assert summary.line(out) == (
+        f"nothing to do: an earlier run did all 93 input rows: 90 rows embedded, 3 rejected "
+        f"({out}/rejects-*.jsonl); {summary.tokens:,} tokens; output {out}/*.parquet")
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
@@ -282,4 +286,5 @@ def test_the_command_shows_a_progress_bar_and_a_summary(minilm_artifact: Path,
     assert "| 0.00/63.0 [00:00<?, ?rows/s]" in bars[0], bars
     assert re.search(r"100%\|.*\| 63.0/63.0 \[\d\d:\d\d<00:00, +[\d.]+rows/s\]", bars[-1]), bars
     assert frames[-1].startswith("61 rows embedded, 2 rejected ("), frames[-1]
-    assert ", 0 rows done by an earlier run; 63 rows in " in frames[-1]
+    assert f"2 rejected ({tmp_path / 'out'}/rejects-*.jsonl); 63 rows in " in frames[-1]
+    assert "earlier run" not in frames[-1]  # a first run says nothing of earlier ones
