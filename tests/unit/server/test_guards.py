@@ -22,7 +22,10 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def call(method: str, content_type: str | None) -> httpx.Response:
-    transport = httpx.ASGITransport(app=JsonContentTypeMiddleware(echo))
+    guard = JsonContentTypeMiddleware(echo)
+    # server.guards types a scope as a dict; httpx hands a MutableMapping.
+    transport = httpx.ASGITransport(app=lambda scope, receive, send: guard(dict(scope), receive,
+                                                                           send))
     headers = {} if content_type is None else {"content-type": content_type}
     async with httpx.AsyncClient(transport=transport, base_url="http://appliance") as client:
         request = client.build_request(method, "/v1/embeddings", content=b'{"input": "hi"}',
