@@ -202,9 +202,12 @@ def _gate_pairs(family, checkpoint: Path, spec, staging: Path, precision: str) -
 
 
 def _gate(result: verify.Verification, unsupported: list[str], precision: str = "fp32") -> dict:
+    images = ("" if result.image_min_cosine is None else  # a text model has no image probes
+              f"; images {result.image_min_cosine:.7f}, threshold {verify.IMAGE_MIN_COSINE}")
     say(f"parity: min cosine {result.min_cosine:.7f}, mean {result.mean_cosine:.7f} "
-        f"over {result.probes} probes (threshold {result.threshold}; images "
-        f"{result.image_min_cosine:.7f}, threshold {verify.IMAGE_MIN_COSINE})")
+        f"over {result.probes} probes (threshold {result.threshold}{images}); lengths within "
+        f"{result.max_length_error:.1e} of the reference's (tolerance "
+        f"{result.length_tolerance:.1e})")
     recorded = {**result.to_dict(), "onnxruntime_cpu_unsupported": unsupported}
     if precision == "int8":  # int8 is lossy by design: its own gate adds a mean threshold
         failure = quantize.GATE.failure(result.min_cosine, result.mean_cosine)
@@ -212,8 +215,6 @@ def _gate(result: verify.Verification, unsupported: list[str], precision: str = 
             raise BuildError(f"{failure}; the artifact was not published")
         recorded["mean_threshold"] = quantize.GATE.mean_cosine
     if not result.passed:
-        raise BuildError(
-            f"parity gate failed: min cosine {result.min_cosine:.7f} (text, needs "
-            f"{result.threshold}), {result.image_min_cosine:.7f} (images, needs "
-            f"{verify.IMAGE_MIN_COSINE}); the artifact was not published")
+        raise BuildError(f"parity gate failed: {'; '.join(result.failures())}; the artifact "
+                         "was not published")
     return recorded

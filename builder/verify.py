@@ -32,6 +32,13 @@ PROBES: tuple[str, ...] = (
 )
 
 
+def length_tolerance(min_cosine: float) -> float:
+    """|our length / the reference's - 1| allowed beside a cosine threshold: a vector may be
+    as far off in length as that cosine lets it be in direction (sqrt(2 (1 - cos)), the
+    chord between unit vectors): 4.5e-3 at fp32's 0.99999, 4.5e-2 at 0.999."""
+    return float(np.sqrt(2.0 * (1.0 - min_cosine)))
+
+
 @dataclass(frozen=True)
 class Verification:
     min_cosine: float
@@ -39,22 +46,59 @@ class Verification:
     probes: int
     threshold: float = MIN_COSINE
     method: str = "onnxruntime"  # what ran the artifact's graph (or its export module)
-    image_min_cosine: float = 1.0  # over image and text+image probes (1.0: none)
+    image_min_cosine: float | None = None  # over image and text+image probes; None: none
+    # Cosine ignores length: a graph that normalises where the reference does not (or the
+    # reverse) has cosine 1. Largest |our length / the reference's - 1| over every probe.
+    max_length_error: float = 0.0
+
+    @property
+    def length_tolerance(self) -> float:
+        images = self.image_min_cosine is not None
+        return length_tolerance(min(self.threshold, IMAGE_MIN_COSINE) if images
+                                else self.threshold)
 
     @property
     def passed(self) -> bool:
-        return self.min_cosine >= self.threshold and self.image_min_cosine >= IMAGE_MIN_COSINE
+        return not self.failures()
 
-    def to_dict(self) -> dict[str, float | int | str]:
+    def failures(self) -> list[str]:
+        """What missed its threshold, in words; [] when the gate passes."""
+        found = []
+        if self.min_cosine < self.threshold:
+            found.append(f"min cosine {self.min_cosine:.7f} (text, needs {self.threshold})")
+        if self.image_min_cosine is not None and self.image_min_cosine < IMAGE_MIN_COSINE:
+            found.append(f"min cosine {self.image_min_cosine:.7f} (images, needs "
+                         f"{IMAGE_MIN_COSINE})")
+        if self.max_length_error > self.length_tolerance:
+            found.append(f"vector lengths {self.max_length_error:.2e} from the reference's "
+                         f"(needs <= {self.length_tolerance:.1e}; does the graph normalise "
+                         "where the model does not, or the reverse?)")
+        return found
+
+    def to_dict(self) -> dict[str, float | int | str | None]:
         return {"min_cosine": self.min_cosine, "mean_cosine": self.mean_cosine,
                 "probes": self.probes, "threshold": self.threshold, "method": self.method,
-                "image_min_cosine": self.image_min_cosine, "image_threshold": IMAGE_MIN_COSINE}
+                "image_min_cosine": self.image_min_cosine, "image_threshold": IMAGE_MIN_COSINE,
+                "max_length_error": self.max_length_error,
+                "length_tolerance": self.length_tolerance}
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
     return np.sum(a * b, axis=1)
+
+
+def compare(ours: np.ndarray, reference: np.ndarray, threshold: float, method: str = "onnxruntime",
+            image: np.ndarray | None = None) -> Verification:
+    """Direction (cosine) and length of each of our vectors against the reference's;
+    `image` marks the probes that hold an image (their own cosine threshold)."""
+    cos = cosines(ours, reference)
+    lengths = np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
+    text = ~image if image is not None else np.ones(len(cos), dtype=bool)
+    return Verification(float(cos[text].min()), float(cos[text].mean()), len(cos), threshold,
+                        method, float(cos[~text].min()) if (~text).any() else None,
+                        float(np.abs(lengths - 1.0).max()))
 
 
 def probe_texts(spec: ModelSpec) -> list[str]:
@@ -104,8 +148,8 @@ def run_export_module(family: Family, checkpoint: str | Path, spec: ModelSpec, a
 
 def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path,
            precision: str = "fp32", method: str = "onnxruntime") -> Verification:
-    """Cosine of the artifact (run by `method`: onnxruntime or torch) to the float32
-    reference, gated at the precision's threshold by the caller."""
+    """Cosine and length of the artifact's vectors (run by `method`: onnxruntime or torch)
+    against the float32 reference, gated at the precision's threshold by the caller."""
     from builder import precision as precisions
 
     texts = probe_texts(spec)
@@ -114,6 +158,4 @@ def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Pa
     else:
         ours = run_export_module(family, checkpoint, spec, artifact, texts, precision)
     reference = families.reference(family, checkpoint, spec, [(t, None) for t in texts])
-    cos = cosines(ours, reference)
-    return Verification(float(cos.min()), float(cos.mean()), len(texts),
-                        precisions.get(precision).min_cosine, method)
+    return compare(ours, reference, precisions.get(precision).min_cosine, method)

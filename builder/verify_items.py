@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from builder import families
-from builder.verify import PROBES, Verification, cosines
+from builder.verify import PROBES, Verification, compare
 from models.family import Family
 from models.spec import ModelSpec
 
@@ -73,8 +73,5 @@ def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Pa
     pairs, items = probe_items(spec)
     ours = asyncio.run(_serve(artifact, items))
     reference = families.reference(family, checkpoint, spec, pairs)
-    cos = cosines(ours, reference)
-    text = np.array([image is None for _, image in pairs])
-    return Verification(float(cos[text].min()), float(cos[text].mean()), len(pairs),
-                        precisions.get(precision).min_cosine,
-                        image_min_cosine=float(cos[~text].min()))
+    image = np.array([image is not None for _, image in pairs])
+    return compare(ours, reference, precisions.get(precision).min_cosine, image=image)

@@ -53,6 +53,8 @@ class CheckpointInfo:
         return None
 
     def st_normalize(self) -> bool | None:
+        """Whether sentence-transformers L2-normalises (a Normalize module in modules.json),
+        or None without ST files."""
         return ("Normalize" in self.module_types) if self.modules else None
 
     def max_len(self, fallback: int = 512) -> int:

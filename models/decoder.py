@@ -35,7 +35,9 @@ def make_spec(info: CheckpointInfo, traits: DecoderTraits) -> ModelSpec:
         pooling=info.st_pooling() or "last",
         dims=int(config["hidden_size"]),
         max_len=min(info.max_len(fallback=positions), positions),
-        normalize=True,
+        # modules.json's Normalize module when the checkpoint ships ST files (as
+        # sentence-transformers serves it); without them the families' own recipe: L2.
+        normalize=info.st_normalize() is not False,
         matryoshka=traits.matryoshka,
         prompts=info.prompts(),
         default_prompt_name=info.default_prompt_name(),

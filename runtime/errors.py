@@ -23,6 +23,12 @@ class PayloadTooLargeError(InvalidRequestError):
     status = 413
 
 
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """A body sent without a JSON content type: 415 (server/guards.py says why)."""
+
+    status = 415
+
+
 class OverloadedError(ApplianceError):
     """The queue is full: answered with 429 and Retry-After."""
 

@@ -14,7 +14,7 @@ from runtime.errors import NotReadyError
 from server import compat_routes, errors, rerank_routes
 from server.config import ServerConfig
 from server.embeddings_route import EmbeddingsRoute, answer
-from server.guards import ApiKeyMiddleware, BodyLimitMiddleware
+from server.guards import ApiKeyMiddleware, BodyLimitMiddleware, JsonContentTypeMiddleware
 from server.lifecycle import Readiness, load_embedder, warm_up
 from server.metrics import Metrics, MetricsMiddleware
 from server.protocol import REQUEST_SCHEMA
@@ -106,10 +106,11 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
 
 
 def _add_middleware(app: FastAPI, config: ServerConfig, metrics: Metrics) -> None:
-    """Innermost first: the embeddings fast path, the body cap, then auth (401 before any
-    body is read), then metrics."""
+    """Innermost first: the embeddings fast path, the body cap, JSON bodies only (415), then
+    auth (401 before any body is read), then metrics."""
     app.add_middleware(EmbeddingsRoute, config=config, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes)
+    app.add_middleware(JsonContentTypeMiddleware)
     if config.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=config.api_key)
     paths: set[str] = set()

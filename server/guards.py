@@ -1,4 +1,5 @@
-"""Pure ASGI middleware that guards every route: API-key auth and the request body cap.
+"""Pure ASGI middleware that guards every route: API-key auth, JSON bodies only, and the
+request body cap.
 
 Both run before FastAPI routes a request, so routes added later (and /docs,
 /openapi.json, /metrics) are covered without anyone remembering to. They are plain ASGI,
@@ -13,8 +14,8 @@ from typing import Any, Awaitable, Callable, MutableMapping
 
 from fastapi.responses import JSONResponse
 
-from runtime.errors import PayloadTooLargeError
-from server.errors import error_body
+from runtime.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from server.errors import error_body, response_for
 
 Scope = dict[str, Any]
 Message = MutableMapping[str, Any]
@@ -26,6 +27,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # decide_request_auth: paths starting /health, /ready or /metrics): orchestrators and
 # Prometheus reach them before, and without, any client key.
 OPEN_PREFIXES = ("/health", "/ready", "/metrics")
+# Methods whose body a route parses; every route that takes one takes JSON.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -93,3 +96,38 @@ class BodyLimitMiddleware:
             return message
 
         return counted
+
+
+def is_json_media_type(value: bytes) -> bool:
+    """application/json or application/<anything>+json, any parameters (charset) ignored."""
+    media = value.partition(b";")[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+class JsonContentTypeMiddleware:
+    """A POST, PUT or PATCH whose Content-Type is not JSON gets 415, before its body is read.
+
+    Why: a browser sends text/plain, application/x-www-form-urlencoded and
+    multipart/form-data POSTs cross-site without a CORS preflight, and it sends a POST with
+    no Content-Type at all (a Blob body) the same way. Were such bodies parsed as JSON, any
+    web page a user opens could drive an appliance on their machine that runs without
+    --api-key. So a missing Content-Type is refused too, as FastAPI's strict content-type
+    check refuses it; curl needs -H 'Content-Type: application/json' with -d, while
+    requests' json= and the OpenAI SDKs send it already.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            return await self.app(scope, receive, send)
+        given = _header(scope, b"content-type")
+        if given is not None and is_json_media_type(given):
+            return await self.app(scope, receive, send)
+        sent = f"'{given.decode('latin-1')}'" if given is not None else "no Content-Type"
+        error = UnsupportedMediaTypeError(
+            f"The request body must be JSON, sent with Content-Type: application/json "
+            f"(this request sent {sent}).", code="unsupported_media_type")
+        await response_for(error)(scope, receive, send)

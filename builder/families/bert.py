@@ -26,7 +26,7 @@ def graphs(path: str | Path, spec: ModelSpec) -> dict[str, tuple]:
 
 
 def reference(path: str | Path, spec: ModelSpec, items: Items) -> Any:
-    from builder.families.text_reference import sentence_transformers_or_pooled
+    """sentence-transformers: a BERT-like spec exists only for checkpoints with its files."""
+    from builder.families.text_reference import sentence_transformers
 
-    return sentence_transformers_or_pooled(path, spec, texts_only(items),
-                                           lambda: export_module(path, spec))
+    return sentence_transformers(path, spec, texts_only(items))

@@ -34,16 +34,12 @@ def reference(path: str | Path, spec: ModelSpec, items: Items) -> Any:
     """sentence-transformers in fp32 with the same tokenizer settings as the artifact;
     without its files (it would mean-pool) transformers plus last-token pooling."""
     import torch
-    from sentence_transformers import SentenceTransformer
 
     from builder.families.hf_tokenizer import tokenizer_kwargs
-    from builder.families.text_reference import transformers_pooled
+    from builder.families.text_reference import sentence_transformers, transformers_pooled
 
     texts = texts_only(items)
     if not (Path(path) / "modules.json").is_file():
-        return transformers_pooled(path, spec, texts, export_module(path, spec))
-
-    model = SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32},
-                                processor_kwargs=tokenizer_kwargs(path, spec))
-    model.max_seq_length = spec.max_len
-    return model.encode(texts, batch_size=16, normalize_embeddings=spec.normalize)
+        return transformers_pooled(path, spec, texts, use_cache=False)
+    return sentence_transformers(path, spec, texts, model_kwargs={"dtype": torch.float32},
+                                 processor_kwargs=tokenizer_kwargs(path, spec))

@@ -1,7 +1,7 @@
 """Pooling written in torch for the export wrappers, and the one text graph of ids and mask.
 
-The same functions run in the exported graph and in the transformers-only reference, so a
-checkpoint without sentence-transformers files is checked against exactly this maths.
+The parity gate's references do not use them (sentence-transformers' modules, or the numpy
+pooling in text_reference.py), so a mistake here fails the gate instead of matching itself.
 """
 
 from __future__ import annotations

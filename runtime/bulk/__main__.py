@@ -33,31 +33,42 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="a .jsonl, .csv or .parquet file")
     p.add_argument("output", type=Path, help="the output directory (parts, rejects, state)")
     p.add_argument("--model-path", required=True, help="artifact dir, checkpoint dir or hub id")
-    p.add_argument("--text-column", default="text")
+    p.add_argument("--text-column", default="text",
+                   help="the column (JSON key, CSV header) holding the texts (default: text)")
     p.add_argument("--id-column", default=None, help="carried to the output (default: the "
                    "input row number)")
     p.add_argument("--format", choices=("parquet", "jsonl", "csv"), default=None,
                    help="default: from the input's suffix")
-    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: an actor pool on a Ray cluster")
     p.add_argument("--chunk-rows", type=int, default=1024,
                    help="input rows per output part (and per Ray batch)")
     p.add_argument("--truncate", action="store_true",
                    help="cut over-long texts to the model's maximum (default: reject them)")
     p.add_argument("--prompt-name", default=None, help="one of the model's prompts")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--log-level", default="info", help="debug, info, warning or error")
     g = p.add_argument_group("backend and artifact (as the server's flags)")
-    g.add_argument("--backend", default="auto", choices=BACKENDS)
+    g.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="auto: TensorRT where the artifact has a plan this GPU runs, else "
+                        "ONNX Runtime")
     g.add_argument("--threads", type=int, default=0,
                    help="batches at once, one ONNX Runtime thread each (0: one per core; "
                         "with Ray: --ray-cpus-per-actor)")
-    g.add_argument("--max-batch-size", type=int, default=None)
-    g.add_argument("--max-batch-tokens", type=int, default=None)
-    g.add_argument("--trt-contexts", type=int, default=2)
+    g.add_argument("--max-batch-size", type=int, default=None,
+                   help="rows per backend call (default: the server's)")
+    g.add_argument("--max-batch-tokens", type=int, default=None,
+                   help="padded tokens per backend call (default: the server's)")
+    g.add_argument("--trt-contexts", type=int, default=2,
+                   help="TensorRT batches at once (1: vectors identical byte for byte)")
     g.add_argument("--artifact-cache", type=Path,
-                   default=Path(os.environ.get("TRT_EMBED_CACHE") or DEFAULT_CACHE))
+                   default=Path(os.environ.get("TRT_EMBED_CACHE") or DEFAULT_CACHE),
+                   help="where checkpoints are built on first use (env TRT_EMBED_CACHE; "
+                        "default ~/.cache/trt-embed)")
     g.add_argument("--precision", default="fp32", help="precision of a first-use build")
-    g.add_argument("--builder-python", default=None)
+    g.add_argument("--builder-python", default=None,
+                   help="the interpreter with torch that runs a first-use build (default: "
+                        "this one)")
     r = p.add_argument_group("Ray (--engine ray)")
     r.add_argument("--ray-address", default=None, help="an existing cluster (default: a "
                    "local one on this machine's cores)")

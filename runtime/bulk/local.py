@@ -46,7 +46,7 @@ class BulkJob:
 
 @dataclass(frozen=True)
 class Summary:
-    rows: int  # input rows seen this run
+    rows: int  # input rows of the job: read this run, or all committed when none was left
     written: int  # rows with a vector, in all parts of the job
     rejected: int
     tokens: int
@@ -56,11 +56,17 @@ class Summary:
 
     def line(self, out: Path) -> str:
         new = self.rows - self.done_before
+        totals = (f"{self.written:,} rows embedded, {self.rejected:,} rejected "
+                  f"({out}/rejects-*.jsonl)")
+        output = f"{self.tokens:,} tokens; output {out}/*.parquet"
+        if self.done_before and not new:  # a rerun of a finished job: say only that
+            return (f"nothing to do: an earlier run did all {self.done_before:,} input rows: "
+                    f"{totals}; {output}")
+        earlier = (f", {self.done_before:,} rows done by an earlier run" if self.done_before
+                   else "")
         rate = f"{new / self.seconds:,.0f} rows/s" if self.seconds > 0 and new else "-"
-        return (f"{self.written:,} rows embedded, {self.rejected:,} rejected "
-                f"({out}/rejects-*.jsonl), {self.done_before:,} rows done by an earlier run; "
-                f"{new:,} rows in {self.seconds:.1f} s ({self._load()}{rate}); "
-                f"{self.tokens:,} tokens; output {out}/*.parquet")
+        return (f"{totals}{earlier}; {new:,} rows in {self.seconds:.1f} s "
+                f"({self._load()}{rate}); {output}")
 
     def _load(self) -> str:
         return f"model load {self.load_seconds:.1f} s, " if self.load_seconds else ""
@@ -95,8 +101,9 @@ def finished(parts: PartLog, tally: Tally, started: float) -> Summary:
 
 def nothing_left(job: BulkJob, parts: PartLog) -> Summary:
     totals = parts.totals()
+    rows = parts.input_rows()
     log.info("%s already holds this job's output: nothing to do", job.out)
-    return Summary(0, totals["written"], totals["rejected"], totals["tokens"], 0, 0.0)
+    return Summary(rows, totals["written"], totals["rejected"], totals["tokens"], rows, 0.0)
 
 
 def run_local(job: BulkJob) -> Summary:

@@ -25,7 +25,6 @@ import itertools
 import logging
 import os
 import time
-import unittest.mock
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -77,8 +76,16 @@ def _local_cluster_env() -> Iterator[None]:
     root = str(Path(runtime.__file__).resolve().parent.parent)
     env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
            "RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "0")}
-    with unittest.mock.patch.dict(os.environ, env):  # restored as it was on the way out
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
         yield
+    finally:  # this process's environment as it was: only the cluster's processes see env
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _start(options: RayOptions) -> tuple[Any, int, int, int]:

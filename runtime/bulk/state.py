@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from runtime.bulk.deps import require
 from runtime.bulk.sources import InputError
@@ -114,6 +114,10 @@ class PartLog:
         parts = self.parts.values()
         return {name: sum(p[name] for p in parts) for name in ("written", "rejected", "tokens")}
 
+    def input_rows(self) -> int:
+        """Input rows in the committed parts (embedded, rejected or not)."""
+        return input_rows(self.parts.values())
+
     def _save(self) -> None:
         _replace_json(self.out / STATE, self.state)
 
@@ -121,7 +125,11 @@ class PartLog:
 def committed_rows(out: Path) -> tuple[int, int]:
     """(parts, input rows) an output directory's log holds as committed."""
     parts = _read_log(out / PARTS).values()
-    return len(parts), sum(p["rows"][1] - p["rows"][0] for p in parts)
+    return len(parts), input_rows(parts)
+
+
+def input_rows(parts: Iterable[dict[str, Any]]) -> int:
+    return sum(p["rows"][1] - p["rows"][0] for p in parts)
 
 
 def _read_log(path: Path) -> dict[int, dict[str, Any]]:

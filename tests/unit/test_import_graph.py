@@ -142,6 +142,17 @@ def test_builder_imports_neither_server_nor_bench() -> None:
     assert violations(project_graph(), "builder", ("server", "bench")) == []
 
 
+def test_no_product_code_imports_test_tools() -> None:
+    """unittest.mock and pytest are test machinery: product code that needs one of their
+    tricks (patching the environment, say) says what it does in its own few lines."""
+    graph = project_graph()
+    assert [v for package in PACKAGES
+            for v in violations(graph, package, ("unittest", "pytest"))] == []
+    # bench still borrows tests' helpers until a shared tools module splits them (issue 28)
+    assert [v for package in PACKAGES if package != "bench"
+            for v in violations(graph, package, ("tests",))] == []
+
+
 def test_no_import_cycle_outside_models() -> None:
     assert [c for c in cycles(project_graph()) if not all(_within(m, ("models",)) for m in c)] \
         == []

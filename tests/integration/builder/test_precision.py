@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +26,10 @@ def minilm_fp16(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> 
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> Path:
-    """A 2-layer random BERT with MiniLM's tokenizer and no sentence-transformers files."""
-    import torch
-    from transformers import BertConfig, BertModel
+    """A 2-layer random BERT with MiniLM's tokenizer (mean pooling, normalised)."""
+    from tests.fixtures.tiny_bert import tiny_bert as make
 
-    out = tmp_path_factory.mktemp("tiny") / "bert"
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=128, max_position_embeddings=128)
-    BertModel(config).save_pretrained(out)
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        if (minilm_path / name).exists():
-            shutil.copy(minilm_path / name, out / name)
-    return out
+    return make(tmp_path_factory.mktemp("tiny") / "bert", minilm_path, normalize=True)
 
 
 def graph_types(onnx_path: Path) -> collections.Counter:

@@ -118,5 +118,5 @@ def running(name: str, *, env: dict[str, str] | None = None, volumes: tuple[str,
     container = start(name, env=env, volumes=volumes, stop_timeout=stop_timeout, args=args)
     try:
         yield container
-    finally:
-        docker("rm", "-f", name, check=False)
+    finally:  # -v: the image declares VOLUME /cache, so a run without a -v for it made one
+        docker("rm", "-f", "-v", name, check=False)

@@ -171,7 +171,8 @@ def test_nginx_config_balances_onto_the_server(first_start: dict, cache: Cache,
             lb = f"http://127.0.0.1:{lb_port}"
             wait_healthy(lb, nginx, timeout_s=30)
             assert_parity(embed(lb), first_start["vectors"], min_cosine=0.999999)
-            bad = httpx.post(f"{lb}/v1/embeddings", content=b"{", timeout=30)
+            bad = httpx.post(f"{lb}/v1/embeddings", content=b"{", timeout=30,
+                             headers={"content-type": "application/json"})
             assert bad.status_code == 400 and bad.json()["error"]["type"]
         finally:
             nginx.terminate()

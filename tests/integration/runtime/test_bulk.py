@@ -126,8 +126,12 @@ def test_a_second_run_does_nothing(clean_run: tuple[Path, Path], minilm_artifact
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     monkeypatch.setattr(local, "ChunkEmbedder", None)  # loading a model would fail
     summary = run_local(job(source, out, minilm_artifact))
-    assert (summary.rows, summary.written, summary.rejected, summary.load_seconds) == (
-        0, 90, 3, 0.0)
+    assert (summary.rows, summary.done_before, summary.written, summary.rejected,
+            summary.load_seconds) == (93, 93, 90, 3, 0.0)
+    # Not "0 rows done by an earlier run; 0 rows in 0.0 s": everything was, nothing now.
+    assert summary.line(out) == (
+        f"nothing to do: an earlier run did all 93 input rows: 90 rows embedded, 3 rejected "
+        f"({out}/rejects-*.jsonl); {summary.tokens:,} tokens; output {out}/*.parquet")
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
@@ -166,16 +170,20 @@ def test_an_interrupted_run_resumes_where_it_stopped(
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_a_killed_process_resumes_to_the_embedders_vectors(
         minilm_artifact: Path, tmp_path: Path, sig: signal.Signals) -> None:
-    """kill -9 (a part may be half written) or Ctrl-C mid-run, then the same command again."""
+    """kill -9 (a part may be half written) or Ctrl-C mid-run, then the same command again.
+
+    The first run is held after two committed parts (tests/fixtures/held_bulk.py), so the
+    signal always lands mid-run, however fast or loaded the machine."""
     rows = corpus(600)
     source = write_jsonl(tmp_path / "in.jsonl", rows)
-    cmd = [sys.executable, "-m", "runtime.bulk", str(source), str(tmp_path / "out"),
-           "--model-path", str(minilm_artifact), "--id-column", "id", "--threads", "1",
-           "--chunk-rows", str(CHUNK), "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    args = [str(source), str(tmp_path / "out"), "--model-path", str(minilm_artifact),
+            "--id-column", "id", "--threads", "1", "--chunk-rows", str(CHUNK), "--no-progress"]
+    held = tmp_path / "held"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fixtures.held_bulk", str(held), *args],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
     parts = tmp_path / "out" / "_bulk_parts.jsonl"
     deadline = time.monotonic() + 120
-    while not (parts.is_file() and parts.read_text().count("\n") >= 2):
+    while not held.exists():
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.005)
     os.kill(proc.pid, sig)
@@ -186,7 +194,8 @@ def test_a_killed_process_resumes_to_the_embedders_vectors(
         assert (f"interrupted: {done} parts ({done * CHUNK:,} input rows) are committed in "
                 f"{tmp_path / 'out'}; run the same command again to resume") in stderr
         assert "Traceback" not in stderr and "Task was destroyed" not in stderr, stderr
-    assert done < len(rows) // CHUNK, "the run finished before it was killed"
+    assert 2 <= done < len(rows) // CHUNK
+    cmd = [sys.executable, "-m", "runtime.bulk", *args]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"{done * CHUNK:,} rows done by an earlier run" in result.stderr
@@ -277,4 +286,5 @@ def test_the_command_shows_a_progress_bar_and_a_summary(minilm_artifact: Path,
     assert "| 0.00/63.0 [00:00<?, ?rows/s]" in bars[0], bars
     assert re.search(r"100%\|.*\| 63.0/63.0 \[\d\d:\d\d<00:00, +[\d.]+rows/s\]", bars[-1]), bars
     assert frames[-1].startswith("61 rows embedded, 2 rejected ("), frames[-1]
-    assert ", 0 rows done by an earlier run; 63 rows in " in frames[-1]
+    assert f"2 rejected ({tmp_path / 'out'}/rejects-*.jsonl); 63 rows in " in frames[-1]
+    assert "earlier run" not in frames[-1]  # a first run says nothing of earlier ones

@@ -147,13 +147,45 @@ def test_limits_answer_413_and_400_and_the_server_stays_healthy(minilm_artifact:
         assert '"code":"payload_too_large"' in answer
         # A chunked body has no length up front: it is counted while it streams.
         chunks = (b" " * 1024 for _ in range(16))
-        r = httpx.post(f"{url}/v1/embeddings", content=chunks, timeout=30)
+        r = httpx.post(f"{url}/v1/embeddings", content=chunks, timeout=30,
+                       headers={"content-type": "application/json"})
         assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
         r = post(url, {"input": TEXTS[:4]})  # 4 inputs x ~12 tokens > 40 tokens
         assert r.status_code == 400 and r.json()["error"]["code"] == "too_many_tokens"
         r = post(url, {"input": TEXTS[:5]})
         assert r.status_code == 400 and r.json()["error"]["param"] == "input"
         assert post(url, {"input": TEXTS[:2]}).status_code == 200
+
+
+def test_a_body_a_browser_can_send_cross_site_is_415_before_the_model(gated: Gated) -> None:
+    """text/plain, form-encoded and type-less POSTs need no CORS preflight: were they parsed
+    as JSON, any web page could drive an appliance without --api-key. The gate stays shut,
+    so the answers cannot have come from the model."""
+    url, app, backend = gated
+    backend.gate.clear()
+    backend.entered.clear()
+    body = json.dumps({"input": "hi"}).encode()
+    cases = [("/v1/embeddings", "text/plain", "'text/plain'"),
+             ("/v1/embeddings", "application/x-www-form-urlencoded",
+              "'application/x-www-form-urlencoded'"),
+             ("/v1/embeddings", None, "no Content-Type"),
+             ("/tokenize", "application/x-www-form-urlencoded",
+              "'application/x-www-form-urlencoded'"),
+             ("/embed", "text/plain;charset=UTF-8", "'text/plain;charset=UTF-8'")]
+    for path, content_type, sent in cases:
+        headers = {"content-type": content_type} if content_type else {}
+        r = httpx.post(url + path, content=body, headers=headers, timeout=30)
+        assert r.status_code == 415, (path, r.text)
+        assert r.json() == {"error": {
+            "message": "The request body must be JSON, sent with Content-Type: "
+                       f"application/json (this request sent {sent}).",
+            "type": "invalid_request_error", "param": None, "code": "unsupported_media_type"}}
+    assert not backend.entered.is_set()  # no batch reached the model
+    assert metric(app, "trt_embed_requests_total", path="/v1/embeddings", status="415") == 3
+    backend.gate.set()
+    r = httpx.post(f"{url}/v1/embeddings", content=body, timeout=30,
+                   headers={"content-type": "application/json; charset=utf-8"})
+    assert r.status_code == 200 and len(r.json()["data"]) == 1
 
 
 def test_every_route_but_health_requires_the_api_key(minilm_artifact: Path) -> None:

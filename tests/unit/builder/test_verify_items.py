@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from builder.verify import IMAGE_MIN_COSINE, MIN_COSINE, Verification
+import numpy as np
+
+from builder.verify import IMAGE_MIN_COSINE, MIN_COSINE, Verification, compare
 from builder.verify_items import probe_items
 from models.spec import ModelSpec
 
@@ -12,6 +14,30 @@ def test_gate_needs_both_text_and_image_thresholds() -> None:
     assert not Verification(1.0, 1.0, 3, image_min_cosine=IMAGE_MIN_COSINE - 1e-4).passed
     assert not Verification(MIN_COSINE - 1e-5, 1.0, 3, image_min_cosine=1.0).passed
     assert Verification(1.0, 1.0, 3).to_dict()["image_threshold"] == IMAGE_MIN_COSINE
+
+
+def test_cosine_alone_passes_a_normalised_graph_of_an_unnormalised_model_lengths_do_not() -> None:
+    reference = np.random.default_rng(0).normal(0, 1, (4, 8)).astype(np.float32)
+    normalised = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    result = compare(normalised, reference, MIN_COSINE)
+    assert result.min_cosine >= MIN_COSINE  # the old gate's only question
+    assert result.image_min_cosine is None  # text probes only
+    assert not result.passed
+    error = result.max_length_error
+    assert error == float(np.abs(1 / np.linalg.norm(reference, axis=1) - 1).max())
+    assert result.failures() == [
+        f"vector lengths {error:.2e} from the reference's (needs <= 4.5e-03; does the graph "
+        "normalise where the model does not, or the reverse?)"]
+    assert compare(reference * (1 + 1e-6), reference, MIN_COSINE).passed
+
+
+def test_image_probes_get_their_own_cosine_and_the_looser_length_tolerance() -> None:
+    reference = np.eye(3, dtype=np.float32)
+    ours = reference * np.array([[1.0], [1.0], [1.02]], dtype=np.float32)  # 2% long image
+    result = compare(ours, reference, MIN_COSINE, image=np.array([False, False, True]))
+    assert (result.min_cosine, result.image_min_cosine) == (1.0, 1.0)
+    assert result.length_tolerance == float(np.sqrt(2 * (1 - IMAGE_MIN_COSINE)))
+    assert result.passed and not compare(ours, reference, MIN_COSINE).passed
 
 
 def test_probes_cover_each_modality_the_family_takes() -> None:

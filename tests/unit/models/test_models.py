@@ -53,8 +53,40 @@ def test_max_length_falls_back_to_tokenizer_then_config(tmp_path: Path) -> None:
     # A tokenizer's "unbounded" sentinel (1e30) is ignored in favour of the config.
     (root / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 10**30}))
     assert read_checkpoint(root).max_len() == 512
-    _, spec = resolve(root)
-    assert spec.pooling == "mean"  # no sentence-transformers files: the ST default
+
+
+def test_a_bert_without_sentence_transformers_pooling_is_refused(tmp_path: Path) -> None:
+    """CLS or mean is not in the weights: a guess would pass a gate that checks it against
+    itself, so it is not made."""
+    root = write_checkpoint(tmp_path / "bert", BERT)
+    with pytest.raises(UnsupportedModelError) as info:
+        resolve(root)
+    assert str(info.value) == (
+        f"{root} has no sentence-transformers pooling (modules.json and 1_Pooling/config.json): "
+        "a BERT-like model's pooling (CLS or mean) and normalisation are not in its weights, "
+        "and a guess would serve vectors nothing checked. Add the files of the "
+        "sentence-transformers model it was trained as.")
+
+
+@pytest.mark.parametrize("modules, normalize", [(ST_MODULES, True), (ST_MODULES[:2], False)])
+def test_bert_normalises_only_with_a_normalize_module(tmp_path: Path, modules: list,
+                                                      normalize: bool) -> None:
+    root = write_checkpoint(tmp_path / "st", BERT, {
+        "modules.json": modules, "1_Pooling/config.json": {"pooling_mode_mean_tokens": True}})
+    assert resolve(root)[1].normalize is normalize
+
+
+@pytest.mark.parametrize("files, normalize", [
+    ({}, True),  # no ST files: the family's recipe (last token, L2)
+    ({"modules.json": ST_MODULES}, True),
+    ({"modules.json": ST_MODULES[:2]}, False),
+])
+def test_decoders_read_normalize_from_modules_json(tmp_path: Path, files: dict,
+                                                   normalize: bool) -> None:
+    config = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 64,
+              "max_position_embeddings": 128}
+    _, spec = resolve(write_checkpoint(tmp_path / "qwen3", config, files))
+    assert spec.pooling == "last" and spec.normalize is normalize
 
 
 def test_unknown_architecture_names_every_supported_family(tmp_path: Path) -> None:

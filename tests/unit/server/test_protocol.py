@@ -71,7 +71,8 @@ def test_base64_is_little_endian_float32_and_float_is_exact() -> None:
 
 
 def test_a_body_that_is_not_a_json_object_says_so() -> None:
-    """FastAPI's routes (e.g. /tokenize) reject a form-encoded body at the top level."""
+    """A JSON body that is not an object (e.g. a list) is refused at the top level (a body
+    that is not JSON at all is 415 before it reaches a route: server/guards.py)."""
     message, param = validation_message([{"loc": ("body",), "type": "model_attributes_type",
                                           "msg": "Input should be a valid dictionary"}])
     assert param is None

@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -12,10 +18,48 @@ import pytest
 from bench.sglang_flags import sglang_flags
 from server import flags
 from server.launch_server import main, parser, precision
+from tests.helpers import ROOT
 
 SGLANG = json.loads(flags.SGLANG_FLAGS.read_text())
-# The unpacked wheel (`pip download --no-deps sglang==0.5.23`), where this machine has it.
-SOURCE = Path(os.environ.get("SGLANG_SOURCE", "/work/sglang/sglang"))
+VERSION = "0.5.23"
+# One fixed wheel whatever the test machine is: the flag sources are pure Python.
+WHEEL = ["--platform", "manylinux_2_34_x86_64", "--python-version", "3.11",
+         "--only-binary=:all:"]
+CACHE = Path(os.environ.get("TRT_EMBED_TEST_CACHE") or ROOT / ".cache" / "tests")
+# What the generator reads (bench/sglang_flags.py), extracted from the wheel.
+MEMBERS = ("sglang/srt/arg_groups/", "sglang/srt/server_args.py")
+
+
+def index_url() -> str:
+    return (os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple").rstrip("/") + "/"
+
+
+def index_reachable() -> bool:
+    try:
+        with urllib.request.urlopen(index_url() + "sglang/", timeout=20):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def fetch_sglang(cache: Path) -> Path:
+    """SGLang's source, `pip download --no-deps`ed once into the cache and unpacked."""
+    source = cache / f"sglang-{VERSION}"  # the package directory, sglang/, renamed
+    if (source / "srt" / "server_args.py").is_file():
+        return source
+    if not index_reachable():
+        pytest.skip(f"the package index ({index_url()}) is not reachable")
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *WHEEL,
+                               f"sglang=={VERSION}", "-d", tmp], capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr  # the index answers: this must work
+        wheel = zipfile.ZipFile(next(Path(tmp).glob("sglang-*.whl")))
+        wheel.extractall(tmp, [n for n in wheel.namelist() if n.startswith(MEMBERS)])
+        # Renamed into place whole: a run killed mid-way leaves no half source behind.
+        os.replace(Path(tmp) / "sglang", source)
+    return source
 
 
 def argv_for(flag: dict) -> list[str]:
@@ -36,9 +80,10 @@ def test_the_list_is_sglang_0_5_23_s_and_complete() -> None:
             "--no-enable-tf32-matmul", "--served-model-name", "--api-key"} <= names
 
 
-@pytest.mark.skipif(not SOURCE.is_dir(), reason="SGLang's source is not unpacked here")
 def test_the_committed_list_is_what_the_generator_reads_from_the_source() -> None:
-    assert sglang_flags(SOURCE) == SGLANG["flags"]
+    given = os.environ.get("SGLANG_SOURCE")  # an unpacked copy, on a machine without an index
+    source = Path(given) if given else fetch_sglang(CACHE)
+    assert sglang_flags(source) == SGLANG["flags"]
 
 
 @pytest.mark.parametrize("flag", SGLANG["flags"], ids=lambda f: f["names"][0])
