@@ -52,7 +52,7 @@ class TokenizeQueue:
     def _work(self) -> None:
         while (batch := self._take()) is not None:
             try:
-                results: list[list[list[int]] | BaseException] = _split(
+                results: Sequence[list[list[int]] | BaseException] = _split(
                     self._encode([t for p in batch for t in p.texts]), batch)
             except Exception:  # one bad request must not fail the others: each on its own
                 results = [self._alone(p) for p in batch]
