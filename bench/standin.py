@@ -20,15 +20,23 @@ place of the artifact's graph.
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import fcntl
+import functools
+import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from runtime.backends.base import BackendLimits
+
+if TYPE_CHECKING:
+    from runtime.embedder import Embedder
+    from server.config import ServerConfig
 
 H200_CALL_MS = 2.64
 H200_TOKEN_US = 0.68
@@ -44,23 +52,49 @@ class StandInCost:
         return self.call_ms / 1e3 + padded_tokens * self.token_us / 1e6
 
 
+class Device:
+    """The one device batches take turns on: a lock across threads and, given a path, across
+    processes too (flock on a file each thread opens itself; server/workers.py's workers
+    share one GPU)."""
+
+    def __init__(self, path: str | None = None):
+        self._path = path
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if self._path is None:
+            with self._lock:
+                yield
+            return
+        if not hasattr(self._local, "fd"):
+            self._local.fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._local.fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._local.fd, fcntl.LOCK_UN)
+
+
 class StandIn:
     """A Backend (runtime/backends/base.py) that sleeps like a GPU engine."""
 
     name = "stand-in"
 
-    def __init__(self, cost: StandInCost, dims: int, limits: BackendLimits):
+    def __init__(self, cost: StandInCost, dims: int, limits: BackendLimits,
+                 device: Device | None = None):
         self.cost = cost
         self.dims = dims
         self.limits = limits
-        self._device = threading.Lock()
+        self._device = device or Device()
         self.calls = 0
         self.padded_tokens = 0
 
     def embed(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         ids, mask = feeds["input_ids"], feeds["attention_mask"]
         time.sleep(self.cost.call_ms / 1e3)
-        with self._device:
+        with self._device.held():
             time.sleep(ids.size * self.cost.token_us / 1e6)
             self.calls += 1
             self.padded_tokens += ids.size
@@ -105,11 +139,24 @@ def ceiling(rows: Sequence[Sequence[int]], cost: StandInCost, batch_rows: int,
     return time.perf_counter() - started, sum(len(r) for r in rows)
 
 
-def main(argv: list[str] | None = None) -> None:
+def standin_embedder(cost: StandInCost, max_batch_size: int | None, in_flight: int | None,
+                     device_path: str, config: "ServerConfig") -> "Embedder":
+    """The artifact's pipeline with the stand-in in place of its graph, sized as ONNX
+    Runtime CUDA sizes itself (runtime/backends/choose.py, ort_cuda.py)."""
     from runtime.backends.choose import GPU_BATCH_SIZE
     from runtime.backends.ort_cuda import DEFAULT_SESSIONS
     from runtime.embedder import Embedder
+
+    spec = config.artifact.spec
+    limits = BackendLimits(max_batch_size or GPU_BATCH_SIZE, spec.max_len,
+                           concurrency=in_flight or DEFAULT_SESSIONS)
+    engine = StandIn(cost, spec.dims, limits, Device(device_path))
+    return Embedder(config.artifact, config.runtime, {"text": engine})
+
+
+def main(argv: list[str] | None = None) -> None:
     from server import launch_server
+    from server.workers import run_workers
 
     parser = launch_server.parser()
     parser.prog = "python -m bench.standin"
@@ -121,13 +168,13 @@ def main(argv: list[str] | None = None) -> None:
     config = launch_server.configure(args)
     if config is None:
         return
-    spec = config.artifact.spec
-    # As ONNX Runtime CUDA sizes itself (runtime/backends/choose.py, ort_cuda.py).
-    limits = BackendLimits(args.max_batch_size or GPU_BATCH_SIZE, spec.max_len,
-                           concurrency=args.batches_in_flight or DEFAULT_SESSIONS)
-    engine = StandIn(StandInCost(args.call_ms, args.token_us), spec.dims, limits)
-    embedder = Embedder(config.artifact, config.runtime, {"text": engine})
-    launch_server.serve(args, config, embedder)
+    with tempfile.NamedTemporaryFile(prefix="standin-device-") as device:
+        load = functools.partial(standin_embedder, StandInCost(args.call_ms, args.token_us),
+                                 args.max_batch_size, args.batches_in_flight, device.name)
+        if args.workers > 1:  # each worker its own stand-in engine, all on one device
+            run_workers(args, config, args.workers, load)
+        else:
+            launch_server.serve(args, config, load(config))
 
 
 if __name__ == "__main__":

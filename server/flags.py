@@ -135,6 +135,10 @@ def _batch_flags(g: Any) -> None:
                    help="batches the backend runs at once with an explicit --threads "
                         "(adaptive ONNX Runtime runs two per core; a larger value raises "
                         "that); TensorRT uses one per execution context; default 1")
+    add(g, "--workers", env=("WORKERS",), type=int, default=0,
+        help="server processes accepting on the one port, each with its own engine "
+             "(server/workers.py); 0: auto (1, or on a GPU backend with a small graph one "
+             "per 4 cores, at most 4)")
     g.add_argument("--call-cost-tokens", type=int, default=None,
                    help="a backend call's fixed cost in padded tokens, for batch planning "
                         "(a larger batch's padding against one more call); default: the "

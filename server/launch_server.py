@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -131,15 +132,24 @@ def main(argv: list[str] | None = None) -> None:
     if config is None:
         return
     from server.lifecycle import load_or_exit
+    from server.workers import resolve_workers, run_workers
 
+    workers = resolve_workers(args.workers, config)
+    if workers > 1:
+        run_workers(args, config, workers)  # each worker loads the model itself
+        return
     serve(args, config, load_or_exit(config))  # a broken artifact exits here, at once
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def configure(args: argparse.Namespace) -> ServerConfig | None:
     """Logging, then prepare(): the config, or None when --build-only is done; a startup
     failure exits 1 after one clear line, no traceback."""
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args)
     if flags.inert_given(args):
         log.info("SGLang flags with no effect in this server: %s",
                  " ".join(flags.inert_given(args)))
@@ -150,9 +160,10 @@ def configure(args: argparse.Namespace) -> ServerConfig | None:
         raise SystemExit(1) from exc
 
 
-def serve(args: argparse.Namespace, config: ServerConfig, embedder: "Embedder") -> None:
-    """uvicorn around the app until SIGTERM/SIGINT (bench/standin.py serves a stand-in
-    engine through this same path)."""
+def serve(args: argparse.Namespace, config: ServerConfig, embedder: "Embedder",
+          sockets: list[socket.socket] | None = None) -> None:
+    """uvicorn around the app until SIGTERM/SIGINT, on its own listener or on `sockets`
+    (server/workers.py); bench/standin.py serves a stand-in engine through this same path."""
     import uvicorn
 
     from server.app import create_app
@@ -176,7 +187,7 @@ def serve(args: argparse.Namespace, config: ServerConfig, embedder: "Embedder") 
     # uvicorn re-raises the SIGTERM it drained for to the handler it found; the default one
     # would kill us (status -15), so the one it finds says the drain is done: exit 0.
     signal.signal(signal.SIGTERM, lambda *_: log.info("drained after SIGTERM; exiting"))
-    server.run()
+    server.run(sockets=sockets)
     if failed or not server.started:
         raise SystemExit(1)
 

@@ -1,0 +1,124 @@
+"""Several server processes on one port (`--workers N`), for hosts whose cores outrun one
+event loop.
+
+One process serves a request in a few hundred microseconds of event-loop time (HTTP,
+parsing, batching, the answer's encoding: bench/serving.py measures it), so one loop tops
+out at a few thousand requests/s; a GPU engine serves far more one-sentence requests than
+that. Each worker is a whole server (its own engine sessions on the GPU, batcher, tokenizer
+threads, metrics and readiness) accepting on one listening socket bound here before they
+start, so the kernel hands each new connection to one of them. The parent only supervises:
+SIGTERM/SIGINT are passed on (each worker drains as a lone server does), and when any
+worker exits the others are stopped, so an appliance never runs half its workers. The exit
+status is the first nonzero one, else 0.
+
+Default (`--workers 0`, auto): 1, except on a GPU backend whose graph is small enough to
+load once per worker (runtime.backends.ort_cuda.REPLICATE_MAX_BYTES) on a host with cores
+to spare: one worker per WORKER_CORES cores, at most MAX_AUTO_WORKERS. On a CPU backend the
+cores run the model, and a second loop only takes them from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from server.config import ServerConfig
+
+if TYPE_CHECKING:
+    from runtime.embedder import Embedder
+
+log = logging.getLogger("server")
+WORKER_CORES = 4
+MAX_AUTO_WORKERS = 4
+
+
+def auto_workers(gpu: bool, graph_bytes: int, cores: int, replicate_max_bytes: int) -> int:
+    """Worker processes for --workers 0 (pure, unit-tested)."""
+    if not gpu or graph_bytes > replicate_max_bytes:
+        return 1
+    return max(1, min(MAX_AUTO_WORKERS, cores // WORKER_CORES))
+
+
+def resolve_workers(requested: int, config: ServerConfig) -> int:
+    """--workers as given, or auto_workers for this machine and artifact."""
+    if requested > 0:
+        return requested
+    from runtime.backends.choose import choose
+    from runtime.backends.ort_cuda import REPLICATE_MAX_BYTES, graph_bytes
+
+    artifact = config.artifact
+    name, _ = choose(artifact.manifest.tensorrt, config.runtime.backend)
+    size = sum(graph_bytes(artifact.onnx_path(t)) for t in artifact.towers)
+    return auto_workers(name != "onnxruntime", size, len(os.sched_getaffinity(0)),
+                        REPLICATE_MAX_BYTES)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket every worker accepts on (as uvicorn binds its own)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+Load = Callable[[ServerConfig], "Embedder"]
+
+
+def _worker(args: argparse.Namespace, config: ServerConfig, sock: socket.socket,
+            load: Load | None) -> None:
+    from server.launch_server import configure_logging, serve
+    from server.lifecycle import load_or_exit
+
+    configure_logging(args)
+    serve(args, config, (load or load_or_exit)(config), sockets=[sock])
+
+
+def run_workers(args: argparse.Namespace, config: ServerConfig, count: int,
+                load: Load | None = None) -> None:
+    """`count` workers on one socket until they stop; exits with the first failure.
+    `load`: a picklable function that opens each worker's embedder (default: the artifact's
+    own backend, exiting with one line if it cannot)."""
+    sock = listen(config.host, config.port)
+    context = multiprocessing.get_context("spawn")  # no threads or CUDA state inherited
+    workers = [context.Process(target=_worker, args=(args, config, sock, load),
+                               name=f"worker-{i}") for i in range(count)]
+    for worker in workers:
+        worker.start()
+    log.info("serving on %s:%d with %d worker processes", config.host, config.port, count)
+
+    def forward(sig: int, _: FrameType | None) -> None:
+        for worker in workers:
+            if worker.is_alive() and worker.pid:
+                os.kill(worker.pid, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = _supervise(workers)
+    sock.close()
+    if status:
+        raise SystemExit(status)
+
+
+def _supervise(workers: Sequence[BaseProcess]) -> int:
+    """Wait for the first worker to exit, stop the rest, and return the first nonzero exit
+    status (0 when all stopped cleanly)."""
+    from multiprocessing.connection import wait
+
+    wait([w.sentinel for w in workers])
+    for worker in workers:
+        if worker.is_alive() and worker.pid:
+            os.kill(worker.pid, signal.SIGTERM)  # each drains, as after a SIGTERM of its own
+    for worker in workers:
+        worker.join()
+    codes = [w.exitcode or 0 for w in workers]
+    return next((code if code > 0 else 1 for code in codes if code != 0), 0)
