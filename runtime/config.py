@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from runtime.limits import BatchFlags
@@ -19,11 +20,16 @@ class RuntimeConfig:
     # runtime.limits.resolve_batch(batch, backend limits, plan bound, tower, spec).
     batch: BatchFlags = field(default_factory=BatchFlags)
     threads: int = 0  # ONNX Runtime intra-op threads; 0: every core this process may use
-    tokenizer_threads: int = 2
+    tokenizer_threads: int = 0  # 0: tokenizers() picks
     allow_auto_truncate: bool = False
     trt_contexts: int = 2  # TensorRT execution contexts (one CUDA stream each) = batches in flight
     media: MediaConfig = field(default_factory=MediaConfig)  # image fetch and decode limits
     max_request_tokens: int = 300_000  # summed over a request's inputs (OpenAI's limit): 400
+
+    def tokenizers(self) -> int:
+        """Tokenizer threads: as set, else one per two cores (2 to 8): a GPU host's cores
+        tokenise in parallel (the GIL is released), a small CPU host keeps its for the model."""
+        return self.tokenizer_threads or max(2, min(8, len(os.sched_getaffinity(0)) // 2))
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

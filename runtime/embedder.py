@@ -70,8 +70,8 @@ class Embedder:
                          for t in self.adapter.towers}
         main = self.adapter.towers[0].name
         self.backend, self.batcher = self.backends[main], self.batchers[main]
-        self._tok_pool = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="pairs")
-        self._tok_queue = TokenizeQueue(self.tokenizer.encode_raw, config.tokenizer_threads)
+        self._tok_pool = ThreadPoolExecutor(config.tokenizers(), thread_name_prefix="pairs")
+        self._tok_queue = TokenizeQueue(self.tokenizer.encode_raw, config.tokenizers())
         self._media_pool = ThreadPoolExecutor(config.media.threads, thread_name_prefix="media")
 
     def _limits(self, tower: str) -> BatchConfig:
