@@ -29,6 +29,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from runtime.errors import ApplianceError
 from server.config import ServerConfig
 
 if TYPE_CHECKING:
@@ -54,7 +55,10 @@ def resolve_workers(requested: int, config: ServerConfig) -> int:
     from runtime.backends.ort_cuda import REPLICATE_MAX_BYTES, graph_bytes
 
     artifact = config.artifact
-    name, _ = choose(artifact.manifest.tensorrt, config.runtime.backend)
+    try:
+        name, _ = choose(artifact.manifest.tensorrt, config.runtime.backend)
+    except ApplianceError:  # the backend cannot load: one process reports it in one line
+        return 1
     size = sum(graph_bytes(artifact.onnx_path(t)) for t in artifact.towers)
     return auto_workers(name != "onnxruntime", size, len(os.sched_getaffinity(0)),
                         REPLICATE_MAX_BYTES)
