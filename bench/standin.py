@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         load = functools.partial(standin_embedder, StandInCost(args.call_ms, args.token_us),
                                  args.max_batch_size, args.batches_in_flight, device.name)
         if args.workers > 1:  # each worker its own stand-in engine, all on one device
-            run_workers(args, config, args.workers, load)
+            run_workers(args, config, args.workers, launch_server.serve, load)
         else:
             launch_server.serve(args, config, load(config))
 

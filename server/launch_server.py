@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
 
     workers = resolve_workers(args.workers, config)
     if workers > 1:
-        run_workers(args, config, workers)  # each worker loads the model itself
+        run_workers(args, config, workers, serve)  # each worker loads the model itself
         return
     serve(args, config, load_or_exit(config))  # a broken artifact exits here, at once
 

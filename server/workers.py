@@ -76,53 +76,65 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 Load = Callable[[ServerConfig], "Embedder"]
+# launch_server.serve: (args, config, embedder, sockets) -> None, until the server stops
+Serve = Callable[..., None]
 
 
 def _worker(args: argparse.Namespace, config: ServerConfig, sock: socket.socket,
-            load: Load | None) -> None:
-    from server.launch_server import configure_logging, serve
+            load: Load | None, serve: Serve) -> None:
     from server.lifecycle import load_or_exit
 
-    configure_logging(args)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve(args, config, (load or load_or_exit)(config), sockets=[sock])
 
 
-def run_workers(args: argparse.Namespace, config: ServerConfig, count: int,
+def run_workers(args: argparse.Namespace, config: ServerConfig, count: int, serve: Serve,
                 load: Load | None = None) -> None:
     """`count` workers on one socket until they stop; exits with the first failure.
-    `load`: a picklable function that opens each worker's embedder (default: the artifact's
-    own backend, exiting with one line if it cannot)."""
+    `serve` runs one worker's server (launch_server.serve); `load` (picklable, as `serve`)
+    opens each worker's embedder (default: the artifact's own backend, exiting with one
+    line if it cannot)."""
     sock = listen(config.host, config.port)
     context = multiprocessing.get_context("spawn")  # no threads or CUDA state inherited
-    workers = [context.Process(target=_worker, args=(args, config, sock, load),
+    workers = [context.Process(target=_worker, args=(args, config, sock, load, serve),
                                name=f"worker-{i}") for i in range(count)]
     for worker in workers:
         worker.start()
     log.info("serving on %s:%d with %d worker processes", config.host, config.port, count)
 
+    stopping: list[int] = []
+
     def forward(sig: int, _: FrameType | None) -> None:
+        stopping.append(sig)
         for worker in workers:
             if worker.is_alive() and worker.pid:
                 os.kill(worker.pid, sig)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    status = _supervise(workers)
+    status = _supervise(workers, stopping)
     sock.close()
     if status:
         raise SystemExit(status)
 
 
-def _supervise(workers: Sequence[BaseProcess]) -> int:
-    """Wait for the first worker to exit, stop the rest, and return the first nonzero exit
-    status (0 when all stopped cleanly)."""
+def _supervise(workers: Sequence[BaseProcess], stopping: list[int]) -> int:
+    """Wait for the first worker to exit; unless a stop was asked for (`stopping`: the
+    signals passed on), stop the rest: a worker died. Returns the first failure's status
+    (a worker ended by a signal counts as 1, unless it is the stop's own), else 0."""
     from multiprocessing.connection import wait
 
     wait([w.sentinel for w in workers])
-    for worker in workers:
-        if worker.is_alive() and worker.pid:
-            os.kill(worker.pid, signal.SIGTERM)  # each drains, as after a SIGTERM of its own
+    if not stopping:
+        for worker in workers:
+            if worker.is_alive() and worker.pid:
+                os.kill(worker.pid, signal.SIGTERM)  # each drains, as a lone server does
     for worker in workers:
         worker.join()
     codes = [w.exitcode or 0 for w in workers]
-    return next((code if code > 0 else 1 for code in codes if code != 0), 0)
+    log.info("worker processes exited: %s", codes)
+    failed = [c for c in codes if c > 0 or (c < 0 and -c not in stopping)]
+    if not stopping and not failed:  # one stopped by itself, cleanly: still not a full set
+        return 1
+    return (failed[0] if failed[0] > 0 else 1) if failed else 0

@@ -25,13 +25,19 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def start(artifact: Path) -> tuple[subprocess.Popen, str]:
+def start(artifact: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """The server with two workers, once both have said they are ready (their logs)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "server.launch_server", "--model-path",
-                             str(artifact), "--is-embedding", "--host", "127.0.0.1", "--port",
-                             str(port), "--workers", "2"], cwd=ROOT)
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "server.launch_server", "--model-path",
+                                 str(artifact), "--is-embedding", "--host", "127.0.0.1",
+                                 "--port", str(port), "--workers", "2"], cwd=ROOT, stderr=err)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, proc, 120)
+    deadline = time.monotonic() + 120
+    while log.read_text().count("ready: warm-up forward pass done") < 2:
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+        time.sleep(0.2)
     return proc, url
 
 
@@ -53,9 +59,9 @@ def texts() -> list[str]:
     return [f"sentence number {i} about rivers and banks" for i in range(24)]
 
 
-def test_two_workers_answer_and_drain_on_sigterm(minilm_artifact: Path,
-                                                 texts: list[str]) -> None:
-    proc, url = start(minilm_artifact)
+def test_two_workers_answer_and_drain_on_sigterm(minilm_artifact: Path, texts: list[str],
+                                                 tmp_path: Path) -> None:
+    proc, url = start(minilm_artifact, tmp_path / "server.log")
     try:
         pids = workers_of(proc)
         reference = st_reference(minilm_checkpoint(), texts)
@@ -71,8 +77,8 @@ def test_two_workers_answer_and_drain_on_sigterm(minilm_artifact: Path,
         proc.kill()
 
 
-def test_a_worker_that_dies_stops_the_appliance(minilm_artifact: Path) -> None:
-    proc, url = start(minilm_artifact)
+def test_a_worker_that_dies_stops_the_appliance(minilm_artifact: Path, tmp_path: Path) -> None:
+    proc, url = start(minilm_artifact, tmp_path / "server.log")
     try:
         first, second = workers_of(proc)
         os.kill(first, signal.SIGKILL)
