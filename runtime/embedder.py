@@ -23,6 +23,7 @@ from PIL import Image
 
 from models.spec import ModelSpec
 from runtime.adapters.base import Adapter, Tower, Work
+from runtime.adapters.cross_encoder import CrossEncoderAdapter
 from runtime.adapters.registry import adapter_for
 from runtime.artifact import Artifact
 from runtime.backends.base import Backend
@@ -168,6 +169,21 @@ class Embedder:
         if not raw_scores and self.spec.score_activation == "sigmoid":
             logits = 1.0 / (1.0 + np.exp(-logits))
         return RerankResult(logits.astype(np.float32), result.prompt_tokens)
+
+    async def classify(self, texts: Sequence[str], *, truncate: bool = False) -> RerankResult:
+        """A sequence-classification model's raw class logit per text (cross-encoders: each
+        text alone, as SGLang's /classify runs it); other models: 400 saying why."""
+        if not isinstance(self.adapter, CrossEncoderAdapter):
+            kind = ("a reranker that scores (query, document) pairs: POST /v1/rerank"
+                    if self.spec.is_reranker else "an embedding model: its vector is at "
+                    "/encode and /v1/embeddings")
+            raise InvalidRequestError(
+                f"/classify answers a sequence-classification model's class logits; this "
+                f"model is {kind}.", param="model", code="unsupported_model")
+        self.batcher.admit(len(texts))
+        work = await self.adapter.prepare_single(texts, self._truncate(truncate), self)
+        result = await self._run(work, len(texts), None)
+        return RerankResult(result.vectors[:, 0].astype(np.float32), result.prompt_tokens)
 
     def _check_task(self, rerank: bool) -> None:
         """Embedding requests to a reranker, or rerank requests to an embedder: 400."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, cast
+from importlib.metadata import version
+from typing import Any, AsyncIterator, cast
 
 from fastapi import FastAPI, Request, Response
 from starlette import types
@@ -14,7 +15,8 @@ from runtime.embedder import Embedder
 from runtime.errors import NotReadyError
 from server import compat_routes, errors, rerank_routes
 from server.config import ServerConfig
-from server.embeddings_route import EmbeddingsRoute, answer
+from server.embeddings_route import PATH as EMBEDDINGS_PATH
+from server.embeddings_route import EmbeddingsRoute
 from server.guards import (ApiKeyMiddleware, ASGIApp, BodyLimitMiddleware,
                            JsonContentTypeMiddleware, Receive, Scope, Send)
 from server.lifecycle import Readiness, load_embedder, warm_up
@@ -32,6 +34,17 @@ class ApplianceApp(FastAPI):
 
     guarded: ASGIApp | None = None  # set once by _add_guards
 
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, plus POST /v1/embeddings: answered by EmbeddingsRoute, it is
+        no FastAPI route, so its operation is written here, from the one request model."""
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            schema["paths"][EMBEDDINGS_PATH] = {"post": {
+                "summary": "Embeddings", "operationId": "embeddings", **REQUEST_SCHEMA,
+                "responses": {"200": {"description": "Successful Response", "content": {
+                    "application/json": {"schema": {}}}}}}}
+        return self.openapi_schema or {}
+
     async def __call__(self, scope: types.Scope, receive: types.Receive,
                        send: types.Send) -> None:
         if scope["type"] == "http" and self.guarded is not None:
@@ -39,6 +52,9 @@ class ApplianceApp(FastAPI):
             await self.guarded(cast(Scope, scope), receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+VERSION = version("trt-embed")  # pyproject's, as installed
 
 
 def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAPI:
@@ -49,8 +65,9 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         emb = embedder or load_embedder(config)
         app.state.embedder = emb
-        emb.batcher.on_batch = metrics.observe_batch
-        metrics.watch_queue(lambda: emb.batcher.queue_rows)
+        for batcher in emb.batchers.values():  # every tower's: CLIP's and GME's images too
+            batcher.on_batch = metrics.observe_batch
+        metrics.watch_queue(lambda: sum(b.queue_rows for b in emb.batchers.values()))
         # Warm-up runs while the server already answers /health (alive) and /ready (503).
         warming = asyncio.create_task(warm_up(emb, readiness, lambda: app.state.on_fatal()))
         try:
@@ -59,18 +76,12 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
             warming.cancel()
             await emb.close()
 
-    app = ApplianceApp(title="trt-embed", version="0.1.0", lifespan=lifespan)
+    app = ApplianceApp(title="trt-embed", version=VERSION, lifespan=lifespan)
     app.state.on_fatal = lambda: None  # launch_server makes a failed warm-up end the process
     app.state.metrics, app.state.readiness = metrics, readiness
     errors.install(app)
     _add_guards(app, config, metrics)
     created = int(time.time())
-
-    @app.post("/v1/embeddings", openapi_extra=REQUEST_SCHEMA)
-    async def embeddings(request: Request) -> Response:
-        # Declared for /openapi.json: EmbeddingsRoute answers these requests before routing.
-        return await answer(request.app.state.embedder, config, metrics, await request.body(),
-                            request.receive)
 
     @app.get("/ready")
     async def ready() -> Response:
@@ -133,7 +144,7 @@ def _add_guards(app: ApplianceApp, config: ServerConfig, metrics: Metrics) -> No
 
     def known_paths() -> set[str]:
         if not paths:  # routes are all declared by the first request
-            paths.update(getattr(r, "path", "") for r in app.routes)
+            paths.update([EMBEDDINGS_PATH, *(getattr(r, "path", "") for r in app.routes)])
         return paths
 
     async def fastapi(scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,9 +1,11 @@
 """SGLang's native routes and TEI's /embed, in their request and response shapes.
 
 SGLang 0.5.23 (srt/entrypoints/http_server.py):
-- POST/PUT /encode (and /classify, the same there): an EmbeddingReqInput (`text` or
-  `input_ids`, `image_data`, `dimensions`) -> {"embedding", "meta_info"} for one input, a
-  list of them for several.
+- POST/PUT /encode: an EmbeddingReqInput (`text` or `input_ids`, `image_data`,
+  `dimensions`) -> {"embedding", "meta_info"} for one input, a list of them for several.
+- POST/PUT /classify: the same shapes, for a sequence-classification model (a
+  cross-encoder: each text alone through its template): "embedding" holds the class
+  logits, as SGLang's /classify returns a classifier's output; other models get 400.
 - POST /tokenize and /v1/tokenize: {prompt: str | [str], add_special_tokens} ->
   {tokens, count, max_model_len} (serving_tokenize.py).
 - POST /detokenize and /v1/detokenize: {tokens: [int] | [[int]], skip_special_tokens} ->
@@ -24,69 +26,30 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import asdict
-from typing import Any, Literal, Union
+from typing import Any
 
 import numpy as np
 import orjson
 from fastapi import FastAPI, Request, Response
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from runtime.embedder import Embedder, EmbeddingResult
 from runtime.errors import InvalidRequestError
 from server.config import ServerConfig
 from server.inputs import classify_input
 from server import rerank_routes
-from server.protocol import MultimodalItem
-
-IdRows = Union[list[StrictInt], list[list[StrictInt]]]
-
-
-class EncodeRequest(BaseModel):
-    """The part of SGLang's EmbeddingReqInput that an embedding server uses."""
-
-    model_config = ConfigDict(extra="ignore")
-    text: StrictStr | list[StrictStr] | None = None
-    input_ids: IdRows | None = None
-    image_data: StrictStr | list[StrictStr | None] | None = None
-    dimensions: StrictInt | None = None
-    rid: StrictStr | list[StrictStr] | None = None
-
-
-class TokenizeRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    prompt: StrictStr | list[StrictStr]
-    add_special_tokens: bool = True
-
-
-class DetokenizeRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    tokens: IdRows
-    skip_special_tokens: bool = True
-
-
-class TeiEmbedRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    inputs: StrictStr | list[StrictStr]
-    normalize: bool = True
-    truncate: bool = False
-    truncation_direction: Literal["Right", "Left", "right", "left"] = "Right"
-    prompt_name: StrictStr | None = None
-    dimensions: StrictInt | None = None
-
-
-def _bad(message: str, param: str | None) -> InvalidRequestError:
-    return InvalidRequestError(message, param=param, code="invalid_value")
+from server.protocol import (DetokenizeRequest, EncodeRequest, MultimodalItem, TeiEmbedRequest,
+                             TokenizeRequest, invalid)
 
 
 def _encode_items(req: EncodeRequest) -> tuple[bool, str, list[Any]]:
     """(one input?, kind, one entry per input) from text / input_ids / image_data."""
     if (req.text is None) == (req.input_ids is None) and req.image_data is None:
-        raise _bad("Send exactly one of 'text' and 'input_ids'.", "text")
+        raise invalid("Send exactly one of 'text' and 'input_ids'.", "text")
     if req.image_data is not None:
         images = [req.image_data] if isinstance(req.image_data, str) else req.image_data
         texts = req.text if isinstance(req.text, list) else [req.text] * len(images)
         if len(texts) != len(images):
-            raise _bad("'text' and 'image_data' must have as many entries.", "image_data")
+            raise invalid("'text' and 'image_data' must have as many entries.", "image_data")
         return isinstance(req.image_data, str), "items", [
             MultimodalItem(text=t, image=i) for t, i in zip(texts, images)]
     if req.input_ids is not None:
@@ -106,10 +69,25 @@ async def _one(emb: Embedder, kind: str, item: Any, dims: int | None) -> Embeddi
 async def encode(emb: Embedder, req: EncodeRequest, max_inputs: int) -> Any:
     single, kind, items = _encode_items(req)
     if len(items) > max_inputs:
-        raise _bad(f"At most {max_inputs} inputs are allowed per request.", "text")
+        raise invalid(f"At most {max_inputs} inputs are allowed per request.", "text")
     # One call per input (the batcher joins them) so each gets its own prompt_tokens.
     results = await asyncio.gather(*(_one(emb, kind, x, req.dimensions) for x in items))
     out = [{"embedding": r.vectors[0].tolist(),
+            "meta_info": {"id": uuid.uuid4().hex, "prompt_tokens": r.prompt_tokens}}
+           for r in results]
+    return out[0] if single else out
+
+
+async def classify(emb: Embedder, req: EncodeRequest, max_inputs: int) -> Any:
+    """SGLang's /classify: a sequence-classification model's class logits in /encode's
+    shape ({"embedding": logits, "meta_info"}); texts only (a cross-encoder reads text)."""
+    if req.text is None or req.input_ids is not None or req.image_data is not None:
+        raise invalid("/classify takes 'text' (a string or a list of strings).", "text")
+    single, _, texts = _encode_items(req)
+    if len(texts) > max_inputs:
+        raise invalid(f"At most {max_inputs} inputs are allowed per request.", "text")
+    results = await asyncio.gather(*(emb.classify([t]) for t in texts))
+    out = [{"embedding": [float(r.scores[0])],
             "meta_info": {"id": uuid.uuid4().hex, "prompt_tokens": r.prompt_tokens}}
            for r in results]
     return out[0] if single else out
@@ -136,7 +114,7 @@ async def _keeping_end(emb: Embedder, texts: list[str], req: TeiEmbedRequest
     """Left truncation: the prompted texts cut here, then embedded as token ids (for a text
     model that is what its text path does, with the other end cut)."""
     if emb.spec.adapter != "text":
-        raise _bad("truncation_direction 'Left' is available for text models only.",
+        raise invalid("truncation_direction 'Left' is available for text models only.",
                    "truncation_direction")
     prompt = emb.prompt_text(req.prompt_name)
     rows = emb.tokenizer.encode_keeping_end([prompt + t for t in texts])
@@ -145,7 +123,7 @@ async def _keeping_end(emb: Embedder, texts: list[str], req: TeiEmbedRequest
 
 async def tei_embed(emb: Embedder, req: TeiEmbedRequest, max_inputs: int) -> np.ndarray:
     if not req.normalize and emb.spec.normalize:
-        raise _bad("normalize=false is not available: this model's graph L2-normalises its "
+        raise invalid("normalize=false is not available: this model's graph L2-normalises its "
                    "output.", "normalize")
     _, texts = classify_input(req.inputs, max_inputs)
     if req.truncate and req.truncation_direction.lower() == "left":
@@ -183,11 +161,13 @@ def register(app: FastAPI, config: ServerConfig) -> None:
     def emb(request: Request) -> Embedder:
         return request.app.state.embedder
 
-    # /classify: "the arguments and return values are the same as embedding models" there.
     @app.api_route("/encode", methods=["POST", "PUT"])
-    @app.api_route("/classify", methods=["POST", "PUT"])
     async def encode_route(body: EncodeRequest, request: Request) -> Any:
         return await encode(emb(request), body, config.max_inputs_per_request)
+
+    @app.api_route("/classify", methods=["POST", "PUT"])
+    async def classify_route(body: EncodeRequest, request: Request) -> Any:
+        return await classify(emb(request), body, config.max_inputs_per_request)
 
     @app.post("/tokenize")
     @app.post("/v1/tokenize")

@@ -5,8 +5,8 @@ is throughput lost. FastAPI's layers (exception and exit-stack middleware, the r
 request/response wrappers, dependency solving) took a large share of a one-sentence
 request's time on the loop (BENCHMARKS.md, design); this path skips them. It sits inside
 the app's own guards (metrics, API key, body cap), so those still apply, and its errors
-come from the one mapping in server/errors.py. The FastAPI route of the same path stays declared, calling
-the same `answer`, so /openapi.json documents the endpoint.
+come from the one mapping in server/errors.py. It is the endpoint's one declaration:
+/openapi.json documents it from the same request model (server/app.py ApplianceApp.openapi).
 """
 
 from __future__ import annotations

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.errors import InvalidRequestError
-from server.protocol import MultimodalItem
+from server.protocol import MultimodalItem, invalid
 
+INPUT = "input"
 
-def _invalid(message: str) -> InvalidRequestError:
-    return InvalidRequestError(message, param="input", code="invalid_value")
 
 
 def classify_input(value: Any, max_inputs: int) -> tuple[str, list]:
@@ -17,28 +15,28 @@ def classify_input(value: Any, max_inputs: int) -> tuple[str, list]:
     if isinstance(value, str):
         value = [value]
     if not value:
-        raise _invalid("'input' must not be empty.")
+        raise invalid("'input' must not be empty.", INPUT)
     if len(value) > max_inputs:
-        raise _invalid(f"'input' has {len(value)} items; at most {max_inputs} are allowed "
-                       "per request.")
+        raise invalid(f"'input' has {len(value)} items; at most {max_inputs} are allowed "
+                       "per request.", INPUT)
     first = value[0]
     if isinstance(first, int):
         return "tokens", [list(value)]
     if isinstance(first, list):
         if any(len(row) == 0 for row in value):
-            raise _invalid("Token-id lists in 'input' must not be empty.")
+            raise invalid("Token-id lists in 'input' must not be empty.", INPUT)
         return "tokens", [list(row) for row in value]
     if any(isinstance(v, MultimodalItem) for v in value):
         value = [v if isinstance(v, MultimodalItem) else MultimodalItem(text=v) for v in value]
         for i, item in enumerate(value):
             if item.text is None and item.image is None:
-                raise _invalid(f"input[{i}] needs a 'text' or an 'image'.")
+                raise invalid(f"input[{i}] needs a 'text' or an 'image'.", INPUT)
             if item.text == "":
-                raise _invalid(f"input[{i}].text must not be empty.")
+                raise invalid(f"input[{i}].text must not be empty.", INPUT)
         return "items", list(value)
     # SGLang answers 400 for whitespace-only text too (serving_embedding.py _validate_request).
     empty = next((i for i, text in enumerate(value) if not text.strip()), None)
     if empty is not None:
-        raise _invalid(f"input[{empty}] is empty or whitespace only; every input must have "
-                       "text.")
+        raise invalid(f"input[{empty}] is empty or whitespace only; every input must have "
+                      "text.", INPUT)
     return "text", list(value)

@@ -1,5 +1,6 @@
-"""The OpenAI embeddings request model, in OpenAI's field order (responses are built
-straight from numpy in server/encode.py)."""
+"""Every request model the server parses, one place: the OpenAI embeddings request (in
+OpenAI's field order), SGLang's native routes, TEI's /embed, and the three rerank shapes.
+Responses are built by their handlers (embeddings straight from numpy, server/encode.py)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,96 @@ class EmbeddingRequest(BaseModel):
     # Extensions shared with SGLang/vLLM/TEI clients.
     truncate: bool = False
     prompt_name: StrictStr | None = None
+
+
+def invalid(message: str, param: str | None) -> InvalidRequestError:
+    """A 400 for a request field's value (the one helper every route uses)."""
+    return InvalidRequestError(message, param=param, code="invalid_value")
+
+
+# SGLang's native routes and TEI's /embed (server/compat_routes.py)
+
+IdRows = Union[list[StrictInt], list[list[StrictInt]]]
+
+
+class EncodeRequest(BaseModel):
+    """The part of SGLang's EmbeddingReqInput that an embedding server uses."""
+
+    model_config = ConfigDict(extra="ignore")
+    text: StrictStr | list[StrictStr] | None = None
+    input_ids: IdRows | None = None
+    image_data: StrictStr | list[StrictStr | None] | None = None
+    dimensions: StrictInt | None = None
+    rid: StrictStr | list[StrictStr] | None = None
+
+
+class TokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    prompt: StrictStr | list[StrictStr]
+    add_special_tokens: bool = True
+
+
+class DetokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    tokens: IdRows
+    skip_special_tokens: bool = True
+
+
+class TeiEmbedRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    inputs: StrictStr | list[StrictStr]
+    normalize: bool = True
+    truncate: bool = False
+    truncation_direction: Literal["Right", "Left", "right", "left"] = "Right"
+    prompt_name: StrictStr | None = None
+    dimensions: StrictInt | None = None
+
+
+
+# Reranking (server/rerank_routes.py)
+
+class SglangRerankRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    query: StrictStr
+    documents: list[StrictStr]
+    instruct: StrictStr | None = None  # Qwen3-Reranker's instruction; cross-encoders: none
+    top_n: int | None = None
+    return_documents: bool = True
+
+
+class TeiRerankRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    query: StrictStr
+    texts: list[StrictStr]
+    raw_scores: bool = False
+    return_text: bool = False
+    truncate: bool | None = None  # None: the server's --rerank-overflow
+
+
+class CohereDocument(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    text: StrictStr
+
+
+class CohereRerankRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: StrictStr | None = None
+    query: StrictStr
+    documents: list[StrictStr | CohereDocument]
+    top_n: int | None = None
+    return_documents: bool = False
+
+
+class ScoreRequest(BaseModel):
+    """SGLang's ScoringRequest, the part a cross-encoder answers: text query and items."""
+
+    model_config = ConfigDict(extra="ignore")
+    query: StrictStr
+    items: StrictStr | list[StrictStr]
+    apply_softmax: bool = False
+    item_first: bool = False
+    model: StrictStr | None = None
+
 
 
 def _inlined(schema: dict[str, Any]) -> dict[str, Any]:

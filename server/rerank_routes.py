@@ -24,58 +24,12 @@ from typing import Any, Sequence
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import ValidationError
 
 from runtime.embedder import Embedder, RerankResult
-from runtime.errors import InvalidRequestError
 from server.config import ServerConfig
-
-
-class SglangRerankRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    query: StrictStr
-    documents: list[StrictStr]
-    instruct: StrictStr | None = None  # Qwen3-Reranker's instruction; cross-encoders: none
-    top_n: int | None = None
-    return_documents: bool = True
-
-
-class TeiRerankRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    query: StrictStr
-    texts: list[StrictStr]
-    raw_scores: bool = False
-    return_text: bool = False
-    truncate: bool | None = None  # None: the server's --rerank-overflow
-
-
-class CohereDocument(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    text: StrictStr
-
-
-class CohereRerankRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    model: StrictStr | None = None
-    query: StrictStr
-    documents: list[StrictStr | CohereDocument]
-    top_n: int | None = None
-    return_documents: bool = False
-
-
-class ScoreRequest(BaseModel):
-    """SGLang's ScoringRequest, the part a cross-encoder answers: text query and items."""
-
-    model_config = ConfigDict(extra="ignore")
-    query: StrictStr
-    items: StrictStr | list[StrictStr]
-    apply_softmax: bool = False
-    item_first: bool = False
-    model: StrictStr | None = None
-
-
-def _bad(message: str, param: str) -> InvalidRequestError:
-    return InvalidRequestError(message, param=param, code="invalid_value")
+from server.protocol import (CohereRerankRequest, ScoreRequest, SglangRerankRequest,
+                             TeiRerankRequest, invalid)
 
 
 def check_request(query: str, documents: Sequence[str], top_n: int | None, max_documents: int,
@@ -83,17 +37,17 @@ def check_request(query: str, documents: Sequence[str], top_n: int | None, max_d
     """SGLang's rules (serving_rerank.py _validate_request, the top_n validator) and the
     server's document cap: each broken rule a 400 naming the field."""
     if not query.strip():
-        raise _bad("Query cannot be empty or whitespace only.", "query")
+        raise invalid("Query cannot be empty or whitespace only.", "query")
     if not documents:
-        raise _bad(f"'{field}' cannot be empty.", field)
+        raise invalid(f"'{field}' cannot be empty.", field)
     if len(documents) > max_documents:
-        raise _bad(f"At most {max_documents} documents are allowed per request, got "
+        raise invalid(f"At most {max_documents} documents are allowed per request, got "
                    f"{len(documents)} (--max-rerank-documents).", field)
     blank = next((i for i, d in enumerate(documents) if not d.strip()), None)
     if blank is not None:
-        raise _bad(f"{field}[{blank}] is empty or whitespace only.", field)
+        raise invalid(f"{field}[{blank}] is empty or whitespace only.", field)
     if top_n is not None and top_n < 1:
-        raise _bad("top_n must be at least 1.", "top_n")
+        raise invalid("top_n must be at least 1.", "top_n")
 
 
 def ranked(scores: np.ndarray, top_n: int | None) -> list[int]:

@@ -42,6 +42,13 @@ class CrossEncoderAdapter(Adapter):
         encoded = await stages.tokenize_pairs(query, documents, truncate)
         return Work({TEXT: [PairRow(ids, types) for ids, types in encoded]})
 
+    async def prepare_single(self, texts: Sequence[str], truncate: bool, stages: Stages
+                             ) -> Work:
+        """Texts classified alone (SGLang's /classify): one sequence each, through the
+        model's own single-text template, token types all 0."""
+        encoded = await stages.tokenize(texts, truncate)
+        return Work({TEXT: [PairRow(ids, [0] * len(ids)) for ids in encoded]})
+
     def feeds(self, tower: str, rows: Sequence[Any]) -> dict[str, np.ndarray]:
         feeds = super().feeds(tower, [row.ids for row in rows])
         if "token_type_ids" in self.spec.inputs:

@@ -61,3 +61,25 @@ def test_one_by_one_matches_the_batch(cross_encoder_server: str,
                             json={"query": QUERY, "documents": [d]}, timeout=60).json()
               ["results"][0]["relevance_score"] for d in DOCS]
     np.testing.assert_allclose(single, reference[0], atol=1e-4, rtol=0)
+
+
+def test_classify_gives_each_texts_own_logit(cross_encoder_server: str,
+                                            reranker_paths: dict[str, Path]) -> None:
+    """SGLang's /classify on a sequence-classification model: each text alone, its raw class
+    logit in /encode's shape; the reference is transformers' own forward pass."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = reranker_paths["cross_encoder"]
+    model = AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    texts = DOCS[:4]
+    with torch.no_grad():
+        want = [model(**tokenizer(t, return_tensors="pt")).logits[0].tolist() for t in texts]
+    one = requests.post(cross_encoder_server + "/classify", json={"text": texts[0]}).json()
+    assert set(one) == {"embedding", "meta_info"}
+    np.testing.assert_allclose(one["embedding"], want[0], atol=1e-4)
+    many = requests.post(cross_encoder_server + "/classify", json={"text": texts}).json()
+    np.testing.assert_allclose([m["embedding"] for m in many], want, atol=1e-4)
+    assert [m["meta_info"]["prompt_tokens"] for m in many] == [
+        len(tokenizer(t)["input_ids"]) for t in texts]

@@ -84,3 +84,17 @@ async def test_images_of_concurrent_requests_share_tower_batches(clip_artifact: 
     assert batched < len(sources)
     for a, b in zip(together, alone):
         np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+
+
+def test_image_batches_reach_the_metrics(clip_server: str, media: str) -> None:
+    """Every tower's batcher feeds /metrics: an image-only request adds image-tower batches
+    (CLIP's images run on a batcher of their own)."""
+    def batches() -> float:
+        text = httpx.get(f"{clip_server}/metrics", timeout=10).text
+        return float(next(line.split()[-1] for line in text.splitlines()
+                          if line.startswith("trt_embed_batch_rows_count")))
+
+    before = batches()
+    r = embed(clip_server, [{"image": f"{media}/astronaut.png"}])
+    assert r.status_code == 200, r.text
+    assert batches() == before + 1  # the one image batch; no text batch ran

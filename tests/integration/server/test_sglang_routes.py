@@ -45,8 +45,13 @@ def test_encode_one_and_many(url: str, reference: np.ndarray) -> None:
     by_ids = httpx.put(url + "/encode", json={"input_ids": tokens},
                        headers={"Authorization": "Bearer k"}).json()
     np.testing.assert_allclose(by_ids["embedding"], one.json()["embedding"], atol=1e-6)
-    classified = post(url, "/classify", {"text": TEXTS[0]}).json()  # SGLang: same as /encode
-    np.testing.assert_allclose(classified["embedding"], one.json()["embedding"], atol=1e-6)
+    # /classify is for sequence-classification models: an embedding model says where to go
+    classified = post(url, "/classify", {"text": TEXTS[0]})
+    assert classified.status_code == 400
+    assert classified.json()["error"] == {
+        "message": "/classify answers a sequence-classification model's class logits; this "
+                   "model is an embedding model: its vector is at /encode and /v1/embeddings.",
+        "type": "invalid_request_error", "param": "model", "code": "unsupported_model"}
 
 
 def test_encode_mistakes_are_400(url: str) -> None:
