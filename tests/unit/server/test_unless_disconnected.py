@@ -81,3 +81,31 @@ async def test_a_cancel_from_outside_is_not_swallowed() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_quick_work_starts_no_watcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request done within WATCH_AFTER_S costs no watcher task; a slower one gets one."""
+    import server.lifecycle as lifecycle
+
+    started: list[int] = []
+    real = lifecycle._until_disconnect
+
+    async def counted(receive: Receive) -> None:
+        started.append(1)
+        await real(receive)
+
+    monkeypatch.setattr(lifecycle, "_until_disconnect", counted)
+    _, receive = channel()
+
+    async def quick() -> int:
+        return 1
+
+    async def slow() -> int:
+        await asyncio.sleep(lifecycle.WATCH_AFTER_S * 4)
+        return 2
+
+    assert await unless_disconnected(receive, quick()) == (True, 1)
+    await asyncio.sleep(lifecycle.WATCH_AFTER_S * 2)
+    assert started == []
+    assert await unless_disconnected(receive, slow()) == (True, 2)
+    assert started == [1]
