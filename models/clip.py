@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from models.checkpoint import CheckpointInfo
 from models.family import Family
-from models.spec import ModelSpec, VisionFacts
+from models.spec import AdapterKind, ModelSpec, VisionFacts
 
 
 def make_spec(info: CheckpointInfo) -> ModelSpec:
@@ -37,5 +37,5 @@ FAMILY = Family(
     architectures=("CLIPModel",),
     make_spec=make_spec,
     exporter="builder.families.clip",
-    adapter="dual_tower",
+    adapter=AdapterKind.DUAL_TOWER,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from models.checkpoint import CheckpointInfo
 from models.family import Family
-from models.spec import ModelSpec, UnsupportedModelError
+from models.spec import AdapterKind, ModelSpec, UnsupportedModelError
 
 ARCHITECTURES = (
     "BertForSequenceClassification",
@@ -75,5 +75,5 @@ FAMILY = Family(
     architectures=ARCHITECTURES,
     make_spec=make_spec,
     exporter="builder.families.cross_encoder",
-    adapter="cross_encoder",
+    adapter=AdapterKind.CROSS_ENCODER,
 )

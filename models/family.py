@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from models.checkpoint import CheckpointInfo
-from models.spec import ModelSpec
+from models.spec import AdapterKind, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Family:
     # The dotted module of its torch side (export graphs, reference implementation), e.g.
     # "builder.families.bert": resolved by the builder, so models never imports it.
     exporter: str
-    adapter: str = "text"  # how the runtime serves it (ModelSpec.adapter)
+    adapter: AdapterKind = AdapterKind.TEXT  # how the runtime serves it (ModelSpec.adapter)
     # A further test where architectures are shared (Qwen3-Reranker and Qwen3-Embedding are
     # both Qwen3ForCausalLM); the family listed first in the registry that claims one wins.
     claims: Callable[[CheckpointInfo], bool] | None = None

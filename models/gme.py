@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from models.checkpoint import CheckpointInfo
 from models.family import Family
-from models.spec import ModelSpec, VisionFacts, qwen2_vl_pixel_range
+from models.spec import AdapterKind, ModelSpec, VisionFacts, qwen2_vl_pixel_range
 
 TEMPLATE = "gme-qwen2-vl"
 INPUTS = ("input_ids", "attention_mask", "position_ids", "image_index", "image_embeds")
@@ -66,5 +66,5 @@ FAMILY = Family(
     architectures=("Qwen2VLForConditionalGeneration",),
     make_spec=make_spec,
     exporter="builder.families.gme",
-    adapter="vision_language",
+    adapter=AdapterKind.VISION_LANGUAGE,
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from models.checkpoint import CheckpointInfo
 from models.family import Family
-from models.spec import ModelSpec
+from models.spec import AdapterKind, ModelSpec
 
 CHAT_TEMPLATE = "qwen3-reranker"
 PREFIX = ('<|im_start|>system\nJudge whether the Document meets the requirements based on the '
@@ -59,6 +59,6 @@ FAMILY = Family(
     architectures=("Qwen3ForCausalLM",),
     make_spec=make_spec,
     exporter="builder.families.qwen3_reranker",
-    adapter="yes_no_reranker",
+    adapter=AdapterKind.YES_NO_RERANKER,
     claims=is_reranker,
 )

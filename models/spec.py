@@ -9,9 +9,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 POOLINGS = ("cls", "mean", "last")
+
+
+class AdapterKind(str, Enum):
+    """How the runtime serves a family: one runtime adapter per kind
+    (runtime/adapters/registry.py), named by the family (models/family.py) and carried in
+    the manifest's spec as its string value. Shared by the packages: compare kinds, never
+    strings (tests/unit/test_import_graph.py holds the code to it)."""
+
+    TEXT = "text"  # one token graph: BERT-like encoders, decoder embedders
+    DUAL_TOWER = "dual_tower"  # CLIP: a text and an image graph in one space
+    VISION_LANGUAGE = "vision_language"  # GME: the vision graph's output enters the language's
+    CROSS_ENCODER = "cross_encoder"  # a raw logit per (query, document) pair
+    YES_NO_RERANKER = "yes_no_reranker"  # Qwen3-Reranker: P(yes) of a judging prompt
+
+
+KINDS = tuple(kind.value for kind in AdapterKind)
 SCORE_ACTIVATIONS = ("", "sigmoid", "identity")  # "": not a reranker
 
 
@@ -77,10 +94,9 @@ class ModelSpec:
     vision: VisionFacts | None = None  # set for families that take images
     # One item may hold text and an image together (GME); else one modality per item (CLIP).
     items_mix_modalities: bool = False
-    # How the runtime feeds the graphs (runtime/adapters/registry.py: ADAPTERS): "text" (one
-    # token graph), "dual_tower" (CLIP: a text and an image graph in one space) or
-    # "vision_language" (GME: the vision graph's output enters the language graph).
-    adapter: str = "text"
+    # How the runtime feeds the graphs (runtime/adapters/registry.py: one adapter per kind);
+    # a string in the manifest, an AdapterKind here.
+    adapter: AdapterKind = AdapterKind.TEXT
     # Rerankers (cross-encoders): the graph returns one raw logit per (query, document)
     # pair, and this is the activation the reference applies to it ("sigmoid" or
     # "identity", from the checkpoint's sentence-transformers config); "" for embedders.
@@ -98,6 +114,10 @@ class ModelSpec:
         return self.hidden_size or self.dims
 
     def __post_init__(self) -> None:
+        if self.adapter not in KINDS:
+            raise ValueError(f"unknown adapter {self.adapter!r} (family {self.family!r}); this "
+                             f"runtime serves {', '.join(KINDS)}")
+        object.__setattr__(self, "adapter", AdapterKind(self.adapter))
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.dims <= 0 or self.max_len <= 0:
@@ -115,6 +135,7 @@ class ModelSpec:
         data["modalities"] = list(self.modalities)
         data["inputs"] = list(self.inputs)
         data["matryoshka_dimensions"] = list(self.matryoshka_dimensions)
+        data["adapter"] = self.adapter.value
         return data
 
     @classmethod

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from models.spec import ModelSpec
-from runtime.adapters.base import Adapter, Tower, Work
+from runtime.adapters.base import Adapter, Capability, Embedding, PairScoring, Tower, Work
 from runtime.adapters.cross_encoder import CrossEncoderAdapter
 from runtime.adapters.registry import adapter_for
 from runtime.artifact import Artifact
@@ -124,7 +124,8 @@ class Embedder:
                           prompt_name: str | None = None,
                           dimensions: int | None = None) -> EmbeddingResult:
         prompt = self._admit(len(texts), prompt_name, dimensions)
-        work = await self.adapter.prepare_texts(texts, prompt, self._truncate(truncate), self)
+        work = await self._embedding().prepare_texts(texts, prompt, self._truncate(truncate),
+                                                     self)
         return await self._run(work, len(texts), dimensions)
 
     async def embed_tokens(self, rows: Sequence[Sequence[int]], *, truncate: bool = False,
@@ -140,7 +141,7 @@ class Embedder:
         """embed_tokens for a bulk caller: the rows are planned once, as one set, and run
         past the batcher's queue (Batcher.run_planned): the same rows give the same
         batches, and so the same bytes, however many batches run at once."""
-        self._check_task(rerank=False)
+        self._embedding()
         checked = self.tokenizer.check_ids(rows, self._truncate(truncate))
         return await self._run(Work({self.adapter.towers[0].name: checked}), len(rows),
                                None, planned=True)
@@ -151,7 +152,7 @@ class Embedder:
         """`{text, image}` items, checked against the spec's modalities."""
         prompt = self._admit(len(items), prompt_name, dimensions)
         self._check_items(items)
-        work = await self.adapter.prepare(items, prompt, self._truncate(truncate), self)
+        work = await self._embedding().prepare(items, prompt, self._truncate(truncate), self)
         return await self._run(work, len(items), dimensions)
 
     async def rerank(self, query: str, documents: Sequence[str], *, truncate: bool = True,
@@ -161,9 +162,9 @@ class Embedder:
         several batches. `truncate` cuts over-long documents (never the query); else 400.
         The spec's activation is applied unless `raw_scores`; `instruct` replaces the
         default instruction of rerankers that take one (Qwen3-Reranker)."""
-        self._check_task(rerank=True)
+        scoring = self._scoring()
         self.batcher.admit(len(documents))
-        work = await self.adapter.prepare_pairs(query, documents, truncate, self, instruct)
+        work = await scoring.prepare_pairs(query, documents, truncate, self, instruct)
         result = await self._run(work, len(documents), None)
         logits = result.vectors[:, 0]
         if not raw_scores and self.spec.score_activation == "sigmoid":
@@ -173,10 +174,11 @@ class Embedder:
     async def classify(self, texts: Sequence[str], *, truncate: bool = False) -> RerankResult:
         """A sequence-classification model's raw class logit per text (cross-encoders: each
         text alone, as SGLang's /classify runs it); other models: 400 saying why."""
-        if not isinstance(self.adapter, CrossEncoderAdapter):
+        if not (self.adapter.can(Capability.CLASSIFY)
+                and isinstance(self.adapter, CrossEncoderAdapter)):
             kind = ("a reranker that scores (query, document) pairs: POST /v1/rerank"
-                    if self.spec.is_reranker else "an embedding model: its vector is at "
-                    "/encode and /v1/embeddings")
+                    if self.adapter.can(Capability.SCORE_PAIRS) else "an embedding model: its "
+                    "vector is at /encode and /v1/embeddings")
             raise InvalidRequestError(
                 f"/classify answers a sequence-classification model's class logits; this "
                 f"model is {kind}.", param="model", code="unsupported_model")
@@ -185,22 +187,27 @@ class Embedder:
         result = await self._run(work, len(texts), None)
         return RerankResult(result.vectors[:, 0].astype(np.float32), result.prompt_tokens)
 
-    def _check_task(self, rerank: bool) -> None:
-        """Embedding requests to a reranker, or rerank requests to an embedder: 400."""
-        if rerank and not self.spec.is_reranker:
-            raise InvalidRequestError(
-                "This model is an embedding model and does not rerank: compare the "
-                "/v1/embeddings vectors of the query and the documents instead.",
-                param="model", code="unsupported_model")
-        if not rerank and self.spec.is_reranker:
-            raise InvalidRequestError(
-                "This model is a reranker: it scores (query, document) pairs and has no "
-                "embeddings. POST /v1/rerank instead.", param="model", code="unsupported_model")
+    def _embedding(self) -> Embedding:
+        """The adapter, where it embeds; a reranker: 400."""
+        if isinstance(self.adapter, Embedding):
+            return self.adapter
+        raise InvalidRequestError(
+            "This model is a reranker: it scores (query, document) pairs and has no "
+            "embeddings. POST /v1/rerank instead.", param="model", code="unsupported_model")
+
+    def _scoring(self) -> PairScoring:
+        """The adapter, where it scores pairs; an embedding model: 400."""
+        if isinstance(self.adapter, PairScoring):
+            return self.adapter
+        raise InvalidRequestError(
+            "This model is an embedding model and does not rerank: compare the "
+            "/v1/embeddings vectors of the query and the documents instead.",
+            param="model", code="unsupported_model")
 
     def _admit(self, count: int, prompt_name: str | None, dimensions: int | None) -> str:
         """Checks that need no work, then admission (overloaded: 429 before any work); the
         prompt to prepend."""
-        self._check_task(rerank=False)
+        self._embedding()
         self._check_dimensions(dimensions)
         self.batcher.admit(count)
         return self._prompt(prompt_name)

@@ -32,6 +32,7 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, Request, Response
 
+from runtime.adapters.base import Capability
 from runtime.embedder import Embedder, EmbeddingResult
 from runtime.errors import InvalidRequestError
 from server.config import ServerConfig
@@ -113,7 +114,7 @@ async def _keeping_end(emb: Embedder, texts: list[str], req: TeiEmbedRequest
                        ) -> EmbeddingResult:
     """Left truncation: the prompted texts cut here, then embedded as token ids (for a text
     model that is what its text path does, with the other end cut)."""
-    if emb.spec.adapter != "text":
+    if not emb.adapter.can(Capability.TRUNCATE_LEFT):
         raise invalid("truncation_direction 'Left' is available for text models only.",
                    "truncation_direction")
     prompt = emb.prompt_text(req.prompt_name)
@@ -187,7 +188,7 @@ def register(app: FastAPI, config: ServerConfig) -> None:
     @app.post("/v1/score")
     async def score_route(request: Request) -> Any:
         served = emb(request)
-        if served.spec.adapter == "cross_encoder":  # a sequence-classification model
+        if served.adapter.can(Capability.CLASSIFY):  # a sequence-classification model
             return await rerank_routes.v1_score(served, config, await request.body())
         score()
 

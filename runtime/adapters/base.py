@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
 import numpy as np
@@ -84,32 +85,32 @@ class Stages(Protocol):
     async def submit(self, tower: str, rows: Sequence[Any]) -> Any: ...
 
 
+class Capability(Enum):
+    """What an adapter can do: the pipeline and the routes ask this, never the kind."""
+
+    EMBED_TEXT = "embed text"
+    EMBED_IMAGES = "embed images"
+    SCORE_PAIRS = "score (query, document) pairs"
+    CLASSIFY = "classify a text alone (class logits)"
+    TRUNCATE_LEFT = "cut a text's start, keeping its end (TEI truncation_direction Left)"
+    # A text's rows are its own tokens, no template around them: token ids embed as the
+    # text does (the bulk command tokenises itself; GME's texts go through its template).
+    PLAIN_TEXT_ROWS = "a text's rows are its own tokens"
+
+
 class Adapter(ABC):
-    """One family kind's stages; the defaults are a text tower's."""
+    """What every family kind shares: its towers and how a batch of rows becomes graph
+    inputs and results. Embedding and PairScoring say how requests become rows."""
 
     towers: tuple[Tower, ...] = (Tower(TEXT),)  # the first takes token-id inputs
+    capabilities: frozenset[Capability] = frozenset()
 
     def __init__(self, artifact: Artifact, tokenizer: TextTokenizer):
         self.spec: ModelSpec = artifact.spec
         self.tokenizer = tokenizer
 
-    async def prepare_texts(self, texts: Sequence[str], prompt: str, truncate: bool,
-                            stages: Stages) -> Work:
-        """Plain strings: the prompt prepended, one token row each."""
-        if prompt:
-            texts = [prompt + t for t in texts]
-        return Work({TEXT: await stages.tokenize(texts, truncate)})
-
-    @abstractmethod
-    async def prepare(self, items: Sequence[Any], prompt: str, truncate: bool,
-                      stages: Stages) -> Work:
-        """`{text, image}` items (the pipeline has checked them against the spec) -> rows."""
-
-    async def prepare_pairs(self, query: str, documents: Sequence[str], truncate: bool,
-                            stages: Stages, instruction: str | None = None) -> Work:
-        """Rerankers: one row per (query, document) pair. Embedding families have no score;
-        the pipeline refuses rerank requests for them first, from the spec."""
-        raise NotImplementedError(f"{type(self).__name__} does not score pairs")
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
 
     def feeds(self, tower: str, rows: Sequence[Any]) -> dict[str, np.ndarray]:
         """One batch of token rows -> right-padded ids and mask."""
@@ -137,3 +138,32 @@ class Adapter(ABC):
     async def warm_up(self, stages: Stages) -> None:
         """A small batch through the token tower: the first ORT run allocates its arenas."""
         await stages.submit(self.towers[0].name, [[0, 0]])
+
+
+class Embedding(Adapter):
+    """Families that embed: items (texts, images) -> vectors."""
+
+    capabilities = frozenset({Capability.EMBED_TEXT})
+
+    async def prepare_texts(self, texts: Sequence[str], prompt: str, truncate: bool,
+                            stages: Stages) -> Work:
+        """Plain strings: the prompt prepended, one token row each."""
+        if prompt:
+            texts = [prompt + t for t in texts]
+        return Work({TEXT: await stages.tokenize(texts, truncate)})
+
+    @abstractmethod
+    async def prepare(self, items: Sequence[Any], prompt: str, truncate: bool,
+                      stages: Stages) -> Work:
+        """`{text, image}` items (the pipeline has checked them against the spec) -> rows."""
+
+
+class PairScoring(Adapter):
+    """Rerankers: (query, document) pairs -> one score each."""
+
+    capabilities = frozenset({Capability.SCORE_PAIRS})
+
+    @abstractmethod
+    async def prepare_pairs(self, query: str, documents: Sequence[str], truncate: bool,
+                            stages: Stages, instruction: str | None = None) -> Work:
+        """One row per pair; `instruction` replaces the default of rerankers that take one."""

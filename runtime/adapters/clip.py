@@ -12,14 +12,17 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from runtime.adapters.base import IMAGE, TEXT, Adapter, CostedRow, Stages, Tower, Work
+from runtime.adapters.base import (IMAGE, TEXT, Capability, CostedRow, Embedding, Stages,
+                                   Tower, Work)
 from runtime.artifact import Artifact
 from runtime.errors import ArtifactError
 from runtime.images import ClipPreprocessor, read_preprocessor
 from runtime.tokenizer import TextTokenizer
 
 
-class ClipAdapter(Adapter):
+class ClipAdapter(Embedding):
+    capabilities = frozenset({Capability.EMBED_TEXT, Capability.PLAIN_TEXT_ROWS,
+                              Capability.EMBED_IMAGES})
     towers = (Tower(TEXT), Tower(IMAGE))
 
     def __init__(self, artifact: Artifact, tokenizer: TextTokenizer):

@@ -2,8 +2,8 @@
 model's own pair template (token type ids where the graph takes them); the graph answers
 one raw logit per row, and the pipeline applies the spec's activation.
 
-Embedding requests are refused before any work (runtime/embedder.py checks the spec), so
-only pairs reach this adapter.
+A sequence-classification model: besides pairs, a text alone gets its class logits
+(SGLang's /classify). It embeds nothing: the pipeline refuses embedding requests first.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from runtime.adapters.base import TEXT, Adapter, Stages, Work
+from runtime.adapters.base import TEXT, Capability, PairScoring, Stages, Work
 
 
 class PairRow:
@@ -27,14 +27,8 @@ class PairRow:
         return len(self.ids)
 
 
-class CrossEncoderAdapter(Adapter):
-    async def prepare(self, items: Sequence[Any], prompt: str, truncate: bool,
-                      stages: Stages) -> Work:
-        raise NotImplementedError("a reranker has no embeddings (refused by the pipeline)")
-
-    async def prepare_texts(self, texts: Sequence[str], prompt: str, truncate: bool,
-                            stages: Stages) -> Work:
-        return await self.prepare([], prompt, truncate, stages)
+class CrossEncoderAdapter(PairScoring):
+    capabilities = frozenset({Capability.SCORE_PAIRS, Capability.CLASSIFY})
 
     async def prepare_pairs(self, query: str, documents: Sequence[str], truncate: bool,
                             stages: Stages, instruction: str | None = None) -> Work:

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from models.gme import prompt as gme_prompt
-from runtime.adapters.base import IMAGE, TEXT, Adapter, CostedRow, Item, Stages, Tower, Work
+from runtime.adapters.base import (IMAGE, TEXT, Capability, CostedRow, Embedding, Item,
+                                   Stages, Tower, Work)
 from runtime.artifact import Artifact
 from runtime.backends.base import pad_batch
 from runtime.errors import ArtifactError, InvalidRequestError
@@ -39,7 +40,9 @@ class LmRow:
         return len(self.ids)
 
 
-class GmeAdapter(Adapter):
+class GmeAdapter(Embedding):
+    capabilities = frozenset({Capability.EMBED_TEXT, Capability.EMBED_IMAGES})
+
     def __init__(self, artifact: Artifact, tokenizer: TextTokenizer):
         super().__init__(artifact, tokenizer)
         vision = self.spec.vision

@@ -4,6 +4,7 @@ its line in models/registry.py."""
 
 from __future__ import annotations
 
+from models.spec import AdapterKind
 from runtime.adapters.base import Adapter
 from runtime.adapters.clip import ClipAdapter
 from runtime.adapters.cross_encoder import CrossEncoderAdapter
@@ -13,12 +14,12 @@ from runtime.adapters.yes_no import YesNoRerankerAdapter
 from runtime.artifact import Artifact
 from runtime.errors import ArtifactError
 
-ADAPTERS: dict[str, type[Adapter]] = {  # by ModelSpec.adapter
-    "text": TextAdapter,
-    "dual_tower": ClipAdapter,
-    "vision_language": GmeAdapter,
-    "cross_encoder": CrossEncoderAdapter,
-    "yes_no_reranker": YesNoRerankerAdapter,
+ADAPTERS: dict[AdapterKind, type[Adapter]] = {  # by ModelSpec.adapter
+    AdapterKind.TEXT: TextAdapter,
+    AdapterKind.DUAL_TOWER: ClipAdapter,
+    AdapterKind.VISION_LANGUAGE: GmeAdapter,
+    AdapterKind.CROSS_ENCODER: CrossEncoderAdapter,
+    AdapterKind.YES_NO_RERANKER: YesNoRerankerAdapter,
 }
 
 
@@ -29,4 +30,4 @@ def adapter_for(artifact: Artifact) -> type[Adapter]:
     except KeyError as exc:
         raise ArtifactError(f"{artifact.path}: unknown adapter {artifact.spec.adapter!r} "
                             f"(family {artifact.spec.family!r}); this runtime serves "
-                            f"{', '.join(ADAPTERS)}") from exc
+                            f"{', '.join(k.value for k in ADAPTERS)}") from exc

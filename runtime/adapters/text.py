@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from runtime.adapters.base import Adapter, Stages, Work
+from runtime.adapters.base import Capability, Embedding, Stages, Work
 
 
-class TextAdapter(Adapter):
+class TextAdapter(Embedding):
+    capabilities = frozenset({Capability.EMBED_TEXT, Capability.PLAIN_TEXT_ROWS,
+                              Capability.TRUNCATE_LEFT})
+
     async def prepare(self, items: Sequence[Any], prompt: str, truncate: bool,
                       stages: Stages) -> Work:
         """Text items only (the pipeline refuses images for a text-only spec)."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from models import qwen3_reranker as card
-from runtime.adapters.base import TEXT, Adapter, Stages, Work
+from runtime.adapters.base import TEXT, PairScoring, Stages, Work
 from runtime.artifact import Artifact
 from runtime.errors import ArtifactError, InvalidRequestError
 from runtime.tokenizer import TextTokenizer
 
 
-class YesNoRerankerAdapter(Adapter):
+class YesNoRerankerAdapter(PairScoring):
     def __init__(self, artifact: Artifact, tokenizer: TextTokenizer):
         super().__init__(artifact, tokenizer)
         self.prefix, self.suffix = tokenizer.ids([card.PREFIX, card.SUFFIX],
@@ -26,10 +26,6 @@ class YesNoRerankerAdapter(Adapter):
         if self.room < 1:
             raise ArtifactError(f"{artifact.path}: the judging prompt alone fills the "
                                 f"model's maximum of {self.spec.max_len} tokens")
-
-    async def prepare(self, items: Sequence[Any], prompt: str, truncate: bool,
-                      stages: Stages) -> Work:
-        raise NotImplementedError("a reranker has no embeddings (refused by the pipeline)")
 
     async def prepare_pairs(self, query: str, documents: Sequence[str], truncate: bool,
                             stages: Stages, instruction: str | None = None) -> Work:

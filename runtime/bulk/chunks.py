@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 from runtime.bulk.deps import require
 from runtime.bulk.sources import BadLine, Chunk, InputError
 from runtime.config import RuntimeConfig
+from runtime.adapters.base import Capability
 from runtime.embedder import Embedder
 from runtime.errors import InvalidRequestError
 from runtime.limits import BatchFlags
@@ -105,7 +106,7 @@ class ChunkEmbedder:
         self._thread = threading.Thread(target=self._loop.run_forever, name="bulk-loop",
                                         daemon=True)
         self._thread.start()
-        if self.embedder.spec.adapter == "vision_language":
+        if not self.embedder.adapter.can(Capability.PLAIN_TEXT_ROWS):
             self.close()
             raise InputError("the bulk command embeds text with text-tower models; this "
                              "model's texts go through its vision-language template: use "

@@ -104,7 +104,8 @@ def cycles(graph: Graph) -> list[list[str]]:
 
 
 def family_string_checks(root: Path = ROOT) -> list[str]:
-    """`<x>.family` compared (==, !=, in, ...) with a string literal, outside the registry."""
+    """`<x>.family` or `<x>.adapter` compared (==, !=, in, ...) with a string literal, outside
+    the registry: dispatch goes by AdapterKind and the adapters' capabilities."""
     found = []
     for module, path in module_files(root).items():
         if module == ADAPTER_REGISTRY:
@@ -112,7 +113,8 @@ def family_string_checks(root: Path = ROOT) -> list[str]:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Compare):
                 operands = [node.left, *node.comparators]
-                if (any(isinstance(o, ast.Attribute) and o.attr == "family" for o in operands)
+                if (any(isinstance(o, ast.Attribute) and o.attr in ("family", "adapter")
+                        for o in operands)
                         and any(_is_str(o) for o in operands)):
                     found.append(f"{path.relative_to(root)}:{node.lineno}")
     return found
@@ -175,6 +177,7 @@ def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
         "runtime/b.py": "from . import a\nimport torch\nfrom server.app import x\n",
         "server/__init__.py": "",
         "server/app.py": "if spec.family in ('clip', 'gme'):\n    pass\n",
+        "server/routes.py": "x = 1\nif emb.spec.adapter != 'text':\n    pass\n",
         "models/__init__.py": "",
     }
     for name, text in files.items():
@@ -186,4 +189,4 @@ def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
     assert cycles(graph) == [["runtime.a", "runtime.b"]]
     assert violations(graph, "runtime", ("server", "torch")) == [
         "runtime.b imports server.app", "runtime.b imports torch"]
-    assert family_string_checks(tmp_path) == ["server/app.py:1"]
+    assert family_string_checks(tmp_path) == ["server/app.py:1", "server/routes.py:2"]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.spec import ModelSpec
+from models.spec import AdapterKind, ModelSpec
 from runtime.adapters.cross_encoder import CrossEncoderAdapter, PairRow
 from runtime.errors import InvalidRequestError
 from runtime.tokenizer import TextTokenizer
@@ -54,7 +54,7 @@ def test_query_alone_past_the_maximum_is_400(tokenizer: TextTokenizer) -> None:
 def adapter(tokenizer: TextTokenizer, inputs: tuple[str, ...]) -> CrossEncoderAdapter:
     spec = ModelSpec(family="cross_encoder", architecture="BertForSequenceClassification",
                      pooling="cls", dims=1, max_len=16, normalize=False, inputs=inputs,
-                     adapter="cross_encoder", score_activation="sigmoid")
+                     adapter=AdapterKind.CROSS_ENCODER, score_activation="sigmoid")
     artifact: Any = SimpleNamespace(spec=spec)
     return CrossEncoderAdapter(artifact, tokenizer)
 
