@@ -38,6 +38,8 @@ from typing import Callable, Iterator, Sequence
 
 from runtime.backends.trt_plan import FLAVOURS, Machine, check_compatible
 from runtime.errors import ApplianceError, ArtifactError
+from runtime import settings
+from runtime.settings import add_flag
 from runtime.manifest import Manifest, fingerprint, is_artifact
 
 log = logging.getLogger("artifact_cache")
@@ -49,7 +51,7 @@ class Want:
     """What the artifact must have been built for."""
 
     model: str  # hub id or checkpoint dir, as the user gave it
-    precision: str = "fp32"
+    precision: str = settings.DEFAULT_PRECISION
     backend: str = "onnxruntime"  # a BUILD_BACKENDS value (auto is resolved before)
     compute_capabilities: tuple[str, ...] = ()  # RTX targets; (): the library's portable set
 
@@ -245,20 +247,26 @@ def ensure_model(cache: Path, want: Want, python: str | None = None,
                   force=force)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runtime.artifact_cache", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True)
-    p.add_argument("--cache", required=True, type=Path)
-    p.add_argument("--backend", default="onnxruntime", choices=BUILD_BACKENDS)
-    p.add_argument("--precision", default="fp32")
+    p.add_argument("--model-path", "--model", required=True)
+    add_flag(p, settings.ARTIFACT_CACHE, "--cache")
+    add_flag(p, settings.BACKEND)
+    add_flag(p, settings.PRECISION)
     p.add_argument("--compute-capability", action="append", default=[])
-    args = p.parse_args(argv)
-    want = Want(args.model, args.precision, args.backend, tuple(args.compute_capability))
-    machine = this_machine() if args.backend != "onnxruntime" else None
-    entry = locate(args.cache, want, machine)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    backend = build_backend(args.backend)
+    want = Want(args.model_path, args.precision or settings.DEFAULT_PRECISION, backend,
+                tuple(args.compute_capability))
+    machine = this_machine() if backend != "onnxruntime" else None
+    entry = locate(args.artifact_cache, want, machine)
     print(entry)
-    print(decide(entry, want, machine, source_fingerprint(args.model)))
+    print(decide(entry, want, machine, source_fingerprint(args.model_path)))
     return 0
 
 

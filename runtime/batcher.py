@@ -26,9 +26,8 @@ import numpy as np
 
 from runtime import batch_plan
 from runtime.errors import NotReadyError, OverloadedError, QueueTimeoutError
-
-
-DEFAULT_BATCH_TOKENS = 16384
+from runtime.settings import (DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_QUEUE,
+                              DEFAULT_MAX_WAIT_MS)
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,9 @@ class BatchConfig:
     # Rows x longest row, padding included. None: the backend's preference
     # (BackendLimits.max_batch_tokens), else DEFAULT_BATCH_TOKENS.
     max_batch_tokens: int | None = None
-    max_batch_size: int = 64
-    max_wait_ms: float = 1.0  # gather window once the backend is idle
-    max_queue_rows: int = 8192  # pending rows beyond which requests get 429
+    max_batch_size: int = DEFAULT_BATCH_SIZE
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS  # gather window once the backend is idle
+    max_queue_rows: int = DEFAULT_MAX_QUEUE  # pending rows beyond which requests get 429
     concurrency: int = 1  # batches in flight (TensorRT: one per execution context)
     seq_buckets: tuple[int, ...] = ()  # rows of one batch stay within one bucket
     # A request none of whose rows reached the backend within this wait gets 503 (0: no limit).

@@ -16,7 +16,8 @@ import time
 from typing import Any, Callable
 
 from runtime.batch_plan import fit_call_cost
-from runtime.batcher import DEFAULT_BATCH_TOKENS, BatchConfig, RunFn
+from runtime.batcher import BatchConfig, RunFn
+from runtime.settings import DEFAULT_BATCH_TOKENS
 
 log = logging.getLogger(__name__)
 PROBE_WIDTH = 32  # tokens per probe row: a sentence

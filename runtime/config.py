@@ -10,7 +10,7 @@ from runtime.media import MediaConfig
 
 # tensorrt: TensorRT 11 plans; tensorrt-rtx: TensorRT for RTX plans; onnxruntime: ONNX
 # Runtime on CPU; onnxruntime-cuda: ONNX Runtime on a GPU (runtime/backends/choose.py)
-BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "onnxruntime", "onnxruntime-cuda")
+from runtime.settings import DEFAULT_TRT_CONTEXTS, RUNTIME_BACKENDS as BACKENDS
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class RuntimeConfig:
     threads: int = 0  # ONNX Runtime intra-op threads; 0: every core this process may use
     tokenizer_threads: int = 0  # 0: tokenizers() picks
     allow_auto_truncate: bool = False
-    trt_contexts: int = 2  # TensorRT execution contexts (one CUDA stream each) = batches in flight
+    trt_contexts: int = DEFAULT_TRT_CONTEXTS  # TensorRT execution contexts (one CUDA stream each) = batches in flight
     media: MediaConfig = field(default_factory=MediaConfig)  # image fetch and decode limits
     max_request_tokens: int = 300_000  # summed over a request's inputs (OpenAI's limit): 400
 

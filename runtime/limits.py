@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from models.spec import ModelSpec
 from runtime.backends.base import BackendLimits
-from runtime.batcher import DEFAULT_BATCH_TOKENS, BatchConfig
+from runtime.batcher import BatchConfig
 from runtime.manifest import BuildLimits
-
-DEFAULT_BATCH_SIZE = 64
+from runtime.settings import (DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_QUEUE,
+                              DEFAULT_MAX_WAIT_MS)
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ class BatchFlags:
     max_batch_size: int | None = None
     max_batch_tokens: int | None = None
     concurrency: int | None = None  # --batches-in-flight
-    max_wait_ms: float = 1.0
-    max_queue_rows: int = 8192
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS
+    max_queue_rows: int = DEFAULT_MAX_QUEUE
     max_queue_wait_ms: float = 0.0
     # --call-cost-tokens: a backend call's fixed cost in padded tokens
     # (runtime/batch_plan.py); None: the backend's own figure, else measured at startup;

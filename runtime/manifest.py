@@ -17,6 +17,7 @@ from typing import Any
 from models.spec import ModelSpec
 from runtime.backends.trt_plan import TrtRecord
 from runtime.errors import ArtifactError
+from runtime.settings import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS
 
 FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
@@ -45,8 +46,8 @@ class BuildLimits:
     """The batch limits the builder sized the graphs (and TensorRT profiles) for; the
     server's flags may lower them, never raise them past a TensorRT plan's."""
 
-    max_batch_size: int = 64
-    max_batch_tokens: int = 16384
+    max_batch_size: int = DEFAULT_BATCH_SIZE
+    max_batch_tokens: int = DEFAULT_BATCH_TOKENS
 
 
 @dataclass(frozen=True)

@@ -9,47 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from runtime.config import BACKENDS
+from runtime import settings
 from runtime.served_model import IMAGE_RANGES
-
-DEFAULT_CACHE = Path.home() / ".cache" / "trt-embed"
-FALSE = ("", "0", "false", "no", "off")
+from runtime.settings import ENVIRONMENT, add, add_flag
 # SGLang's launch_server flags, generated from its source by bench/sglang_flags.py.
 SGLANG_FLAGS = Path(__file__).with_name("sglang_flags.json")
 INERT = "sglang_inert:"  # dest prefix of the SGLang flags that have no effect here
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
-
-
-def _env(names: tuple[str, ...]) -> str | None:
-    """The first of `names` set to something: an empty variable counts as unset (compose
-    and Dockerfiles write empty ones for "not given")."""
-    return next((os.environ[n] for n in names if os.environ.get(n)), None)
-
-
-ENVIRONMENT: set[str] = set()  # every variable a flag reads (filled as the parser is built)
-
-
-def add(group: Any, *flags: str, env: tuple[str, ...] = (), **kw: Any) -> None:
-    """add_argument, with the default taken from the first of `env` that is set."""
-    ENVIRONMENT.update(env)
-    value = _env(env)
-    if env:
-        kw["help"] = f"{kw.get('help', '')} (env {' or '.join(env)})".lstrip()
-    if value is not None:
-        if kw.get("action") == "store_true":
-            kw["default"] = value.strip().lower() not in FALSE
-        elif kw.get("nargs") == "+":  # a list: comma- or space-separated
-            kw["default"] = [v for v in re.split(r"[,\s]+", value) if v]
-        else:
-            convert: Callable[[str], Any] = kw.get("type", str)
-            kw["default"] = convert(value)
-            kw["required"] = False
-    group.add_argument(*flags, **kw)
 
 
 def environment() -> frozenset[str]:
@@ -98,11 +67,9 @@ def _sglang_flags(g: Any) -> None:
 
 
 def _artifact_flags(g: Any) -> None:
-    add(g, "--backend", env=("BACKEND",), default="auto", choices=BACKENDS)
-    add(g, "--artifact-cache", env=("TRT_EMBED_CACHE", "ENGINE_CACHE"), type=Path,
-        default=DEFAULT_CACHE, help="where checkpoints and hub ids are built on first use")
-    add(g, "--precision", env=("PRECISION",), default=None,
-        help="precision of a first-use build (fp32, fp16, bf16, int8; default fp32)")
+    add_flag(g, settings.BACKEND)
+    add_flag(g, settings.ARTIFACT_CACHE)
+    add_flag(g, settings.PRECISION)
     add(g, "--compute-capability", env=("COMPUTE_CAPABILITY",), nargs="+", default=[],
         help="targets of a first-use --backend tensorrt-rtx build, e.g. 8.9 12.0 "
              "(default: the library's portable set)")
@@ -110,20 +77,16 @@ def _artifact_flags(g: Any) -> None:
         help="rebuild the cache entry even if it is up to date")
     add(g, "--build-only", env=("BUILD_ONLY",), action="store_true",
         help="build (or check) the cache entry, then exit 0: an init container or Job")
-    add(g, "--builder-python", env=("BUILDER_PYTHON",), default=None,
-        help="the interpreter with torch that runs the builder (default: this one)")
+    add_flag(g, settings.BUILDER_PYTHON)
 
 
 def _batch_flags(g: Any) -> None:
-    g.add_argument("--max-batch-tokens", type=int, default=None,
-                   help="padded tokens (rows x longest row) per backend call; default "
-                   "16384, or on CPU (one-thread ONNX Runtime batches) 196608 / model width")
-    g.add_argument("--max-batch-size", type=int, default=None,
-                   help="rows per backend call (default 64; never above a TensorRT "
-                        "plan's largest batch)")
-    g.add_argument("--max-wait-ms", type=float, default=1.0,
+    add_flag(g, settings.MAX_BATCH_TOKENS)
+    add_flag(g, settings.MAX_BATCH_SIZE)
+    g.add_argument("--max-wait-ms", type=float, default=settings.DEFAULT_MAX_WAIT_MS,
                    help="how long an idle batcher waits for company")
-    g.add_argument("--max-queue", type=int, default=8192, help="queued inputs before 429")
+    g.add_argument("--max-queue", type=int, default=settings.DEFAULT_MAX_QUEUE,
+                   help="queued inputs before 429")
     g.add_argument("--max-inputs-per-request", type=int, default=2048)
     g.add_argument("--max-rerank-documents", type=int, default=1000,
                    help="documents per rerank request (rerankers); more: 400")
@@ -144,8 +107,7 @@ def _batch_flags(g: Any) -> None:
                         "(a larger batch's padding against one more call); default: the "
                         "backend's own figure on CPU (8), measured at startup on a GPU; 0: "
                         "fill batches greedily")
-    g.add_argument("--trt-contexts", type=int, default=2,
-                   help="TensorRT execution contexts, one CUDA stream each (batches in flight)")
+    add_flag(g, settings.TRT_CONTEXTS)
 
 
 def _reliability_flags(g: Any) -> None:

@@ -21,7 +21,7 @@ from runtime.backends.gpu import (gpu_count, import_cudart, import_tensorrt, ins
 from runtime.backends.trt_plan import FLAVOURS, Machine, TrtRecord, check_compatible
 from runtime.config import RuntimeConfig
 from runtime.errors import ArtifactError, MissingDependencyError
-from runtime.limits import DEFAULT_BATCH_SIZE
+from runtime.settings import DEFAULT_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 GPU_BATCH_SIZE = 256  # rows per call on ONNX Runtime CUDA when --max-batch-size is not given

@@ -20,11 +20,11 @@ from runtime.bulk.chunks import EmbedSettings
 from runtime.bulk.local import BulkJob, Summary, run_local
 from runtime.bulk.sources import Source
 from runtime.bulk.state import committed_rows
-from runtime.config import BACKENDS
+from runtime import settings
+from runtime.settings import add_flag
 from runtime.errors import ApplianceError
 
 log = logging.getLogger("bulk")
-DEFAULT_CACHE = Path.home() / ".cache" / "trt-embed"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,26 +49,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--log-level", default="info", help="debug, info, warning or error")
     g = p.add_argument_group("backend and artifact (as the server's flags)")
-    g.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="auto: TensorRT where the artifact has a plan this GPU runs, else "
-                        "ONNX Runtime")
+    add_flag(g, settings.BACKEND)
     g.add_argument("--threads", type=int, default=0,
                    help="batches at once, one ONNX Runtime thread each (0: one per core; "
                         "with Ray: --ray-cpus-per-actor)")
-    g.add_argument("--max-batch-size", type=int, default=None,
-                   help="rows per backend call (default: the server's)")
-    g.add_argument("--max-batch-tokens", type=int, default=None,
-                   help="padded tokens per backend call (default: the server's)")
-    g.add_argument("--trt-contexts", type=int, default=2,
-                   help="TensorRT batches at once (1: vectors identical byte for byte)")
-    g.add_argument("--artifact-cache", type=Path,
-                   default=Path(os.environ.get("TRT_EMBED_CACHE") or DEFAULT_CACHE),
-                   help="where checkpoints are built on first use (env TRT_EMBED_CACHE; "
-                        "default ~/.cache/trt-embed)")
-    g.add_argument("--precision", default="fp32", help="precision of a first-use build")
-    g.add_argument("--builder-python", default=None,
-                   help="the interpreter with torch that runs a first-use build (default: "
-                        "this one)")
+    add_flag(g, settings.MAX_BATCH_SIZE)
+    add_flag(g, settings.MAX_BATCH_TOKENS)
+    add_flag(g, settings.TRT_CONTEXTS, help="TensorRT batches at once (1: vectors identical "
+                                            "byte for byte)")
+    add_flag(g, settings.ARTIFACT_CACHE)
+    add_flag(g, settings.PRECISION)
+    add_flag(g, settings.BUILDER_PYTHON)
     r = p.add_argument_group("Ray (--engine ray)")
     r.add_argument("--ray-address", default=None, help="an existing cluster (default: a "
                    "local one on this machine's cores)")
@@ -84,13 +75,14 @@ def job_from(args: argparse.Namespace) -> BulkJob:
     if args.chunk_rows < 1:
         raise ApplianceError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
     source = Source.of(args.input, args.text_column, args.id_column, args.format)
-    want = Want(args.model_path, args.precision, build_backend(args.backend))
+    want = Want(args.model_path, args.precision or settings.DEFAULT_PRECISION,
+                build_backend(args.backend))
     artifact = ensure_model(args.artifact_cache, want, args.builder_python)
-    settings = EmbedSettings(backend=args.backend, threads=args.threads,
-                             max_batch_size=args.max_batch_size,
-                             max_batch_tokens=args.max_batch_tokens, truncate=args.truncate,
-                             prompt_name=args.prompt_name, trt_contexts=args.trt_contexts)
-    return BulkJob(source, args.output, artifact, settings, args.chunk_rows,
+    embed = EmbedSettings(backend=args.backend, threads=args.threads,
+                          max_batch_size=args.max_batch_size,
+                          max_batch_tokens=args.max_batch_tokens, truncate=args.truncate,
+                          prompt_name=args.prompt_name, trt_contexts=args.trt_contexts)
+    return BulkJob(source, args.output, artifact, embed, args.chunk_rows,
                    progress=not args.no_progress)
 
 

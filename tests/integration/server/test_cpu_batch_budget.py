@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.batcher import DEFAULT_BATCH_TOKENS
+from runtime.settings import DEFAULT_BATCH_TOKENS
 from runtime.limits import BatchFlags
 from runtime.config import RuntimeConfig
 from runtime.embedder import Embedder

@@ -225,13 +225,13 @@ def test_unwritable_cache_names_the_dir_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_cli_prints_entry_then_decision(tmp_path: Path, checkpoint: Path) -> None:
-    args = [sys.executable, "-m", "runtime.artifact_cache", "--model", str(checkpoint),
+    args = [sys.executable, "-m", "runtime.artifact_cache", "--model-path", str(checkpoint),
             "--cache", str(tmp_path / "cache")]
     out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.splitlines()
     assert out[0] == str(locate(tmp_path / "cache", Want(str(checkpoint)), None))
     assert out[1].startswith("build: no artifact")
-    assert artifact_cache.main(["--model", str(checkpoint), "--cache",
+    assert artifact_cache.main(["--model-path", str(checkpoint), "--cache",
                                 str(tmp_path / "cache")]) == 0
 
 

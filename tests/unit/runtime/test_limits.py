@@ -6,7 +6,7 @@ import pytest
 
 from models.spec import ModelSpec, VisionFacts
 from runtime.backends.base import BackendLimits
-from runtime.batcher import DEFAULT_BATCH_TOKENS
+from runtime.settings import DEFAULT_BATCH_TOKENS
 from runtime.limits import BatchFlags, plan_bound, resolve_batch
 from runtime.manifest import BuildLimits
 
