@@ -4,7 +4,7 @@ Tokenising costs ~45 us of CPU per sentence here (HF tokenizers, BERT WordPiece,
 AMD EPYC), and a thread hop per request (run_in_executor) costs the loop about as much
 again; on the loop itself it capped a server at ~2,000 one-sentence requests/s. Here a
 request only queues its texts with a future; each worker thread takes everything queued
-(up to MAX_TEXTS), encodes it in one call with the GIL released, and hands the rows back
+(about CHUNK_TEXTS; a larger request goes in pieces to several workers), encodes it in one call with the GIL released, and hands the rows back
 to the loop in one callback per call. Under load one call serves many requests; an idle
 server's single request waits only for the hop.
 """
@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 Encode = Callable[[list[str]], list[list[int]]]
-MAX_TEXTS = 512  # per encode call: one request's share of a worker stays bounded
+# Texts per encode call, about: a worker takes queued requests until it has this many, and
+# a larger request is queued in pieces of this size, so its pieces go to several workers at
+# once and its first rows reach the batcher (and the device) while the rest are tokenised.
+CHUNK_TEXTS = 64
 
 
 @dataclass(eq=False)
@@ -41,9 +44,20 @@ class TokenizeQueue:
     async def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (the `encode` function's rows), in order."""
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._queue.put(_Pending(list(texts), future, loop))
-        return await future
+        if len(texts) <= CHUNK_TEXTS:
+            future = loop.create_future()
+            self._queue.put(_Pending(list(texts), future, loop))
+            return await future
+        futures = []
+        for start in range(0, len(texts), CHUNK_TEXTS):
+            futures.append(loop.create_future())
+            self._queue.put(_Pending(list(texts[start:start + CHUNK_TEXTS]), futures[-1], loop))
+        try:
+            parts = await asyncio.gather(*futures)
+        finally:
+            for future in futures:  # a failed or cancelled piece: the others are not awaited
+                future.cancel()
+        return [row for part in parts for row in part]
 
     def close(self) -> None:
         for _ in self._threads:
@@ -71,7 +85,7 @@ class TokenizeQueue:
         if first is None:
             return None
         batch, count = [first], len(first.texts)
-        while count < MAX_TEXTS:
+        while count < CHUNK_TEXTS:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:

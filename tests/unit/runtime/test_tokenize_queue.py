@@ -82,3 +82,15 @@ async def test_a_cancelled_request_is_skipped_and_the_rest_answered() -> None:
     assert await kept == [[3, 6]]
     assert gone.cancelled()
     tokenize.close()
+
+
+async def test_a_large_request_goes_in_pieces_and_comes_back_in_order() -> None:
+    from runtime.tokenize_queue import CHUNK_TEXTS
+
+    encoder = Encoder()
+    tokenize = TokenizeQueue(encoder, threads=2)
+    texts = [f"t-{i}" for i in range(2 * CHUNK_TEXTS + 22)]
+    rows = await tokenize.encode(texts)
+    tokenize.close()
+    assert rows == [[len(t), int(t.split("-")[1])] for t in texts]
+    assert sorted(len(call) for call in encoder.calls) == [22, CHUNK_TEXTS, CHUNK_TEXTS]
