@@ -48,6 +48,7 @@ class ServingRun:
     latencies_s: tuple[float, ...]
     server_cpu_s: float  # the server process's user + system time during the run
     ceiling_tokens_per_s: float  # the stand-in alone on the same rows
+    ids: bool = False  # the requests sent token ids (no tokenising), not text
 
     @property
     def tokens_per_s(self) -> float:
@@ -89,11 +90,14 @@ def requests_for(sentences: Sequence[str], size: int, clients: int, min_rows: in
 
 
 def load(url: str, pid: int, calls: list[list[str]], clients: int,
-         rows_of: dict[str, list[int]], dims: int, ceiling_tps: float) -> ServingRun:
-    """One closed-loop run; every answer checked against the stand-in's signature."""
+         rows_of: dict[str, list[int]], dims: int, ceiling_tps: float,
+         ids: bool = False) -> ServingRun:
+    """One closed-loop run (the texts, or with `ids` their token ids); every answer checked
+    against the stand-in's signature."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
+    inputs = [[rows_of[t] for t in c] if ids else c for c in calls]
     bodies = [orjson.dumps({"model": "bench", "input": c[0] if len(c) == 1 else c})
-              for c in calls]
+              for c in inputs]
     before = process_cpu_s(pid)
     seconds, latencies, responses = asyncio.run(closed_loop(host, int(port), bodies, clients))
     cpu = process_cpu_s(pid) - before
@@ -105,7 +109,7 @@ def load(url: str, pid: int, calls: list[list[str]], clients: int,
     rows = sum(len(c) for c in calls)
     tokens = sum(len(rows_of[t]) for c in calls for t in c)
     return ServingRun(len(calls[0]), clients, len(calls), rows, tokens, seconds,
-                      tuple(latencies), cpu, ceiling_tps)
+                      tuple(latencies), cpu, ceiling_tps, ids)
 
 
 def measure(artifact: Path, sentences: Sequence[str], cost: StandInCost, in_flight: int,
@@ -121,9 +125,11 @@ def measure(artifact: Path, sentences: Sequence[str], cost: StandInCost, in_flig
     ceiling_tps = tokens / seconds
     runs = []
     with standin_server(artifact, cost, in_flight, extra_flags) as (url, pid):
-        for size, clients in SHAPES:
+        for (size, clients), ids in [*((s, False) for s in SHAPES),
+                                     *((s, True) for s in SHAPES if s[0] > 1)]:
             calls = requests_for(sentences, size, clients, min_rows)
-            runs.append(load(url, pid, calls, clients, rows_of, opened.spec.dims, ceiling_tps))
+            runs.append(load(url, pid, calls, clients, rows_of, opened.spec.dims, ceiling_tps,
+                             ids))
     return runs
 
 
@@ -166,7 +172,7 @@ def table(runs: Sequence[ServingRun]) -> list[str]:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         lines.append(
-            f"| {r.size}-sentence | {r.clients} | {r.tokens_per_s:,.0f} | {r.of_ceiling:.0%} "
+            f"| {r.size}-{'token-id row' if r.ids else 'sentence'} | {r.clients} | {r.tokens_per_s:,.0f} | {r.of_ceiling:.0%} "
             f"| {r.requests_per_s:,.0f} | {r.latency_ms(50):.1f} | {r.latency_ms(99):.1f} "
             f"| {r.cpu_per_row_us:.0f} us | {r.cpu_per_request_us:.0f} us |")
     return lines
@@ -180,7 +186,8 @@ def targets(runs: Sequence[ServingRun]) -> list[str]:
         value, target, unit = ((r.cpu_per_row_us, ROW_CPU_TARGET_US, "row") if r.size > 1
                                else (r.cpu_per_request_us, REQUEST_CPU_TARGET_US, "request"))
         verdict = "met" if value <= target else "missed"
-        lines.append(f"- server CPU per {unit}, {r.size}-sentence requests x {r.clients}: "
+        kind = "token-id rows" if r.ids else "sentences"
+        lines.append(f"- server CPU per {unit}, {r.size} {kind} per request x {r.clients}: "
                      f"{value:.0f} us (target <= {target:.0f} us) **{verdict}**")
     return lines
 
@@ -219,7 +226,8 @@ def section(artifact: Path, sentences: Sequence[str], rows: int) -> str:
         "call, 2 batches in flight, the call cost measured at startup. Ceiling: the stand-in "
         "alone on the corpus sorted by length, 64 rows per call, 2 in flight (the issue's "
         "'raw engine, batches of 64 sorted rows'). Server CPU: the server process's user + "
-        "system time over the run (its tokenizer threads included).", "",
+        "system time over the run (its tokenizer threads included). The token-id rows send the "
+        "same rows as token ids: the serving path without the tokenizer.", "",
         *table(runs), "",
         *targets(runs), "",
         f"The tokenizer alone (HF tokenizers, this model's WordPiece) costs "
