@@ -1,0 +1,109 @@
+"""Per-profile device memory estimates and the --gpu-memory-gib check (builder/memory.py),
+on the real hub configurations' widths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder import memory
+from builder.memory import GIB, Box, Widths, activation_need, check_budget, needs, widths
+from models.spec import ModelSpec, VisionFacts
+from runtime.manifest import BuildLimits
+
+# gme-Qwen2-VL-2B-Instruct's config.json (layers as the hub has them)
+GME_CONFIG = {
+    "text_config": {"hidden_size": 1536, "intermediate_size": 8960, "num_attention_heads": 12,
+                    "num_key_value_heads": 2, "num_hidden_layers": 28},
+    "vision_config": {"embed_dim": 1280, "hidden_size": 1536, "num_heads": 16, "mlp_ratio": 4,
+                      "depth": 32}}
+GME = ModelSpec(family="gme", architecture="Qwen2VLForConditionalGeneration", pooling="last",
+                dims=1536, max_len=1800, modalities=("text", "image"),
+                inputs=("input_ids", "attention_mask", "position_ids", "image_index",
+                        "image_embeds"),
+                vision=VisionFacts(patch_size=14, spatial_merge_size=2,
+                                   min_pixels=256 * 28 * 28, max_pixels=1280 * 28 * 28),
+                adapter="vision_language")
+QWEN3_4B = {"hidden_size": 2560, "intermediate_size": 9728, "num_attention_heads": 32,
+            "num_hidden_layers": 36}
+
+
+def test_widths_from_nested_and_flat_configs() -> None:
+    assert widths(GME_CONFIG, "text") == Widths(1536, 8960, 12, 28)
+    assert widths(GME_CONFIG, "image") == Widths(1280, 5120, 16, 32)  # embed_dim, mlp_ratio 4
+    assert widths(QWEN3_4B, "text") == Widths(2560, 9728, 32, 36)
+
+
+# TensorRT for RTX 1.7.1's own "Total Activation Memory" (builder INFO log), measured on this
+# machine for gme-Qwen2-VL-2B's language model at its real widths, one layer, fp32, one profile
+# at a time: TensorRT for RTX sizes a profile at its opt shape.
+MEASURED = {(21, 768): 4_884_070_912, (11, 1416): 5_558_528_512}
+
+
+def test_estimate_matches_tensorrt_for_rtx_figures() -> None:
+    w = widths(GME_CONFIG, "text")
+    for (rows, seq), measured in MEASURED.items():
+        estimate = activation_need(Box("text", "opt", rows, seq), w, "fp32").activations
+        assert abs(estimate / measured - 1) < 0.06, (rows, seq, estimate, measured)
+
+
+def test_activation_estimate_terms() -> None:
+    w = widths(GME_CONFIG, "text")
+    need = activation_need(Box("text", "seq1800", 15, 1800, 1025), w, "fp32")
+    cells = 15 * 1800 * 1800 * 12
+    assert need.scores == cells * 4  # 2.17 GiB of fp32 scores
+    assert need.activations == 15 * 1800 * 2 * (2 * 1536 + 3 * 8960) * 4 + cells * (4 + 4)
+    fp16 = activation_need(Box("text", "seq1800", 15, 1800, 1025), w, "fp16")
+    assert fp16.activations == 15 * 1800 * 2 * (2 * 1536 + 3 * 8960) * 2 + cells * (4 + 2)
+    # the old profile's box (64 rows x 1800): 4.3x the scores
+    old = activation_need(Box("text", "long", 64, 1800, 129), w, "fp32")
+    assert old.scores / need.scores == pytest.approx(64 / 15)
+    assert old.activations > 40 * GIB > 11 * GIB > need.activations
+
+
+def test_workspace_covers_the_largest_profile() -> None:
+    assert memory.workspace_mib(0) == 4096
+    assert memory.workspace_mib(5_558_528_512) == 6144  # gme fp32's need: 5.2 GiB
+    assert memory.workspace_mib(4 << 30) == 4096
+
+
+def test_needs_cover_every_tower_and_profile() -> None:
+    found = needs(GME_CONFIG, GME, BuildLimits(64, 16384), "fp16")
+    names = [(n.box.tower, n.box.profile) for n, _ in found]
+    assert names == [("text", f"seq{e}") for e in (128, 256, 512, 1024, 1800)] + \
+        [("image", "all")]
+    image = found[-1][0]
+    assert (image.box.rows, image.box.seq) == (1, 5120)  # packed patches of 1280 tokens
+    assert image.scores == 16 * 5120 * 5120 * 4
+    assert all(n.box.rows * n.box.seq <= 2 * 16384 for n, _ in found)
+
+
+def test_budget_check_names_the_profile_and_the_fix() -> None:
+    found = needs(GME_CONFIG, GME, BuildLimits(64, 16384), "fp32")
+    weights = 9 * GIB  # 2.2B parameters in fp32
+    assert check_budget(found, weights, "fp32", 80) is None
+    line = check_budget(found, weights, "fp32", 24)
+    assert line is not None and "\n" not in line
+    assert line.startswith("profile text/seq1800 needs") and "--gpu-memory-gib 24" in line
+    tokens = int(line.split("--max-batch-tokens to ")[1].split()[0])
+    rows = tokens // 1025  # the fix is right: that budget's seq1800 box fits
+    fixed = activation_need(Box("text", "seq1800", rows, 1800, 1025),
+                            widths(GME_CONFIG, "text"), "fp32")
+    assert fixed.total(weights) <= 24 * GIB
+    assert "weights alone" in str(check_budget(found, 30 * GIB, "fp32", 24))
+
+
+def test_one_row_too_long_says_so() -> None:
+    qwen = ModelSpec(family="qwen3", architecture="Qwen3ForCausalLM", pooling="last",
+                     dims=2560, max_len=32768)
+    found = needs(QWEN3_4B, qwen, BuildLimits(64, 16384), "fp16")
+    line = check_budget(found, 8 * GIB, "fp16", 80)
+    # unfused, one row of 32768 tokens holds 32 x 32768^2 fp32 scores: 128 GiB
+    assert line is not None and "one row of 32768 tokens" in line
+
+
+def test_checkpoint_weights_scale_to_the_precision(tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 1000)
+    assert memory.checkpoint_weights(tmp_path, {"torch_dtype": "bfloat16"}, "fp32") == 2000
+    assert memory.checkpoint_weights(tmp_path, {"dtype": "float32"}, "fp16") == 500
