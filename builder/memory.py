@@ -2,18 +2,21 @@
 widths (config.json) and the profile's box, and the check that refuses, before anything is
 built, a build whose largest profile cannot fit the GPU it is for.
 
-Pure. The estimate holds, for a box of rows x seq tokens, two copies of each layer's
-hidden- and intermediate-width tensors (2 x (2 hidden + 3 intermediate) values per token, in
-the body's precision) and, attention NOT fused, the rows x heads x seq^2 scores in float32 for
-the softmax (every precision keeps softmax in float32) plus a body-precision copy. Layers
-reuse the same memory, so it does not grow with depth; the weights do. Calibrated against
-TensorRT for RTX 1.7's own figure (its builder's "Total Activation Memory", which
-builder/compile.py records; it sizes each profile at its opt shape) for gme-Qwen2-VL-2B's
-language model at fp32, one layer: 21 rows x 768 tokens, 4.88e9 bytes measured, 5.05e9
-estimated; 11 x 1416, 5.56e9 measured, 5.85e9 estimated. TensorRT gives no per-profile figure
-ahead of time, so each profile's max box gets this estimate. A context holds one profile's
-activations at a time; the server runs `CONTEXTS` contexts (its --trt-contexts default), each
-with its own.
+Pure. The estimate holds, for a box of rows x seq tokens, 2 x (2 hidden + 3 intermediate)
++ 4 hidden values per token in the body's precision (each layer's hidden- and
+intermediate-width tensors, twice, and its q/k/v/context), and, where attention is not fused
+(fp32: attention_fused), the rows x heads x seq^2 scores three times in float32 (scores,
+masked scores, softmax: every precision keeps softmax in float32) plus a body-precision copy. Layers reuse the same memory,
+so it does not grow with depth; the weights do. Checked against TensorRT for RTX 1.7's own
+figure (its builder's "Total Activation Memory", which builder/compile.py records; it sizes
+each profile at its opt shape): gme-Qwen2-VL-2B's language model at fp32, 21 x 768 tokens:
+4.88e9 bytes measured, 6.64e9 estimated; 11 x 1416: 5.56e9 measured, 8.35e9 estimated;
+Qwen3-Embedding-4B's widths, 1 x 24576 tokens: fp32 277.8e9 measured, 317.0e9 estimated,
+fp16 3.90e9 measured, 3.88e9 estimated. Unfused fp32 attention costs 7 (gme) to 14 (Qwen3)
+bytes per head x seq^2 cell there; the estimate takes 16, an upper bound.
+TensorRT gives no per-profile figure ahead of time, so each profile's max box gets this
+estimate. A context holds one profile's activations at a time; the server runs `CONTEXTS`
+contexts (its --trt-contexts default), each with its own.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from runtime.manifest import BuildLimits
 GIB = 1 << 30
 CONTEXTS = 2  # the server's --trt-contexts default: each context holds its own activations
 BODY_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 4}
+FUSED = ("fp16", "bf16")  # precisions whose attention TensorRT fuses (attention_fused)
 CHECKPOINT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
@@ -86,12 +90,21 @@ def widths(config: Mapping[str, Any], tower: str) -> Widths:
     return Widths(hidden, int(inter), heads, layers)
 
 
+def attention_fused(precision: str) -> bool:
+    """Whether TensorRT fuses the exported attention (no seq^2 scores in memory): measured
+    on TensorRT for RTX 1.7 at fp16 (Qwen3-Embedding-4B's widths, 1 x 24576 tokens: 3.63 GiB
+    of activations at fp16, 258.69 GiB at fp32). bf16 is taken to behave as fp16 (not
+    measured); fp32 is not fused."""
+    return precision in FUSED
+
+
 def activation_need(box: Box, w: Widths, precision: str) -> Need:
     body = BODY_BYTES[precision]
     tokens = box.rows * box.seq
-    hidden = tokens * 2 * (2 * w.hidden + 3 * w.intermediate) * body
+    hidden = tokens * (2 * (2 * w.hidden + 3 * w.intermediate) + 4 * w.hidden) * body
     cells = box.rows * box.seq * box.seq * w.heads
-    return Need(box, hidden + cells * (4 + body), cells * 4)
+    scores = 0 if attention_fused(precision) else cells * 4
+    return Need(box, hidden + (0 if attention_fused(precision) else cells * (12 + body)), scores)
 
 
 def checkpoint_weights(checkpoint: Path, config: Mapping[str, Any], precision: str) -> int:

@@ -36,8 +36,8 @@ def test_a_build_over_the_gpu_budget_fails_before_exporting(
     assert time.perf_counter() - start < 30  # fingerprint and config only: no export
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1, errors
-    # fp32 at 1 layer: 2.1 GiB of weights + 2 contexts x 10.4 GiB for 15 rows x 1800 tokens
-    assert "profile text/seq1800 needs 22.9 GiB" in errors[0]
+    # fp32 at 1 layer: 2.1 GiB of weights + 2 contexts x 15.3 GiB for 15 rows x 1800 tokens
+    assert "profile text/seq1800 needs 32.8 GiB" in errors[0]
     assert "over the --gpu-memory-gib 16 budget: lower --max-batch-tokens to" in errors[0]
 
 
@@ -55,12 +55,12 @@ def test_gme_fp32_at_real_widths_builds_with_default_flags(gme_real: Path,
         assert profile.max_batch * profile.max_seq <= 2 * BUDGET
     assert set(text.memory_bytes) == {p.name for p in text.profiles}
     # TensorRT's own figure, sized at the largest profile's opt shape, against the estimate
-    # there: the estimate was calibrated on it (builder/memory.py)
+    # there: an upper bound for unfused fp32 attention (builder/memory.py)
     measured = text.tensorrt_memory["activation_bytes"]
     w = widths(read_config(gme_real), "text")
     at_opt = max(activation_need(Box("text", p.name, *p.first.opt), w, "fp32").activations
                  for p in text.profiles)
-    assert 0.85 < at_opt / measured < 1.15, (at_opt, measured)
+    assert 1.0 < at_opt / measured < 1.6, (at_opt, measured)
     assert record.workspace_mib >= measured >> 20  # the pool holds what TensorRT needed
     image = record.plans["image"]
     assert image.tensorrt_memory["activation_bytes"] > 0 and image.memory_bytes["all"] > 0
