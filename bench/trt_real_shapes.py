@@ -57,7 +57,8 @@ def plans(output: Path) -> dict[str, Any]:
             "profiles": {p["name"]: [p["shapes"][next(iter(p["shapes"]))]["max"],
                                      plan.get("memory_bytes", {}).get(p["name"], 0)]
                          for p in plan["profiles"]},
-            "tensorrt": plan.get("tensorrt_memory", {})}
+            "tensorrt": plan.get("tensorrt_memory", {}),
+            "attention": plan.get("attention", "unknown")}
     return out
 
 
@@ -75,6 +76,15 @@ def run(models: list[str], precisions: list[str], root: Path) -> dict[str, Any]:
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True))
             print(name, precision, {k: v for k, v in row.items() if k != "plans"}, flush=True)
+    return results
+
+
+def refresh(results: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Each successful row's plans re-read from its artifact's manifest."""
+    for key, row in results.items():
+        output = root / "out" / key.replace(" ", "-")
+        if row["exit"] == 0 and (output / "manifest.json").is_file():
+            row["plans"] = plans(output)
     return results
 
 
@@ -96,7 +106,8 @@ def rows(results: dict[str, Any]) -> list[str]:
         for tower, graph in row["plans"].items():
             trt = graph["tensorrt"].get("activation_bytes", 0) / GIB
             out.append(f"| {name} | {precision} | {tower}: {_profiles(graph)} | "
-                       f"{trt:.2f} GiB | {graph['seconds']} s / {row['seconds']} s | "
+                       f"{trt:.2f} GiB, {graph.get('attention', 'unknown')} | "
+                       f"{graph['seconds']} s / {row['seconds']} s | "
                        f"{row['peak_rss_gib']} GiB |")
     return out
 
@@ -109,9 +120,10 @@ def section(results: dict[str, Any]) -> str:
         "one, random weights, built by `python -m builder --backend tensorrt-rtx` with default "
         "flags (16384 batch tokens, max batch 64). Profiles: name, max input box (rows x tokens,"
         " or images/patches), and the builder's activation estimate in GiB per execution "
-        "context at that box (attention unfused; builder/memory.py). TensorRT's figure: its "
-        "builder's Total Activation Memory (TensorRT for RTX sizes each profile at its opt "
-        "shape). Peak: the builder process's maximum resident memory (export, parity gate, "
+        "context at that box (builder/memory.py: fp16 attention fused, fp32 not, an upper "
+        "bound). TensorRT's figure: its builder's Total Activation Memory (TensorRT for RTX "
+        "sizes each profile at its opt shape), and what it says of attention (fused: smaller "
+        "than one seq^2 score tensor at the largest opt shape). Peak: the builder process's maximum resident memory (export, parity gate, "
         "TensorRT), on this 24 GiB machine.", "",
         "| model | precision | graph: profile box: GiB | TensorRT's figure | TensorRT / "
         "whole build | builder peak |", "|---|---|---|---:|---:|---:|", *rows(results)])
@@ -125,7 +137,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--write-only", action="store_true", help="rewrite the section only")
     args = parser.parse_args()
-    results = (json.loads(RESULTS.read_text()) if args.write_only
+    results = (refresh(json.loads(RESULTS.read_text()), args.root) if args.write_only
                else run(args.models, args.precisions, args.root))
     replace_section(args.output, "trt-build-real", section(results))
     print(section(results))

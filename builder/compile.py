@@ -212,6 +212,16 @@ def _memory(tower: str, graph: Graph, profiles: tuple[Profile, ...], spec: Model
     return out
 
 
+def _attention(tower: str, graph: Graph, profiles: tuple[Profile, ...],
+               config: Mapping[str, Any], figures: Mapping[str, int]) -> str:
+    """"fused" / "materialised" from TensorRT's activation figure (memory.attention_evidence):
+    TensorRT for RTX compiles the graph into one node, so its log names no fused layers."""
+    if not config or "activation_bytes" not in figures:
+        return "unknown"
+    heads = memory.widths(config, tower).heads
+    return memory.attention_evidence(figures["activation_bytes"], profiles, graph.inputs, heads)
+
+
 def compile_plans(graphs: Mapping[str, Graph], spec: ModelSpec, precision: str,
                   out_dir: Path, opts: CompileOptions,
                   config: Mapping[str, Any] | None = None) -> TrtRecord:
@@ -240,10 +250,13 @@ def compile_plans(graphs: Mapping[str, Graph], spec: ModelSpec, precision: str,
         workspaces.append(session.opts.workspace_mib)
         seconds = session.build(out_dir / graph.onnx, profiles, out_dir / plan_name(tower))
         figures = dict(session.logger.figures)
+        attention = _attention(tower, graph, profiles, config or {}, figures)
         say(f"{tower}: {len(profiles)} profiles, built in {seconds:.1f}s (workspace "
             f"{session.opts.workspace_mib} MiB); TensorRT's figures: "
-            + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in figures.items()))
-        plans[tower] = GraphPlan(plan_name(tower), profiles, round(seconds, 2), needs, figures)
+            + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in figures.items())
+            + f"; attention {attention}")
+        plans[tower] = GraphPlan(plan_name(tower), profiles, round(seconds, 2), needs, figures,
+                                 attention)
     if cache_path:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         cache_path.write_bytes(session.cache)

@@ -198,3 +198,25 @@ def needs(config: Mapping[str, Any], spec: ModelSpec, limits: BuildLimits,
         for box in graph_boxes(tower, graph_profiles(inputs, spec, limits), inputs, spec):
             out.append((activation_need(box, w, precision), w))
     return out
+
+
+def _opt_extent(profile: Profile, inputs: Mapping[str, Sequence[Any]], axis: str) -> int:
+    for name, dims in inputs.items():
+        if axis in dims:
+            return dict(profile.shapes)[name].opt[list(dims).index(axis)]
+    return 0
+
+
+def attention_evidence(activation: int, profiles: Sequence[Profile],
+                       inputs: Mapping[str, Sequence[Any]], heads: int) -> str:
+    """What TensorRT's activation figure says of the attention: "fused" when it is smaller
+    than one float32 rows x heads x seq^2 score tensor at the largest profile's opt shape
+    (where TensorRT for RTX sizes it), so no such tensor exists; else "materialised"."""
+    largest = 0
+    for p in profiles:
+        seq = _opt_extent(p, inputs, SEQUENCE) or _opt_extent(p, inputs, "patches")
+        rows = _opt_extent(p, inputs, BATCH) if _opt_extent(p, inputs, SEQUENCE) else 1
+        largest = max(largest, rows * heads * seq * seq * 4)
+    if not largest or not activation:
+        return "unknown"
+    return "fused" if activation < largest else "materialised"

@@ -205,18 +205,22 @@ class GraphPlan:
     # TensorRT's own figures from its build log: "activation_bytes" (the engine's, i.e. its
     # largest profile's; TensorRT for RTX sizes profiles at their opt shapes), "weights_bytes"
     tensorrt_memory: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # What TensorRT's activation figure says of attention: "fused" (smaller than one seq^2
+    # score tensor at the largest opt shape), "materialised" or "unknown"
+    attention: str = "unknown"
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "profiles": [p.to_dict() for p in self.profiles],
                 "build_seconds": self.build_seconds, "memory_bytes": dict(self.memory_bytes),
-                "tensorrt_memory": dict(self.tensorrt_memory)}
+                "tensorrt_memory": dict(self.tensorrt_memory), "attention": self.attention}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GraphPlan":
         return cls(str(data["file"]), tuple(Profile.from_dict(p) for p in data["profiles"]),
                    float(data.get("build_seconds", 0.0)),
                    {str(k): int(v) for k, v in dict(data.get("memory_bytes", {})).items()},
-                   {str(k): int(v) for k, v in dict(data.get("tensorrt_memory", {})).items()})
+                   {str(k): int(v) for k, v in dict(data.get("tensorrt_memory", {})).items()},
+                   str(data.get("attention", "unknown")))
 
 
 @dataclass(frozen=True)

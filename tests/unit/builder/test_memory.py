@@ -10,6 +10,7 @@ import pytest
 from builder import memory
 from builder.memory import GIB, Box, Widths, activation_need, check_budget, needs, widths
 from models.spec import ModelSpec, VisionFacts
+from builder.profiles import graph_profiles
 from runtime.manifest import BuildLimits
 
 # gme-Qwen2-VL-2B-Instruct's config.json (layers as the hub has them)
@@ -127,3 +128,33 @@ def test_checkpoint_weights_scale_to_the_precision(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 1000)
     assert memory.checkpoint_weights(tmp_path, {"torch_dtype": "bfloat16"}, "fp32") == 2000
     assert memory.checkpoint_weights(tmp_path, {"dtype": "float32"}, "fp16") == 500
+
+
+TEXT_AXES = {"input_ids": ("batch", "sequence"), "attention_mask": ("batch", "sequence")}
+
+
+def decoder_spec(max_len: int) -> ModelSpec:
+    return ModelSpec(family="qwen3", architecture="Qwen3ForCausalLM", pooling="last",
+                     dims=2560, max_len=max_len)
+
+
+@pytest.mark.parametrize("max_len, heads, activation, verdict", [
+    # TensorRT for RTX 1.7's figures for the real-width one-layer builds (BENCHMARKS.md)
+    (32768, 32, 3_897_557_504, "fused"),  # Qwen3-Embedding-4B fp16
+    (32768, 32, 277_769_093_632, "materialised"),  # Qwen3-Embedding-4B fp32
+    (4096, 32, 3_523_248_640, "fused"),  # e5-mistral-7b fp32: 5 x 32 x 3072^2 floats = 6 GB
+])
+def test_attention_evidence_from_tensorrt_figures(max_len: int, heads: int, activation: int,
+                                                  verdict: str) -> None:
+    profiles = graph_profiles(TEXT_AXES, decoder_spec(max_len), BuildLimits(64, 16384))
+    assert memory.attention_evidence(activation, profiles, TEXT_AXES, heads) == verdict
+
+
+def test_attention_evidence_for_packed_patches() -> None:
+    axes = {"pixel_values": ("patches", 1176), "vision_pos": ("patches", 2),
+            "segment": ("patches",)}
+    profiles = graph_profiles(axes, GME, BuildLimits(64, 16384))  # opt 2560 patches
+    # one score tensor: 16 x 2560^2 x 4 = 419 MB; gme's vision graph at fp16 / fp32
+    assert memory.attention_evidence(131_072_000, profiles, axes, 16) == "fused"
+    assert memory.attention_evidence(3_512_729_600, profiles, axes, 16) == "materialised"
+    assert memory.attention_evidence(0, profiles, axes, 16) == "unknown"
