@@ -175,6 +175,8 @@ class _Session:
     cache_path: Path | None  # TensorRT 11 only
 
     def __post_init__(self) -> None:
+        self.base = self.opts  # the caller's options; `opts` gets each graph's workspace
+        self.workspaces: list[int] = []
         self.logger = build_logger(self.trt)
         self.builder = self.trt.Builder(self.logger)
         self.cache = (self.cache_path.read_bytes()
@@ -222,6 +224,27 @@ def _attention(tower: str, graph: Graph, profiles: tuple[Profile, ...],
     return memory.attention_evidence(figures["activation_bytes"], profiles, graph.inputs, heads)
 
 
+def _build_graph(session: _Session, tower: str, graph: Graph, spec: ModelSpec,
+                 config: Mapping[str, Any], precision: str, out_dir: Path) -> GraphPlan:
+    """One graph's plan: profiles, memory (logged), a workspace that holds them, the build
+    and TensorRT's own figures."""
+    opts = session.base
+    profiles = graph_profiles(graph.inputs, spec,
+                              BuildLimits(opts.max_batch_size, opts.max_batch_tokens))
+    needs = _memory(tower, graph, profiles, spec, config, precision)
+    session.opts = dataclasses.replace(opts, workspace_mib=opts.workspace_mib or
+                                       memory.workspace_mib(max(needs.values(), default=0)))
+    session.workspaces.append(session.opts.workspace_mib)
+    seconds = session.build(out_dir / graph.onnx, profiles, out_dir / plan_name(tower))
+    figures = dict(session.logger.figures)
+    attention = _attention(tower, graph, profiles, config, figures)
+    say(f"{tower}: {len(profiles)} profiles, built in {seconds:.1f}s (workspace "
+        f"{session.opts.workspace_mib} MiB); TensorRT's figures: "
+        + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in figures.items())
+        + f"; attention {attention}")
+    return GraphPlan(plan_name(tower), profiles, round(seconds, 2), needs, figures, attention)
+
+
 def compile_plans(graphs: Mapping[str, Graph], spec: ModelSpec, precision: str,
                   out_dir: Path, opts: CompileOptions,
                   config: Mapping[str, Any] | None = None) -> TrtRecord:
@@ -237,31 +260,16 @@ def compile_plans(graphs: Mapping[str, Graph], spec: ModelSpec, precision: str,
         gpu_name, capabilities = here.gpu_name, (here.compute_capability,)
         cache_path = opts.timing_cache or out_dir / TIMING_CACHE_NAME
     session = _Session(trt, opts, cache_path)
-    limits = BuildLimits(opts.max_batch_size, opts.max_batch_tokens)
     targets = capabilities or RTX_DEFAULT_TARGETS
     say(f"{flavour.name} {trt.__version__} for compute capability {', '.join(targets)}"
         + (f" ({gpu_name})" if gpu_name else "") + f", opt level {opts.opt_level}")
-    plans, workspaces = {}, []
-    for tower, graph in graphs.items():
-        profiles = graph_profiles(graph.inputs, spec, limits)
-        needs = _memory(tower, graph, profiles, spec, config or {}, precision)
-        session.opts = dataclasses.replace(opts, workspace_mib=opts.workspace_mib or
-                                           memory.workspace_mib(max(needs.values(), default=0)))
-        workspaces.append(session.opts.workspace_mib)
-        seconds = session.build(out_dir / graph.onnx, profiles, out_dir / plan_name(tower))
-        figures = dict(session.logger.figures)
-        attention = _attention(tower, graph, profiles, config or {}, figures)
-        say(f"{tower}: {len(profiles)} profiles, built in {seconds:.1f}s (workspace "
-            f"{session.opts.workspace_mib} MiB); TensorRT's figures: "
-            + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in figures.items())
-            + f"; attention {attention}")
-        plans[tower] = GraphPlan(plan_name(tower), profiles, round(seconds, 2), needs, figures,
-                                 attention)
+    plans = {tower: _build_graph(session, tower, graph, spec, config or {}, precision, out_dir)
+             for tower, graph in graphs.items()}
     if cache_path:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         cache_path.write_bytes(session.cache)
     return TrtRecord(flavour=flavour.name, version=trt.__version__,
                      compute_capabilities=targets, precision=precision, plans=plans,
                      gpu_name=gpu_name, builder_optimization_level=opts.opt_level,
-                     workspace_mib=max(workspaces, default=opts.workspace_mib),
+                     workspace_mib=max(session.workspaces, default=opts.workspace_mib),
                      timing_cache=str(cache_path) if cache_path else None)

@@ -63,16 +63,18 @@ class Box:
 class Need:
     box: Box
     activations: int  # bytes, one context
-    scores: int  # bytes of the largest attention-score tensor (unfused)
+    scores: int  # bytes of one float32 attention-score tensor; 0: attention fused
 
     def total(self, weights: int) -> int:
         return weights + CONTEXTS * self.activations
 
     def line(self) -> str:
         b = self.box
+        attention = (f"unfused: {self.scores / GIB:.2f} GiB of float32 attention scores"
+                     if self.scores else "attention fused")
         return (f"{b.tower} {b.profile}: {b.rows} rows x {b.seq} tokens = "
                 f"{b.rows * b.seq} tokens, activations {self.activations / GIB:.2f} GiB "
-                f"per context (attention scores {self.scores / GIB:.2f} GiB unfused)")
+                f"per context ({attention})")
 
 
 def _section(config: Mapping[str, Any], tower: str) -> Mapping[str, Any]:
