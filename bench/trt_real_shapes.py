@@ -47,18 +47,26 @@ def build_one(checkpoint: Path, output: Path, precision: str) -> dict[str, Any]:
 
 
 def plans(output: Path) -> dict[str, Any]:
-    """Per graph: build seconds, plan MiB, each profile's estimate and TensorRT's figure."""
-    manifest = json.loads((output / "manifest.json").read_text())
+    """Per graph: build seconds, plan MiB, each profile's estimate and TensorRT's figures,
+    with what they say of attention (recomputed by builder.compile's rule from the recorded
+    figure, so older artifacts read the same way)."""
+    from builder.compile import _attention
+    from builder.memory import read_config
+    from runtime.manifest import Manifest
+
+    manifest = Manifest.load(output)
+    assert manifest.tensorrt is not None
+    config = read_config(Path(manifest.source["path"]))
     out = {}
-    for tower, plan in manifest["tensorrt"]["plans"].items():
+    for tower, plan in manifest.tensorrt.plans.items():
         out[tower] = {
-            "seconds": plan["build_seconds"],
-            "plan_mib": round((output / plan["file"]).stat().st_size / 2**20, 1),
-            "profiles": {p["name"]: [p["shapes"][next(iter(p["shapes"]))]["max"],
-                                     plan.get("memory_bytes", {}).get(p["name"], 0)]
-                         for p in plan["profiles"]},
-            "tensorrt": plan.get("tensorrt_memory", {}),
-            "attention": plan.get("attention", "unknown")}
+            "seconds": plan.build_seconds,
+            "plan_mib": round((output / plan.file).stat().st_size / 2**20, 1),
+            "profiles": {p.name: [list(p.first.max), plan.memory_bytes.get(p.name, 0)]
+                         for p in plan.profiles},
+            "tensorrt": dict(plan.tensorrt_memory),
+            "attention": _attention(tower, manifest.graphs[tower], plan.profiles,
+                                    manifest.spec, config, plan.tensorrt_memory)}
     return out
 
 
@@ -74,7 +82,7 @@ def run(models: list[str], precisions: list[str], root: Path) -> dict[str, Any]:
                 row["plans"] = plans(output)
             results[f"{name} {precision}"] = row
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True))
+            RESULTS.write_text(json.dumps(results, indent=1))
             print(name, precision, {k: v for k, v in row.items() if k != "plans"}, flush=True)
     return results
 
@@ -122,8 +130,9 @@ def section(results: dict[str, Any]) -> str:
         " or images/patches), and the builder's activation estimate in GiB per execution "
         "context at that box (builder/memory.py: fp16 attention fused, fp32 not, an upper "
         "bound). TensorRT's figure: its builder's Total Activation Memory (TensorRT for RTX "
-        "sizes each profile at its opt shape), and what it says of attention (fused: smaller "
-        "than one seq^2 score tensor at the largest opt shape). Peak: the builder process's maximum resident memory (export, parity gate, "
+        "sizes each profile at its opt shape), and what it says of attention against one "
+        "float32 seq^2 score tensor at the largest opt shape: fused (smaller), materialised "
+        "(2x or more, the tensor at least 1/16 of it), else undetermined. Peak: the builder process's maximum resident memory (export, parity gate, "
         "TensorRT), on this 24 GiB machine.", "",
         "| model | precision | graph: profile box: GiB | TensorRT's figure | TensorRT / "
         "whole build | builder peak |", "|---|---|---|---:|---:|---:|", *rows(results)])

@@ -214,14 +214,16 @@ def _memory(tower: str, graph: Graph, profiles: tuple[Profile, ...], spec: Model
     return out
 
 
-def _attention(tower: str, graph: Graph, profiles: tuple[Profile, ...],
+def _attention(tower: str, graph: Graph, profiles: tuple[Profile, ...], spec: ModelSpec,
                config: Mapping[str, Any], figures: Mapping[str, int]) -> str:
-    """"fused" / "materialised" from TensorRT's activation figure (memory.attention_evidence):
+    """What TensorRT's activation figure says of attention (memory.attention_evidence):
     TensorRT for RTX compiles the graph into one node, so its log names no fused layers."""
     if not config or "activation_bytes" not in figures:
         return "unknown"
     heads = memory.widths(config, tower).heads
-    return memory.attention_evidence(figures["activation_bytes"], profiles, graph.inputs, heads)
+    image_tokens = spec.vision.max_patches if spec.vision is not None else 0
+    return memory.attention_evidence(figures["activation_bytes"], profiles, graph.inputs, heads,
+                                     image_tokens)
 
 
 def _build_graph(session: _Session, tower: str, graph: Graph, spec: ModelSpec,
@@ -237,7 +239,7 @@ def _build_graph(session: _Session, tower: str, graph: Graph, spec: ModelSpec,
     session.workspaces.append(session.opts.workspace_mib)
     seconds = session.build(out_dir / graph.onnx, profiles, out_dir / plan_name(tower))
     figures = dict(session.logger.figures)
-    attention = _attention(tower, graph, profiles, config, figures)
+    attention = _attention(tower, graph, profiles, spec, config, figures)
     say(f"{tower}: {len(profiles)} profiles, built in {seconds:.1f}s (workspace "
         f"{session.opts.workspace_mib} MiB); TensorRT's figures: "
         + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in figures.items())

@@ -210,15 +210,24 @@ def _opt_extent(profile: Profile, inputs: Mapping[str, Sequence[Any]], axis: str
 
 
 def attention_evidence(activation: int, profiles: Sequence[Profile],
-                       inputs: Mapping[str, Sequence[Any]], heads: int) -> str:
-    """What TensorRT's activation figure says of the attention: "fused" when it is smaller
-    than one float32 rows x heads x seq^2 score tensor at the largest profile's opt shape
-    (where TensorRT for RTX sizes it), so no such tensor exists; else "materialised"."""
+                       inputs: Mapping[str, Sequence[Any]], heads: int,
+                       image_tokens: int = 0) -> str:
+    """What TensorRT's activation figure says of the attention, against one float32
+    rows x heads x seq^2 score tensor at the largest profile's opt shape (where TensorRT for
+    RTX sizes it): "fused" when the figure is smaller (no such tensor exists), "materialised"
+    when it holds two or more and one is at least 1/16 of it, "undetermined" otherwise (the
+    other tensors could explain it), "unknown" without a figure. `image_tokens`: tokens per image of a graph over whole
+    images (CLIP's (batch, 3, H, W))."""
     largest = 0
     for p in profiles:
-        seq = _opt_extent(p, inputs, SEQUENCE) or _opt_extent(p, inputs, "patches")
-        rows = _opt_extent(p, inputs, BATCH) if _opt_extent(p, inputs, SEQUENCE) else 1
+        seq = (_opt_extent(p, inputs, SEQUENCE) or _opt_extent(p, inputs, "patches")
+               or image_tokens)
+        rows = 1 if _opt_extent(p, inputs, "patches") else _opt_extent(p, inputs, BATCH) or 1
         largest = max(largest, rows * heads * seq * seq * 4)
     if not largest or not activation:
         return "unknown"
-    return "fused" if activation < largest else "materialised"
+    if activation < largest:
+        return "fused"
+    # twice the tensor, and the tensor a fair part of the figure (not a short graph's crumb)
+    held = activation >= 2 * largest and largest * 16 >= activation
+    return "materialised" if held else "undetermined"

@@ -205,8 +205,8 @@ class GraphPlan:
     # TensorRT's own figures from its build log: "activation_bytes" (the engine's, i.e. its
     # largest profile's; TensorRT for RTX sizes profiles at their opt shapes), "weights_bytes"
     tensorrt_memory: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    # What TensorRT's activation figure says of attention: "fused" (smaller than one seq^2
-    # score tensor at the largest opt shape), "materialised" or "unknown"
+    # What TensorRT's activation figure says of attention (builder/memory.py
+    # attention_evidence): "fused", "materialised", "undetermined" or "unknown"
     attention: str = "unknown"
 
     def to_dict(self) -> dict[str, Any]:

@@ -158,3 +158,24 @@ def test_attention_evidence_for_packed_patches() -> None:
     assert memory.attention_evidence(131_072_000, profiles, axes, 16) == "fused"
     assert memory.attention_evidence(3_512_729_600, profiles, axes, 16) == "materialised"
     assert memory.attention_evidence(0, profiles, axes, 16) == "unknown"
+    # gme's language graph at fp16: 1.74 GiB against one 11 x 12 x 1416^2 float tensor
+    # (0.99 GiB): the other tensors could hold it, the figure proves nothing
+    lang = {"input_ids": ("batch", "sequence"), "attention_mask": ("batch", "sequence")}
+    text = graph_profiles(lang, GME, BuildLimits(64, 16384))
+    assert memory.attention_evidence(1_866_240_512, text, lang, 12) == "undetermined"
+    assert memory.attention_evidence(5_558_528_512, text, lang, 12) == "materialised"
+
+
+def test_attention_evidence_for_whole_images() -> None:
+    """CLIP ViT-L/14-336: 28 images of 577 tokens at opt, 16 heads: 596 MB per tensor."""
+    clip = ModelSpec(family="clip", architecture="CLIPModel", pooling="last", dims=768,
+                     max_len=77, vision=VisionFacts(patch_size=14, image_size=336))
+    axes = {"pixel_values": ("batch", 3, 336, 336)}
+    profiles = graph_profiles(axes, clip, BuildLimits(64, 16384))
+    assert memory.attention_evidence(363_962_368, profiles, axes, 16, 577) == "fused"  # fp16
+    assert memory.attention_evidence(1_665_783_296, profiles, axes, 16, 577) == "materialised"
+    # CLIP's text graph (64 x 77 at max, 12 heads): its 96 MB figure is hidden tensors, not a
+    # 4.9 MB score tensor held 20 times
+    text = {"input_ids": ("batch", "sequence"), "attention_mask": ("batch", "sequence")}
+    short = graph_profiles(text, clip, BuildLimits(64, 16384))
+    assert memory.attention_evidence(96_000_000, short, text, 12) == "undetermined"
