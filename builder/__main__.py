@@ -30,7 +30,13 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
                           f"portable set ({', '.join(RTX_DEFAULT_TARGETS)})")
     trt.add_argument("--max-batch-size", type=int, default=64, help="as the server's flag")
     trt.add_argument("--max-batch-tokens", type=int, default=16384, help="as the server's flag")
-    trt.add_argument("--workspace-mib", type=int, default=4096, help="builder memory-pool limit")
+    trt.add_argument("--workspace-mib", type=int, default=0,
+                     help="builder memory-pool limit; 0: per graph, its largest profile's "
+                          "memory estimate (at least 4096)")
+    trt.add_argument("--gpu-memory-gib", type=float, default=0.0,
+                     help="memory of the GPU the plans are for: refuse, before exporting, a "
+                          "build whose weights + 2 contexts x its largest profile's "
+                          "activations (estimated, attention unfused) exceed it; 0: no check")
     trt.add_argument("--opt-level", type=int, default=3, choices=range(6),
                      help="builder optimisation level")
     trt.add_argument("--timing-cache", type=Path, default=None,
@@ -45,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
                                      args.workspace_mib, args.opt_level, args.timing_cache,
                                      flavour=args.backend if args.backend in FLAVOURS
                                      else "tensorrt",
-                                     compute_capabilities=tuple(args.compute_capability))
+                                     compute_capabilities=tuple(args.compute_capability),
+                                     gpu_memory_gib=args.gpu_memory_gib)
     return BuildConfig(model=args.model_path, output=args.output.resolve(),
                        precision=args.precision, force=args.force, backend=args.backend,
                        compile_options=compile_options,

@@ -8,12 +8,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import export, quantize, verify, verify_items, verify_pairs
+from builder import export, memory, quantize, verify, verify_items, verify_pairs
 from builder import precision as precisions
 from builder.compile import CompileOptions
 from builder.precision import PRECISIONS
 from builder.progress import say, step
 from models.registry import resolve
+from models.spec import ModelSpec
 from runtime import artifact_cache
 from runtime.backends.trt_plan import FLAVOURS
 from runtime.manifest import BuildLimits, Graph, Manifest, fingerprint, is_artifact
@@ -104,6 +105,8 @@ def build(cfg: BuildConfig) -> Path:
         raise BuildError(f"{family.name}: int8 covers text-only families; build fp32 or fp16")
     say(f"family {family.name}: {spec.architecture}, pooling {spec.pooling}, "
         f"{spec.dims} dims, max {spec.max_len} tokens")
+    if cfg.backend in FLAVOURS:
+        _check_memory(checkpoint, spec, cfg)
     staging = cfg.output.parent / f".{cfg.output.name}.building"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -116,6 +119,23 @@ def build(cfg: BuildConfig) -> Path:
     staging.rename(cfg.output)
     say(f"artifact ready: {cfg.output}")
     return cfg.output
+
+
+def _check_memory(checkpoint: Path, spec: ModelSpec, cfg: BuildConfig) -> None:
+    """Before exporting: every profile's memory, and a BuildError (one line) when the
+    largest does not fit --gpu-memory-gib."""
+    opts = cfg.compile_options
+    config = memory.read_config(checkpoint)
+    needs = memory.needs(config, spec, BuildLimits(opts.max_batch_size, opts.max_batch_tokens),
+                         cfg.precision)
+    weights = memory.checkpoint_weights(checkpoint, config, cfg.precision)
+    top = max(needs, key=lambda n: n[0].activations)[0]
+    say(f"memory: weights {weights / memory.GIB:.2f} GiB ({cfg.precision}); largest profile "
+        f"{top.line()}; {memory.CONTEXTS} contexts: {top.total(weights) / memory.GIB:.1f} GiB")
+    if opts.gpu_memory_gib:
+        problem = memory.check_budget(needs, weights, cfg.precision, opts.gpu_memory_gib)
+        if problem:
+            raise BuildError(problem)
 
 
 def _export(staging: Path, family, checkpoint: Path, spec, cfg: BuildConfig) -> dict[str, Graph]:  # type: ignore[no-untyped-def]
@@ -156,7 +176,8 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
 
         options = dataclasses.replace(cfg.compile_options, flavour=cfg.backend)
         with step(f"compiling {cfg.backend} plans"):
-            tensorrt = compile_plans(graphs, spec, cfg.precision, staging, options)
+            tensorrt = compile_plans(graphs, spec, cfg.precision, staging, options,
+                                     memory.read_config(checkpoint))
     dataclasses.replace(manifest, verification=checked, tensorrt=tensorrt).save(staging)
 
 
@@ -208,6 +229,8 @@ def _gate(result: verify.Verification, unsupported: list[str], precision: str = 
         f"over {result.probes} probes (threshold {result.threshold}{images}); lengths within "
         f"{result.max_length_error:.1e} of the reference's (tolerance "
         f"{result.length_tolerance:.1e})")
+    if result.long_probe:
+        say(f"parity: {result.long_probe}")
     recorded = {**result.to_dict(), "onnxruntime_cpu_unsupported": unsupported}
     if precision == "int8":  # int8 is lossy by design: its own gate adds a mean threshold
         failure = quantize.GATE.failure(result.min_cosine, result.mean_cosine)

@@ -10,12 +10,16 @@ TensorRT 11 also loads and saves a timing cache so rebuilds on the same GPU skip
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from builder import memory
 from builder.profiles import graph_profiles
 from builder.progress import say
 from models.spec import ModelSpec
@@ -38,11 +42,16 @@ class CompileError(RuntimeError):
 class CompileOptions:
     max_batch_size: int = 64  # match the server's --max-batch-size
     max_batch_tokens: int = 16384  # match the server's --max-batch-tokens
-    workspace_mib: int = 4096  # memory-pool limit for tactic scratch space
+    # memory-pool limit for tactic scratch space (TensorRT for RTX: the compiled graph's
+    # activations too); 0: per graph, its largest profile's estimate, at least 4096
+    workspace_mib: int = 0
     opt_level: int = 3  # builder optimisation level 0..5 (TensorRT default 3)
     timing_cache: Path | None = None  # shared cache file; default: beside the plans
     flavour: str = "tensorrt"  # a FLAVOURS key
     compute_capabilities: tuple[str, ...] = ()  # RTX targets; () = the library's default
+    # The GPU the plans are for, in GiB: a build whose weights plus CONTEXTS x the largest
+    # profile's activations (builder/memory.py) exceed it is refused before exporting. 0: off.
+    gpu_memory_gib: float = 0.0
 
 
 def plan_name(tower: str) -> str:
@@ -114,7 +123,7 @@ def _targets(rtx: Any, rtx_config: Any, capabilities: tuple[str, ...]) -> None:
 def _config(trt: Any, builder: Any, profiles: tuple[Profile, ...], opts: CompileOptions,
             cache_bytes: bytes | None) -> Any:
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mib << 20)
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, max(1, opts.workspace_mib) << 20)
     config.builder_optimization_level = opts.opt_level
     if cache_bytes is not None:
         cache = config.create_timing_cache(cache_bytes)
@@ -131,6 +140,32 @@ def _config(trt: Any, builder: Any, profiles: tuple[Profile, ...], opts: Compile
     return config
 
 
+# The builder's own figures (INFO): the engine's activation memory (the largest profile's;
+# TensorRT for RTX sizes it at each profile's opt shape) and its weights.
+TRT_FIGURES = {"activation_bytes": re.compile(r"Total Activation Memory: (\d+) bytes"),
+               "weights_bytes": re.compile(r"Total Weights Memory: (\d+) bytes")}
+
+
+def build_logger(trt: Any) -> Any:
+    """A trt.ILogger that prints warnings and errors (as trt.Logger(WARNING) does) and keeps
+    the builder's memory figures from its INFO messages."""
+
+    class BuildLog(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.figures: dict[str, int] = {}
+
+        def log(self, severity: Any, msg: str) -> None:
+            if int(severity) <= int(trt.ILogger.Severity.WARNING):
+                print(f"[TRT] [{str(severity).split('.')[-1][0]}] {msg}", file=sys.stderr)
+            for key, pattern in TRT_FIGURES.items():
+                found = pattern.search(msg)
+                if found:
+                    self.figures[key] = int(found.group(1))
+
+    return BuildLog()
+
+
 @dataclass
 class _Session:
     """One flavour's builder for every graph of an artifact."""
@@ -140,13 +175,16 @@ class _Session:
     cache_path: Path | None  # TensorRT 11 only
 
     def __post_init__(self) -> None:
-        self.logger = self.trt.Logger(self.trt.Logger.WARNING)
+        self.base = self.opts  # the caller's options; `opts` gets each graph's workspace
+        self.workspaces: list[int] = []
+        self.logger = build_logger(self.trt)
         self.builder = self.trt.Builder(self.logger)
         self.cache = (self.cache_path.read_bytes()
                       if self.cache_path and self.cache_path.is_file() else b"")
 
     def build(self, onnx_path: Path, profiles: tuple[Profile, ...], plan_path: Path) -> float:
         start = time.perf_counter()
+        self.logger.figures = {}
         network, _parser = _parse(self.trt, self.builder, self.logger, onnx_path)
         _check_profiles(network, profiles, onnx_path.name)
         config = _config(self.trt, self.builder, profiles, self.opts,
@@ -162,8 +200,56 @@ class _Session:
         return time.perf_counter() - start
 
 
+def _memory(tower: str, graph: Graph, profiles: tuple[Profile, ...], spec: ModelSpec,
+            config: Mapping[str, Any], precision: str) -> dict[str, int]:
+    """Each profile's activation estimate (bytes, one context), logged and recorded."""
+    if not config:  # no config.json: nothing to estimate from
+        return {}
+    w = memory.widths(config, tower)
+    out = {}
+    for box in memory.graph_boxes(tower, profiles, graph.inputs, spec):
+        need = memory.activation_need(box, w, precision)
+        say("memory " + need.line())
+        out[box.profile] = need.activations
+    return out
+
+
+def _attention(tower: str, graph: Graph, profiles: tuple[Profile, ...], spec: ModelSpec,
+               config: Mapping[str, Any], figures: Mapping[str, int]) -> str:
+    """What TensorRT's activation figure says of attention (memory.attention_evidence):
+    TensorRT for RTX compiles the graph into one node, so its log names no fused layers."""
+    if not config or "activation_bytes" not in figures:
+        return "unknown"
+    heads = memory.widths(config, tower).heads
+    image_tokens = spec.vision.max_patches if spec.vision is not None else 0
+    return memory.attention_evidence(figures["activation_bytes"], profiles, graph.inputs, heads,
+                                     image_tokens)
+
+
+def _build_graph(session: _Session, tower: str, graph: Graph, spec: ModelSpec,
+                 config: Mapping[str, Any], precision: str, out_dir: Path) -> GraphPlan:
+    """One graph's plan: profiles, memory (logged), a workspace that holds them, the build
+    and TensorRT's own figures."""
+    opts = session.base
+    profiles = graph_profiles(graph.inputs, spec,
+                              BuildLimits(opts.max_batch_size, opts.max_batch_tokens))
+    needs = _memory(tower, graph, profiles, spec, config, precision)
+    session.opts = dataclasses.replace(opts, workspace_mib=opts.workspace_mib or
+                                       memory.workspace_mib(max(needs.values(), default=0)))
+    session.workspaces.append(session.opts.workspace_mib)
+    seconds = session.build(out_dir / graph.onnx, profiles, out_dir / plan_name(tower))
+    figures = dict(session.logger.figures)
+    attention = _attention(tower, graph, profiles, spec, config, figures)
+    say(f"{tower}: {len(profiles)} profiles, built in {seconds:.1f}s (workspace "
+        f"{session.opts.workspace_mib} MiB); TensorRT's figures: "
+        + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in figures.items())
+        + f"; attention {attention}")
+    return GraphPlan(plan_name(tower), profiles, round(seconds, 2), needs, figures, attention)
+
+
 def compile_plans(graphs: Mapping[str, Graph], spec: ModelSpec, precision: str,
-                  out_dir: Path, opts: CompileOptions) -> TrtRecord:
+                  out_dir: Path, opts: CompileOptions,
+                  config: Mapping[str, Any] | None = None) -> TrtRecord:
     """Write out_dir/<tower>.plan for every graph; returns the manifest's `tensorrt` record."""
     flavour = FLAVOURS[opts.flavour]
     capabilities = check_compute_capabilities(flavour.name, opts.compute_capabilities)
@@ -176,21 +262,16 @@ def compile_plans(graphs: Mapping[str, Graph], spec: ModelSpec, precision: str,
         gpu_name, capabilities = here.gpu_name, (here.compute_capability,)
         cache_path = opts.timing_cache or out_dir / TIMING_CACHE_NAME
     session = _Session(trt, opts, cache_path)
-    limits = BuildLimits(opts.max_batch_size, opts.max_batch_tokens)
     targets = capabilities or RTX_DEFAULT_TARGETS
     say(f"{flavour.name} {trt.__version__} for compute capability {', '.join(targets)}"
         + (f" ({gpu_name})" if gpu_name else "") + f", opt level {opts.opt_level}")
-    plans = {}
-    for tower, graph in graphs.items():
-        profiles = graph_profiles(graph.inputs, spec, limits)
-        seconds = session.build(out_dir / graph.onnx, profiles, out_dir / plan_name(tower))
-        say(f"{tower}: {len(profiles)} profiles, built in {seconds:.1f}s")
-        plans[tower] = GraphPlan(plan_name(tower), profiles, round(seconds, 2))
+    plans = {tower: _build_graph(session, tower, graph, spec, config or {}, precision, out_dir)
+             for tower, graph in graphs.items()}
     if cache_path:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         cache_path.write_bytes(session.cache)
     return TrtRecord(flavour=flavour.name, version=trt.__version__,
                      compute_capabilities=targets, precision=precision, plans=plans,
                      gpu_name=gpu_name, builder_optimization_level=opts.opt_level,
-                     workspace_mib=opts.workspace_mib,
+                     workspace_mib=max(session.workspaces, default=opts.workspace_mib),
                      timing_cache=str(cache_path) if cache_path else None)

@@ -7,22 +7,26 @@ dynamic axis is named in the manifest's Graph.inputs ("batch", "sequence", "imag
 built from its axes, so sizes agree across the inputs of a graph (position_ids (3, batch,
 sequence) and input_ids (batch, sequence) share batch and sequence).
 
-- Sequence graphs (text towers, GME's language graph): buckets. One profile covers
-  1..max_len when max_len is short. Past SHORT tokens, sequences split into short
-  (..SHORT) and long (..max_len) profiles, plus a medium one at the geometric middle when
-  max_len is 16x SHORT or more: a kernel timed for 8k tokens is a poor fit for a 40-token
-  query, and real traffic is mostly short.
-- Batch. The batcher caps a batch at max_batch_size rows and max_batch_tokens padded tokens,
-  so a profile whose rows are at least `lo` tokens long never sees more than
-  max_batch_tokens // lo rows: long profiles get small max batches (less device memory).
+- Sequence graphs (text towers, GME's language graph): geometric buckets. A TensorRT
+  profile is a box: the engine must hold max rows x max sequence (and, unfused, max rows x
+  heads x max sequence^2 attention scores), whatever the batcher sends. One profile covers
+  1..SHORT; past it each bucket doubles (SHORT+1..2 SHORT, ..4 SHORT, ...), the last ends
+  at max_len (a last bucket shorter than half its neighbour is merged into it, so no bucket
+  spans more than 2x). A bucket's rows are at least `lo` tokens, so the batcher (at most
+  max_batch_tokens padded tokens per batch, every row in one bucket) never sends more than
+  max_batch_tokens // lo of them: that is the bucket's max batch, and its box
+  (max rows x hi) stays within 2x the token budget (hi <= 2 lo), or one row of hi tokens
+  where a single row is longer than the budget.
 - opt. The sequence opt is the middle of the bucket, rounded up to a multiple of 8 (tensor
   core tiles): padded batch widths spread over the bucket and the middle is closest to all
   of them on average. The batch opt is what the token budget allows at that width: under
   load, when throughput matters, the batcher fills batches to the budget.
 - image_tokens (GME language graph): the rows of image embeddings spliced into a batch,
   0 (text-only batches) up to every token of the batch.
-- Image graphs: CLIP's (batch, 3, H, W) takes 1..max_batch_size images; GME's vision graph
-  takes packed patches, 1..spec.vision.max_patches (the batcher's cap per batch).
+- Image graphs: CLIP's (batch, 3, H, W) takes up to max_batch_size images, and no more
+  than the token budget holds (each image is max_patches tokens; the runtime splits larger
+  batches); GME's vision graph takes packed patches, 1..spec.vision.max_patches (the
+  batcher's cap per batch).
 """
 
 from __future__ import annotations
@@ -35,18 +39,27 @@ from runtime.backends.trt_plan import Profile, ShapeRange
 from runtime.manifest import BuildLimits
 
 SHORT = 128
-MEDIUM_SPAN = 16  # max_len / SHORT from which a medium bucket is added
 AxisRanges = dict[str, tuple[int, int, int]]  # axis name -> (min, opt, max)
 
 
 def seq_edges(max_len: int) -> tuple[int, ...]:
-    """Upper sequence bound of each profile, ascending; the last is max_len."""
-    if max_len <= SHORT:
-        return (max_len,)
-    if max_len < SHORT * MEDIUM_SPAN:
-        return (SHORT, max_len)
-    medium = 2 ** round(math.log2(math.sqrt(SHORT * max_len)))
-    return (SHORT, medium, max_len)
+    """Upper sequence bound of each profile, ascending: SHORT, then doubling, then max_len;
+    every bucket past the first spans at most 2x (its hi <= 2 x (its lo - 1))."""
+    edges = [min(SHORT, max_len)]
+    while edges[-1] < max_len:
+        edges.append(min(2 * edges[-1], max_len))
+    return tuple(edges)
+
+
+def bucket_rows(limits: BuildLimits, lo: int) -> int:
+    """Most rows the batcher puts in one batch of rows at least `lo` tokens long."""
+    return max(1, min(limits.max_batch_size, limits.max_batch_tokens // lo))
+
+
+def images_per_batch(spec: ModelSpec, limits: BuildLimits) -> int:
+    """CLIP-style image graphs: images per engine run, within the token budget."""
+    tokens = spec.vision.max_patches if spec.vision is not None else 1
+    return max(1, min(limits.max_batch_size, limits.max_batch_tokens // tokens))
 
 
 def _round_up(value: int, multiple: int, cap: int) -> int:
@@ -62,15 +75,17 @@ def _sequence_axes(spec: ModelSpec, limits: BuildLimits,
                    axes: set[str]) -> list[tuple[str, AxisRanges, str]]:
     """(name, axis ranges, reason) per sequence bucket."""
     edges = seq_edges(spec.max_len)
-    names = {1: ("all",), 2: ("short", "long"), 3: ("short", "medium", "long")}[len(edges)]
     budget = limits.max_batch_tokens
     out, lo = [], 1
-    for name, hi in zip(names, edges):
-        max_batch = max(1, min(limits.max_batch_size, budget // lo))
+    for hi in edges:
+        name = "all" if len(edges) == 1 else f"seq{hi}"
+        max_batch = bucket_rows(limits, lo)
         opt_seq = _round_up((lo + hi) // 2, 8, hi)
         opt_batch = max(1, min(max_batch, budget // opt_seq))
         ranges: AxisRanges = {"batch": (1, opt_batch, max_batch), "sequence": (lo, opt_seq, hi)}
-        reason = (f"sequences {lo}..{hi}: opt length {opt_seq} is the bucket's middle "
+        reason = (f"sequences {lo}..{hi}, at most {max_batch} rows (rows of >= {lo} tokens "
+                  f"in {budget} padded tokens, max batch size {limits.max_batch_size}): a box "
+                  f"of {max_batch * hi} tokens; opt length {opt_seq} is the bucket's middle "
                   f"(multiple of 8); opt batch {opt_batch} is what {budget} padded "
                   f"tokens allow at that length (the full batches seen under load)")
         if "image_tokens" in axes:  # 0: a text-only batch splices no image rows
@@ -102,9 +117,10 @@ def _image_axes(spec: ModelSpec, limits: BuildLimits,
                  f"packed patches {unit}..{top} in steps of {unit} (merged per {unit}; the "
                  f"batcher's cap per batch is the largest image's patches); opt {opt}, the "
                  "middle")]
-    top = limits.max_batch_size
+    top = images_per_batch(spec, limits)
     return [("all", {"batch": (1, top, top)},
-             f"images 1..{top} per batch; opt {top}: full batches under load")]
+             f"images 1..{top} per run (max_batch_size, and no more than "
+             f"{limits.max_batch_tokens} tokens); opt {top}: full batches under load")]
 
 
 def _shape(dims: Sequence[int | str], ranges: AxisRanges) -> ShapeRange:

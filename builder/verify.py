@@ -3,6 +3,8 @@ reference implementation on a fixed probe set. Below the threshold the build is 
 
 from __future__ import annotations
 
+import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,7 @@ class Verification:
     # Cosine ignores length: a graph that normalises where the reference does not (or the
     # reverse) has cosine 1. Largest |our length / the reference's - 1| over every probe.
     max_length_error: float = 0.0
+    long_probe: str = ""  # what the long probe tested (its length bounded by PROBE_MEMORY)
 
     @property
     def length_tolerance(self) -> float:
@@ -80,7 +83,7 @@ class Verification:
                 "probes": self.probes, "threshold": self.threshold, "method": self.method,
                 "image_min_cosine": self.image_min_cosine, "image_threshold": IMAGE_MIN_COSINE,
                 "max_length_error": self.max_length_error,
-                "length_tolerance": self.length_tolerance}
+                "length_tolerance": self.length_tolerance, "long_probe": self.long_probe}
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -101,9 +104,52 @@ def compare(ours: np.ndarray, reference: np.ndarray, threshold: float, method: s
                         float(np.abs(lengths - 1.0).max()))
 
 
-def probe_texts(spec: ModelSpec) -> list[str]:
-    # One probe runs past the max length, so truncation is checked as well.
-    return list(PROBES) + ["long " * (spec.max_len + 8)]
+# The long probe runs alone (never padded beside the others) and its attention, materialised
+# by the reference (eager: fp32 scores, softmax and mask) and by ONNX Runtime, must stay
+# within this: heads x length^2 x 12 bytes. A 32k-context model at its full length would need
+# 16 x 32768^2 x 12 bytes = 192 GiB; the probe is then cut to what fits, and truncation at
+# max_len is checked on the tokenizer alone.
+PROBE_MEMORY = 4 << 30
+SCORE_BYTES = 12  # fp32 scores + softmax output + expanded mask, per head and cell
+
+
+@dataclass(frozen=True)
+class LongProbe:
+    words: int  # "long " repeated: about one token each
+    truncates: bool  # past max_len: the graph runs at max_len, truncation checked end to end
+    note: str  # what it tested, in the build log and the manifest
+
+
+def long_probe(spec: ModelSpec, heads: int) -> LongProbe:
+    """The longest probe whose attention fits PROBE_MEMORY (stated in its note)."""
+    full = spec.max_len + 8
+    fits = math.isqrt(PROBE_MEMORY // (max(1, heads) * SCORE_BYTES))
+    need = heads * spec.max_len ** 2 * SCORE_BYTES
+    if fits >= full:
+        return LongProbe(full, True, f"long probe past max_len {spec.max_len} (truncated to "
+                         f"it): attention {need / 2**30:.2f} GiB for {heads} heads")
+    words = max(1, fits // 64 * 64 or fits)
+    return LongProbe(words, False, f"long probe of ~{words} tokens, not max_len "
+                     f"{spec.max_len}: {heads} heads x {spec.max_len}^2 attention would need "
+                     f"{need / 2**30:.0f} GiB in the reference (bound {PROBE_MEMORY >> 30} "
+                     f"GiB); truncation at {spec.max_len} checked on the tokenizer alone")
+
+
+def probe_texts(spec: ModelSpec, heads: int = 1) -> list[str]:
+    # The last probe is long: past the max length (truncation checked) where that fits.
+    return list(PROBES) + ["long " * long_probe(spec, heads).words]
+
+
+def check_truncation(artifact: Path, spec: ModelSpec) -> None:
+    """Without running the model: the artifact's tokenizer cuts a text past max_len to it."""
+    from runtime.manifest import Manifest
+    from runtime.tokenizer import TextTokenizer
+
+    tokenizer = TextTokenizer(artifact / Manifest.load(artifact).tokenizer, spec.max_len)
+    (ids,) = tokenizer.encode(["long " * (spec.max_len + 8)], truncate=True)
+    if len(ids) != spec.max_len:
+        raise ValueError(f"the tokenizer cut a text past max_len to {len(ids)} tokens, "
+                         f"not {spec.max_len}")
 
 
 def run_artifact(artifact: Path, texts: list[str]) -> np.ndarray:
@@ -146,16 +192,31 @@ def run_export_module(family: Family, checkpoint: str | Path, spec: ModelSpec, a
     return out.float().numpy()
 
 
+def text_heads(checkpoint: str | Path) -> int:
+    from builder import memory
+
+    config = memory.read_config(Path(checkpoint))
+    return memory.widths(config, "text").heads if config else 1
+
+
 def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path,
            precision: str = "fp32", method: str = "onnxruntime") -> Verification:
     """Cosine and length of the artifact's vectors (run by `method`: onnxruntime or torch)
-    against the float32 reference, gated at the precision's threshold by the caller."""
+    against the float32 reference, gated at the precision's threshold by the caller. The
+    long probe runs alone, so no short probe is padded to its length."""
     from builder import precision as precisions
 
-    texts = probe_texts(spec)
-    if method == "onnxruntime":
-        ours = run_artifact(artifact, texts)
-    else:
-        ours = run_export_module(family, checkpoint, spec, artifact, texts, precision)
-    reference = families.reference(family, checkpoint, spec, [(t, None) for t in texts])
-    return compare(ours, reference, precisions.get(precision).min_cosine, method)
+    probe = long_probe(spec, text_heads(checkpoint))
+    if not probe.truncates:
+        check_truncation(artifact, spec)
+    texts = probe_texts(spec, text_heads(checkpoint))
+    ours, reference = [], []
+    for group in (texts[:-1], texts[-1:]):
+        if method == "onnxruntime":
+            ours.append(run_artifact(artifact, group))
+        else:
+            ours.append(run_export_module(family, checkpoint, spec, artifact, group, precision))
+        reference.append(families.reference(family, checkpoint, spec, [(t, None) for t in group]))
+    result = compare(np.concatenate(ours), np.concatenate(reference),
+                     precisions.get(precision).min_cosine, method)
+    return dataclasses.replace(result, long_probe=probe.note)

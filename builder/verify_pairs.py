@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from builder import families
-from builder.verify import PROBES
+from builder.verify import probe_texts, text_heads
 from models.family import Family
 from models.spec import ModelSpec
 
@@ -40,10 +40,10 @@ class PairVerification:
                 "pairs": self.pairs, "tolerance": self.tolerance, "method": "onnxruntime"}
 
 
-def probe_pairs(spec: ModelSpec) -> list[tuple[str, str]]:
-    """Every query with every probe text as the document, plus a document past the maximum
-    (truncated, never the query)."""
-    docs = list(PROBES) + ["long " * (spec.max_len + 8)]
+def probe_pairs(spec: ModelSpec, heads: int = 1) -> list[tuple[str, str]]:
+    """Every query with every probe text as the document, plus a long document: past the
+    maximum (truncated, never the query) where its attention fits verify.PROBE_MEMORY."""
+    docs = probe_texts(spec, heads)
     return [(q, d) for q in QUERIES for d in docs]
 
 
@@ -63,7 +63,7 @@ async def _serve(artifact: Path, pairs: list[tuple[str, str]]) -> np.ndarray:
 
 def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path,
            precision: str = "fp32") -> PairVerification:
-    pairs = probe_pairs(spec)  # grouped by query, as _serve answers them
+    pairs = probe_pairs(spec, text_heads(checkpoint))  # grouped by query, as _serve answers
     ours = asyncio.run(_serve(artifact, pairs))
     diff = np.abs(ours - families.score_reference(family, checkpoint, spec, pairs))
     return PairVerification(float(diff.max()), float(diff.mean()), len(pairs),

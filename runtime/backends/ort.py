@@ -40,9 +40,30 @@ IN_FLIGHT_PER_CORE = 2
 # own caches (the sizes measured best are in BENCHMARKS.md, design).
 BATCH_TOKEN_WIDTH = 196_608
 MIN_BATCH_TOKENS = 64
+# ONNX Runtime's CPU arena keeps, for the session's life, the most memory any one run took:
+# eager attention holds rows x heads x seq^2 scores, so one long batch (a 32k-token row: 16
+# heads x 32768^2 fp32 = 64 GiB) would stay allocated. A run past this many rows x seq^2
+# cells (64 rows of 512 tokens: ~1 GiB of scores at 16 heads) hands its arena memory back
+# when it ends (RunOptions memory.enable_memory_arena_shrinkage); smaller runs reuse it.
+ARENA_KEEP_CELLS = 64 * 512 * 512
+SHRINK_KEY = "memory.enable_memory_arena_shrinkage"
 # A CPU call's fixed cost in padded tokens for batch planning (BENCHMARKS.md, design). A
 # GPU backend's is measured at startup (runtime/calibrate.py).
 CPU_CALL_COST_TOKENS = 8
+
+
+def arena_run_options(shape: tuple[int, ...], arenas: str) -> Any:
+    """None for a run the arena may keep; RunOptions that shrink `arenas` ("cpu:0",
+    "gpu:0") after a run of more than ARENA_KEEP_CELLS attention cells (rows x seq^2 of a
+    token batch's (rows, seq) shape)."""
+    import onnxruntime as ort
+
+    rows, seq = shape[0], shape[-1]
+    if len(shape) != 2 or rows * seq * seq <= ARENA_KEEP_CELLS:
+        return None
+    options = ort.RunOptions()
+    options.add_run_config_entry(SHRINK_KEY, arenas)
+    return options
 
 
 def one_thread_batch_tokens(width: int) -> int:
@@ -108,6 +129,11 @@ class OnnxRuntimeBackend:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ArtifactError(f"ONNX Runtime could not load {onnx_path}: {exc}") from exc
 
+    def run_options(self, shape: tuple[int, ...]) -> Any:
+        if self.input_names[0] != "input_ids":  # image towers: capped by their own limits
+            return None
+        return arena_run_options(shape, "cpu:0")
+
     def embed(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         ids = feeds[self.input_names[0]]
         with self._lock:
@@ -115,7 +141,8 @@ class OnnxRuntimeBackend:
             alone = self._running == 1 and ids.size <= SOLO_MAX_TOKENS
         session = self._solo if alone else self._shared
         try:
-            (vectors,) = session.run(None, {k: feeds[k] for k in self.input_names})
+            (vectors,) = session.run(None, {k: feeds[k] for k in self.input_names},
+                                     self.run_options(tuple(ids.shape)))
         finally:
             with self._lock:
                 self._running -= 1

@@ -35,6 +35,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from runtime.backends.base import BackendLimits
+from runtime.backends.ort import arena_run_options
 from runtime.errors import ArtifactError, MissingDependencyError
 
 log = logging.getLogger(__name__)
@@ -144,11 +145,18 @@ class OnnxRuntimeIoBackend:
         binding.bind_output(self.output_name, self.device, self.device_id)
         return binding
 
+    def _arena(self, feeds: Mapping[str, np.ndarray], arena: str) -> Any:
+        """Token batches past ARENA_KEEP_CELLS hand their arena memory back (ort.py)."""
+        if self.input_names[0] != "input_ids":
+            return None
+        return arena_run_options(tuple(feeds["input_ids"].shape), arena)
+
     def embed(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         session = self._free.get()
         try:
             binding = self._bind(session, feeds)
-            session.run_with_iobinding(binding)
+            arena = f"gpu:{self.device_id}" if self.device == "cuda" else "cpu:0"
+            session.run_with_iobinding(binding, self._arena(feeds, arena))
             (vectors,) = binding.copy_outputs_to_cpu()
         finally:
             self._free.put(session)

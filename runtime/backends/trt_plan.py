@@ -36,7 +36,7 @@ class Profile:
     """One optimisation profile: a ShapeRange per graph input. The (batch, sequence)
     helpers below read the first input, for text graphs (profile tables, the GPU bench)."""
 
-    name: str  # "short", "medium", "long" or "all"
+    name: str  # "seq<max sequence>" per bucket, or "all"
     shapes: tuple[tuple[str, ShapeRange], ...]  # (input name, range), in graph input order
     reason: str  # why `opt` is where it is, for the manifest's reader
 
@@ -198,15 +198,29 @@ class GraphPlan:
     file: str
     profiles: tuple[Profile, ...]
     build_seconds: float = 0.0
+    # profile name -> device memory its activations need, bytes per execution context: the
+    # builder's estimate (builder/memory.py; attention unfused), TensorRT gives none ahead
+    # of time. {}: not recorded (older artifacts).
+    memory_bytes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # TensorRT's own figures from its build log: "activation_bytes" (the engine's, i.e. its
+    # largest profile's; TensorRT for RTX sizes profiles at their opt shapes), "weights_bytes"
+    tensorrt_memory: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # What TensorRT's activation figure says of attention (builder/memory.py
+    # attention_evidence): "fused", "materialised", "undetermined" or "unknown"
+    attention: str = "unknown"
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "profiles": [p.to_dict() for p in self.profiles],
-                "build_seconds": self.build_seconds}
+                "build_seconds": self.build_seconds, "memory_bytes": dict(self.memory_bytes),
+                "tensorrt_memory": dict(self.tensorrt_memory), "attention": self.attention}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GraphPlan":
         return cls(str(data["file"]), tuple(Profile.from_dict(p) for p in data["profiles"]),
-                   float(data.get("build_seconds", 0.0)))
+                   float(data.get("build_seconds", 0.0)),
+                   {str(k): int(v) for k, v in dict(data.get("memory_bytes", {})).items()},
+                   {str(k): int(v) for k, v in dict(data.get("tensorrt_memory", {})).items()},
+                   str(data.get("attention", "unknown")))
 
 
 @dataclass(frozen=True)

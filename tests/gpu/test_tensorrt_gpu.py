@@ -66,7 +66,7 @@ def test_plan_recorded(trt_artifact: Path) -> None:
     assert record["flavour"] == "tensorrt" and (trt_artifact / plan["file"]).stat().st_size > 0
     assert Path(record["timing_cache"]).stat().st_size > 0
     assert record["precision"] == "fp16" and record["compute_capabilities"]
-    assert [p["name"] for p in plan["profiles"]] == ["short", "long"]  # MiniLM: 256 tokens
+    assert [p["name"] for p in plan["profiles"]] == ["seq128", "seq256"]  # MiniLM: 256 tokens
 
 
 def test_parity_with_onnxruntime_per_profile(trt_artifact: Path, backends: Backends) -> None:

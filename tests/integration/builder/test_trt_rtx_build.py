@@ -91,6 +91,14 @@ def test_every_family_builds_a_plan_per_graph(family: str, precision: str,
                     if size != -1:
                         assert rng.min[axis] == rng.opt[axis] == rng.max[axis] == size
         assert graph_io_types(artifact / manifest.graphs[tower].onnx) <= {"FLOAT", "INT64"}
+        # each profile's memory estimate and TensorRT's own activation figure are recorded
+        assert set(plan.memory_bytes) == {p.name for p in plan.profiles}
+        assert all(v > 0 for v in plan.memory_bytes.values())
+        assert plan.tensorrt_memory["activation_bytes"] > 0
+        assert plan.attention in ("fused", "materialised", "undetermined")
+        for profile in plan.profiles:  # boxes within 2x the default 16384-token budget
+            if "sequence" in manifest.graphs[tower].inputs[profile.shapes[0][0]]:
+                assert profile.max_batch * profile.max_seq <= 2 * 16384
     checked = manifest.verification
     if manifest.spec.is_reranker:  # scores against CrossEncoder.predict
         assert checked["max_abs_diff"] <= checked["tolerance"]

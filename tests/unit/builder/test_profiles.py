@@ -17,31 +17,50 @@ def spec(max_len: int) -> ModelSpec:
 
 
 @pytest.mark.parametrize("max_len, edges", [
-    (64, (64,)), (128, (128,)), (512, (128, 512)), (2047, (128, 2047)),
-    (8192, (128, 1024, 8192)), (32768, (128, 2048, 32768))])
-def test_seq_edges(max_len: int, edges: tuple[int, ...]) -> None:
+    (64, (64,)), (128, (128,)), (512, (128, 256, 512)), (1800, (128, 256, 512, 1024, 1800)),
+    (1100, (128, 256, 512, 1024, 1100)),
+    (32768, (128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768))])
+def test_seq_edges_double(max_len: int, edges: tuple[int, ...]) -> None:
     assert seq_edges(max_len) == edges
 
 
 def test_profiles_for_bge_512() -> None:
-    short, long = plan_profiles(spec(512), max_batch_size=64, max_batch_tokens=16384)
-    assert [short.name, long.name] == ["short", "long"]
+    short, mid, long = plan_profiles(spec(512), max_batch_size=64, max_batch_tokens=16384)
+    assert [short.name, mid.name, long.name] == ["seq128", "seq256", "seq512"]
     assert [name for name, _ in short.shapes] == ["input_ids", "attention_mask"]
-    # short: rows of 1..128 tokens, up to 64 rows; opt at the bucket middle (64 tokens)
+    # rows of 1..128 tokens, up to 64 rows; opt at the bucket middle (64 tokens)
     assert short.first == ShapeRange((1, 1), (64, 64), (64, 128))
-    # long: rows of >= 129 tokens, so the token budget allows at most 16384 // 129 = 127
-    # rows, capped at 64; opt length 320 -> 16384 // 320 = 51 rows
-    assert long.first == ShapeRange((1, 129), (51, 320), (64, 512))
-    assert "320" in long.reason and "16384" in long.reason
+    assert mid.first == ShapeRange((1, 129), (64, 192), (64, 256))  # 16384 // 192 = 85 > 64
+    # rows of >= 257 tokens: the budget allows 16384 // 257 = 63 rows; opt 384 -> 42 rows
+    assert long.first == ShapeRange((1, 257), (42, 384), (63, 512))
+    assert "384" in long.reason and "16384" in long.reason and "32256" in long.reason
 
 
-def test_profiles_for_long_context_shrink_batch() -> None:
-    short, medium, long = plan_profiles(spec(32768), max_batch_size=64, max_batch_tokens=16384)
-    assert (medium.min_seq, medium.max_seq) == (129, 2048)
-    assert (long.min_seq, long.max_seq) == (2049, 32768)
-    assert long.max_batch == 16384 // 2049 == 7
-    assert long.first.opt == (1, 17408)  # middle of 2049..32768 rounded up to 8; budget: 1 row
-    assert all(r.opt[1] % 8 == 0 for p in (short, medium, long) for _, r in p.shapes)
+@pytest.mark.parametrize("max_len", [77, 512, 1100, 1800, 2048, 8192, 32768, 131072])
+@pytest.mark.parametrize("budget", [4096, 16384, 65536])
+def test_every_box_within_twice_the_token_budget(max_len: int, budget: int) -> None:
+    """The issue's boxes: GME 129..1800 held 64 x 1800 = 115,200 tokens (7x 16,384); a 32k
+    decoder's 2049..32768 held 7 x 32,768 = 229,376. Now no box passes 2x the budget
+    unless one row alone is longer than the budget."""
+    profiles = plan_profiles(spec(max_len), max_batch_size=64, max_batch_tokens=budget)
+    assert profiles[-1].max_seq == max_len and profiles[0].min_seq == 1
+    for below, above in zip(profiles, profiles[1:]):  # contiguous, no gap or overlap
+        assert above.min_seq == below.max_seq + 1
+    for p in profiles:
+        box = p.max_batch * p.max_seq
+        assert box <= max(2 * budget, p.max_seq), (p.name, box)
+        # the batcher's worst batch in this bucket fits: budget // shortest row, capped at 64
+        assert p.max_batch == max(1, min(64, budget // p.min_seq))
+
+
+def test_long_context_boxes() -> None:
+    profiles = plan_profiles(spec(32768), max_batch_size=64, max_batch_tokens=16384)
+    boxes = {p.name: (p.max_batch, p.max_seq) for p in profiles}
+    assert boxes["seq2048"] == (15, 2048)  # was 64 x 2048 = 131,072 tokens
+    assert boxes["seq4096"] == (7, 4096)
+    assert boxes["seq32768"] == (1, 32768)  # was 7 x 32,768 = 229,376 tokens
+    assert profiles[-1].first.opt == (1, 24576)  # middle of 16385..32768, multiple of 8
+    assert all(r.opt[1] % 8 == 0 for p in profiles for _, r in p.shapes)
 
 
 def test_single_profile_and_bad_limits() -> None:
@@ -66,7 +85,9 @@ GME_LANGUAGE: dict[str, list[int | str]] = {"input_ids": ["batch", "sequence"], 
 
 
 def test_gme_language_graph_shares_axes_and_takes_zero_image_rows() -> None:
-    short, long = graph_profiles(GME_LANGUAGE, GME, BuildLimits(64, 16384))
+    profiles = graph_profiles(GME_LANGUAGE, GME, BuildLimits(64, 16384))
+    short, long = profiles[0], profiles[-1]
+    assert [p.name for p in profiles] == ["seq128", "seq256", "seq512", "seq1024", "seq1800"]
     assert [name for name, _ in short.shapes] == list(GME_LANGUAGE)  # graph order, every input
     shapes = dict(short.shapes)
     assert shapes["input_ids"] == ShapeRange((1, 1), (64, 64), (64, 128))
@@ -75,7 +96,10 @@ def test_gme_language_graph_shares_axes_and_takes_zero_image_rows() -> None:
     # image rows: none (a text-only batch) up to every token of the batch (64 x 128 = 8192);
     # opt: one largest image, 1280 * 28^2 / 14^2 = 5120 patches merged 4 to 1
     assert shapes["image_embeds"] == ShapeRange((0, 1536), (1280, 1536), (8192, 1536))
-    # long rows (129..1800): the 16384-token budget caps image rows, not 64 x 1800
+    # long rows (1025..1800): at most 16384 // 1025 = 15 rows, 27,000 tokens (the issue's
+    # OutOfMemory came from 64 x 1800); image rows capped by the 16384-token budget
+    assert dict(long.shapes)["input_ids"].max == (15, 1800)
+    assert dict(long.shapes)["position_ids"].max == (3, 15, 1800)
     assert dict(long.shapes)["image_embeds"].max == (16384, 1536)
 
 

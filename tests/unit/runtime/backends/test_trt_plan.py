@@ -31,23 +31,29 @@ def test_profile_round_trip_and_buckets() -> None:
     profiles = plan_profiles(spec(8192), 32, 8192)
     again = tuple(Profile.from_dict(p.to_dict()) for p in profiles)
     assert again == profiles
-    assert seq_buckets(profiles, TEXT) == (128, 1024, 8192)
+    assert seq_buckets(profiles, TEXT) == (128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 def test_choose_tightest_profile() -> None:
     profiles = plan_profiles(spec(8192), 64, 16384)
     assert [choose_profile(profiles, s) for s in (1, 128, 129, 1024, 1025, 8192)] == \
-        [0, 0, 1, 1, 2, 2]
+        [0, 0, 1, 3, 4, 6]
     with pytest.raises(ApplianceError, match="8193"):
         choose_profile(profiles, 8193)
 
 
-def test_batcher_batches_fit_one_profile_each() -> None:
+@pytest.mark.parametrize("max_len, budget, lengths", [
+    (512, 4096, [3, 120, 128, 129, 130, 500, 512, 7, 300, 64] * 12),
+    (1800, 16384, [1800, 1025, 1024, 513, 900, 40, 257, 129, 1700] * 20),
+    (32768, 16384, [32768, 16385, 16384, 9000, 4097, 2049, 3000, 1] * 5)])
+def test_batcher_batches_fit_one_profile_each(max_len: int, budget: int,
+                                              lengths: list[int]) -> None:
     """With the engine's buckets the batcher never mixes rows of two profiles, and a batch
-    never exceeds its profile's max batch when the budgets match the build's."""
-    profiles = plan_profiles(spec(512), 64, 4096)
-    cfg = BatchConfig(max_batch_tokens=4096, max_batch_size=64, seq_buckets=seq_buckets(profiles, TEXT))
-    lengths = [3, 120, 128, 129, 130, 500, 512, 7, 300, 64] * 12
+    never exceeds its profile's max batch (so never its box) when the budgets match the
+    build's: the long buckets' small boxes hold every batch the batcher makes."""
+    profiles = plan_profiles(spec(max_len), 64, budget)
+    cfg = BatchConfig(max_batch_tokens=budget, max_batch_size=64,
+                      seq_buckets=seq_buckets(profiles, TEXT))
     for batch in plan_batches(lengths, cfg):
         width = max(lengths[i] for i in batch)
         profile = profiles[choose_profile(profiles, width)]

@@ -1,0 +1,233 @@
+"""Device memory a TensorRT engine needs per optimisation profile, estimated from the model's
+widths (config.json) and the profile's box, and the check that refuses, before anything is
+built, a build whose largest profile cannot fit the GPU it is for.
+
+Pure. The estimate holds, for a box of rows x seq tokens, 2 x (2 hidden + 3 intermediate)
++ 4 hidden values per token in the body's precision (each layer's hidden- and
+intermediate-width tensors, twice, and its q/k/v/context), and, where attention is not fused
+(fp32: attention_fused), the rows x heads x seq^2 scores three times in float32 (scores,
+masked scores, softmax: every precision keeps softmax in float32) plus a body-precision copy. Layers reuse the same memory,
+so it does not grow with depth; the weights do. Checked against TensorRT for RTX 1.7's own
+figure (its builder's "Total Activation Memory", which builder/compile.py records; it sizes
+each profile at its opt shape): gme-Qwen2-VL-2B's language model at fp32, 21 x 768 tokens:
+4.88e9 bytes measured, 6.64e9 estimated; 11 x 1416: 5.56e9 measured, 8.35e9 estimated;
+Qwen3-Embedding-4B's widths, 1 x 24576 tokens: fp32 277.8e9 measured, 317.0e9 estimated,
+fp16 3.90e9 measured, 3.88e9 estimated. Unfused fp32 attention costs 7 (gme) to 14 (Qwen3)
+bytes per head x seq^2 cell there; the estimate takes 16, an upper bound.
+TensorRT gives no per-profile figure ahead of time, so each profile's max box gets this
+estimate. A context holds one profile's activations at a time; the server runs `CONTEXTS`
+contexts (its --trt-contexts default), each with its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from builder.profiles import graph_profiles
+from models.spec import ModelSpec
+from runtime.backends.trt_plan import BATCH, SEQUENCE, Profile, axis_extents
+from runtime.manifest import BuildLimits
+
+GIB = 1 << 30
+CONTEXTS = 2  # the server's --trt-contexts default: each context holds its own activations
+BODY_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 4}
+FUSED = ("fp16", "bf16")  # precisions whose attention TensorRT fuses (attention_fused)
+CHECKPOINT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+@dataclass(frozen=True)
+class Widths:
+    """One tower's transformer widths, from config.json."""
+
+    hidden: int
+    intermediate: int
+    heads: int
+    layers: int
+
+
+@dataclass(frozen=True)
+class Box:
+    """A profile's largest input, as the attention sees it: rows of `seq` tokens each."""
+
+    tower: str
+    profile: str
+    rows: int
+    seq: int
+    lo: int = 1  # the bucket's shortest row (its rows are at most budget // lo)
+
+
+@dataclass(frozen=True)
+class Need:
+    box: Box
+    activations: int  # bytes, one context
+    scores: int  # bytes of one float32 attention-score tensor; 0: attention fused
+
+    def total(self, weights: int) -> int:
+        return weights + CONTEXTS * self.activations
+
+    def line(self) -> str:
+        b = self.box
+        attention = (f"unfused: {self.scores / GIB:.2f} GiB of float32 attention scores"
+                     if self.scores else "attention fused")
+        return (f"{b.tower} {b.profile}: {b.rows} rows x {b.seq} tokens = "
+                f"{b.rows * b.seq} tokens, activations {self.activations / GIB:.2f} GiB "
+                f"per context ({attention})")
+
+
+def _section(config: Mapping[str, Any], tower: str) -> Mapping[str, Any]:
+    key = "vision_config" if tower == "image" else "text_config"
+    return config.get(key) or config
+
+
+def widths(config: Mapping[str, Any], tower: str) -> Widths:
+    """BERT, the decoders, CLIP's towers and Qwen2-VL's language model and vision tower."""
+    c = _section(config, tower)
+    hidden = int(c.get("embed_dim") or c["hidden_size"])  # Qwen2-VL vision: embed_dim
+    inter = c.get("intermediate_size") or hidden * int(c.get("mlp_ratio", 4))
+    heads = int(c.get("num_attention_heads") or c["num_heads"])
+    layers = int(c.get("num_hidden_layers") or c.get("depth") or 1)
+    return Widths(hidden, int(inter), heads, layers)
+
+
+def attention_fused(precision: str) -> bool:
+    """Whether TensorRT fuses the exported attention (no seq^2 scores in memory): measured
+    on TensorRT for RTX 1.7 at fp16 (Qwen3-Embedding-4B's widths, 1 x 24576 tokens: 3.63 GiB
+    of activations at fp16, 258.69 GiB at fp32). bf16 is taken to behave as fp16 (not
+    measured); fp32 is not fused."""
+    return precision in FUSED
+
+
+def activation_need(box: Box, w: Widths, precision: str) -> Need:
+    body = BODY_BYTES[precision]
+    tokens = box.rows * box.seq
+    hidden = tokens * (2 * (2 * w.hidden + 3 * w.intermediate) + 4 * w.hidden) * body
+    cells = box.rows * box.seq * box.seq * w.heads
+    scores = 0 if attention_fused(precision) else cells * 4
+    return Need(box, hidden + (0 if attention_fused(precision) else cells * (12 + body)), scores)
+
+
+def checkpoint_weights(checkpoint: Path, config: Mapping[str, Any], precision: str) -> int:
+    """Bytes of the weights at the build's precision, from the checkpoint's files."""
+    files = [*checkpoint.glob("*.safetensors"), *checkpoint.glob("*.bin")]
+    stored = sum(f.stat().st_size for f in files)
+    dtype = str(config.get("torch_dtype") or config.get("dtype") or "float32")
+    return stored * BODY_BYTES[precision] // CHECKPOINT_BYTES.get(dtype, 4)
+
+
+def read_config(checkpoint: Path) -> dict[str, Any]:
+    path = checkpoint / "config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _fix(need: Need, w: Widths, precision: str, room: int) -> str:
+    """What to change so this bucket's box fits `room` bytes per context."""
+    one = activation_need(Box("", "", 1, need.box.seq, need.box.lo), w, precision).activations
+    rows = room // one
+    if rows < 1:
+        return (f"one row of {need.box.seq} tokens needs {one / GIB:.1f} GiB: build "
+                "fp16/bf16 or raise --gpu-memory-gib")
+    if need.box.lo <= 1:
+        return f"lower --max-batch-size to {rows} (and the server's too)"
+    return (f"lower --max-batch-tokens to {rows * need.box.lo} (rows of >= {need.box.lo} "
+            "tokens; the server's too)")
+
+
+def workspace_mib(activations: int) -> int:
+    """The builder's memory pool for a graph whose largest profile needs `activations` bytes:
+    TensorRT for RTX refuses to build when its compiled graph's activations exceed the pool
+    (plus the weights), as gme's fp32 1025..1800 profile did at the old fixed 4096 MiB."""
+    return max(4096, -(-activations // (1 << 30)) * 1024)
+
+
+def check_budget(needs: list[tuple[Need, Widths]], weights: int, precision: str,
+                 budget_gib: float) -> str | None:
+    """One line naming the largest profile that does not fit and what to change (fixing it
+    fixes the smaller ones); None: every profile fits."""
+    budget = int(budget_gib * GIB)
+    if weights >= budget:
+        return (f"the {precision} weights alone need {weights / GIB:.1f} GiB, more than the "
+                f"--gpu-memory-gib {budget_gib:g} budget: build fp16/bf16 or raise the budget")
+    over = [(n, w) for n, w in needs if n.total(weights) > budget]
+    for need, w in sorted(over, key=lambda nw: -nw[0].activations)[:1]:
+        fix = _fix(need, w, precision, (budget - weights) // CONTEXTS)
+        return (f"profile {need.box.tower}/{need.box.profile} needs "
+                f"{need.total(weights) / GIB:.1f} GiB ({weights / GIB:.1f} GiB weights + "
+                f"{CONTEXTS} contexts x {need.activations / GIB:.1f} GiB for {need.box.rows} "
+                f"rows x {need.box.seq} tokens), over the --gpu-memory-gib {budget_gib:g} "
+                f"budget: {fix}")
+    return None
+
+
+def graph_boxes(tower: str, profiles: Sequence[Profile], inputs: Mapping[str, Sequence[Any]],
+                spec: ModelSpec) -> list[Box]:
+    """Each profile's box: (rows, tokens per row) as the graph's attention sees them."""
+    boxes = []
+    for p in profiles:
+        seq, patches = (axis_extents([p], inputs, a) for a in (SEQUENCE, "patches"))
+        if seq:
+            boxes.append(Box(tower, p.name, axis_extents([p], inputs, BATCH)[0], seq[0],
+                             p.min_seq))
+        elif patches:  # packed patches: one sequence, attention segmented by a mask
+            boxes.append(Box(tower, p.name, 1, patches[0]))
+        else:  # whole images of max_patches tokens each
+            images = axis_extents([p], inputs, BATCH)[0]
+            boxes.append(Box(tower, p.name, images, spec.vision.max_patches if spec.vision
+                             else 1))
+    return boxes
+
+
+def spec_inputs(spec: ModelSpec) -> dict[str, dict[str, tuple[int | str, ...]]]:
+    """Each tower's inputs by their axes, as the export will name them (for the check that
+    runs before exporting)."""
+    towers: dict[str, dict[str, tuple[int | str, ...]]] = {
+        "text": {name: (BATCH, SEQUENCE) for name in spec.inputs}}
+    if spec.vision is not None:
+        side = spec.vision.image_size
+        towers["image"] = ({"pixel_values": ("patches", 1)} if not side
+                           else {"pixel_values": (BATCH, 3, side, side)})
+    return towers
+
+
+def needs(config: Mapping[str, Any], spec: ModelSpec, limits: BuildLimits,
+          precision: str) -> list[tuple[Need, Widths]]:
+    """Every tower's every profile, with its activation estimate."""
+    out = []
+    for tower, inputs in spec_inputs(spec).items():
+        w = widths(config, tower)
+        for box in graph_boxes(tower, graph_profiles(inputs, spec, limits), inputs, spec):
+            out.append((activation_need(box, w, precision), w))
+    return out
+
+
+def _opt_extent(profile: Profile, inputs: Mapping[str, Sequence[Any]], axis: str) -> int:
+    for name, dims in inputs.items():
+        if axis in dims:
+            return dict(profile.shapes)[name].opt[list(dims).index(axis)]
+    return 0
+
+
+def attention_evidence(activation: int, profiles: Sequence[Profile],
+                       inputs: Mapping[str, Sequence[Any]], heads: int,
+                       image_tokens: int = 0) -> str:
+    """What TensorRT's activation figure says of the attention, against one float32
+    rows x heads x seq^2 score tensor at the largest profile's opt shape (where TensorRT for
+    RTX sizes it): "fused" when the figure is smaller (no such tensor exists), "materialised"
+    when it holds two or more and one is at least 1/16 of it, "undetermined" otherwise (the
+    other tensors could explain it), "unknown" without a figure. `image_tokens`: tokens per image of a graph over whole
+    images (CLIP's (batch, 3, H, W))."""
+    largest = 0
+    for p in profiles:
+        seq = (_opt_extent(p, inputs, SEQUENCE) or _opt_extent(p, inputs, "patches")
+               or image_tokens)
+        rows = 1 if _opt_extent(p, inputs, "patches") else _opt_extent(p, inputs, BATCH) or 1
+        largest = max(largest, rows * heads * seq * seq * 4)
+    if not largest or not activation:
+        return "unknown"
+    if activation < largest:
+        return "fused"
+    # twice the tensor, and the tensor a fair part of the figure (not a short graph's crumb)
+    held = activation >= 2 * largest and largest * 16 >= activation
+    return "materialised" if held else "undetermined"

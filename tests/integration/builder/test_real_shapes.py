@@ -1,0 +1,69 @@
+"""One family at its real hub widths (gme-Qwen2-VL-2B: hidden 1536, 12 heads, vocabulary
+151936, 1800 tokens; vision 1280 wide, 16 heads, 1280-token images), one layer, random weights:
+the fp32 build with default flags that TensorRT for RTX refused before the profiles were
+bounded (64 rows x 1800 tokens) and the workspace sized, and the --gpu-memory-gib refusal
+before any export. The other families' real shapes: `make trt-real-shapes` (BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from builder.__main__ import main
+from builder.memory import Box, activation_need, widths, read_config
+from runtime.manifest import Manifest
+from tests.fixtures.real_shapes import gme
+from tests.helpers import build_artifact
+
+rtx = pytest.importorskip("tensorrt_rtx_bindings")
+BUDGET = 16384  # the default --max-batch-tokens
+
+
+@pytest.fixture(scope="module")
+def gme_real(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return gme(tmp_path_factory.mktemp("real") / "gme")
+
+
+def test_a_build_over_the_gpu_budget_fails_before_exporting(
+        gme_real: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "never"
+    start = time.perf_counter()
+    code = main(["--model-path", str(gme_real), "--output", str(out), "--backend",
+                 "tensorrt-rtx", "--gpu-memory-gib", "16"])
+    assert code == 1 and not out.exists() and list(tmp_path.iterdir()) == []
+    assert time.perf_counter() - start < 30  # fingerprint and config only: no export
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1, errors
+    # fp32 at 1 layer: 2.1 GiB of weights + 2 contexts x 15.3 GiB for 15 rows x 1800 tokens
+    assert "profile text/seq1800 needs 32.8 GiB" in errors[0]
+    assert "over the --gpu-memory-gib 16 budget: lower --max-batch-tokens to" in errors[0]
+
+
+@pytest.mark.slow
+def test_gme_fp32_at_real_widths_builds_with_default_flags(gme_real: Path,
+                                                           tmp_path: Path) -> None:
+    artifact = build_artifact(gme_real, tmp_path / "gme", precision="fp32",
+                              backend="tensorrt-rtx")
+    manifest = Manifest.load(artifact)
+    record = manifest.tensorrt
+    assert record is not None and set(record.plans) == {"text", "image"}
+    text = record.plans["text"]
+    assert [p.name for p in text.profiles] == [f"seq{e}" for e in (128, 256, 512, 1024, 1800)]
+    for profile in text.profiles:  # every box within 2x the token budget
+        assert profile.max_batch * profile.max_seq <= 2 * BUDGET
+    assert set(text.memory_bytes) == {p.name for p in text.profiles}
+    # TensorRT's own figure, sized at the largest profile's opt shape, against the estimate
+    # there: an upper bound for unfused fp32 attention (builder/memory.py)
+    measured = text.tensorrt_memory["activation_bytes"]
+    w = widths(read_config(gme_real), "text")
+    at_opt = max(activation_need(Box("text", p.name, *p.first.opt), w, "fp32").activations
+                 for p in text.profiles)
+    assert 1.0 < at_opt / measured < 1.6, (at_opt, measured)
+    assert record.workspace_mib >= measured >> 20  # the pool holds what TensorRT needed
+    # fp32: TensorRT's 5.2 GiB exceeds one 11 x 12 x 1416^2 float score tensor (1.1 GB)
+    assert text.attention == "materialised"
+    image = record.plans["image"]
+    assert image.tensorrt_memory["activation_bytes"] > 0 and image.memory_bytes["all"] > 0
+    assert manifest.verification["min_cosine"] >= manifest.verification["threshold"]
