@@ -44,7 +44,7 @@ build: install
 	if [ "$$name" = model ]; then name=$$(basename "$$(dirname "$$model")"); fi; \
 	$(PY) -m builder --model-path "$$model" \
 	  --output "$(ARTIFACTS)/$$name" --precision $(PRECISION) \
-	  --backend $(if $(filter tensorrt tensorrt-rtx,$(BACKEND)),$(BACKEND),onnxruntime) \
+	  --backend $(BACKEND) \
 	  $(BUILD_ARGS)
 
 # make serve [MODEL=<artifact dir, checkpoint dir or hub id>] [PRECISION=fp16]: built on

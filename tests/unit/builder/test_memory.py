@@ -9,7 +9,7 @@ import pytest
 
 from builder import memory
 from builder.memory import GIB, Box, Widths, activation_need, check_budget, needs, widths
-from models.spec import ModelSpec, VisionFacts
+from models.spec import AdapterKind, ModelSpec, VisionFacts
 from builder.profiles import graph_profiles
 from runtime.manifest import BuildLimits
 
@@ -25,7 +25,7 @@ GME = ModelSpec(family="gme", architecture="Qwen2VLForConditionalGeneration", po
                         "image_embeds"),
                 vision=VisionFacts(patch_size=14, spatial_merge_size=2,
                                    min_pixels=256 * 28 * 28, max_pixels=1280 * 28 * 28),
-                adapter="vision_language")
+                adapter=AdapterKind.VISION_LANGUAGE)
 QWEN3_4B = {"hidden_size": 2560, "intermediate_size": 9728, "num_attention_heads": 32,
             "num_hidden_layers": 36}
 
