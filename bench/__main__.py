@@ -21,7 +21,7 @@ from bench import (http_load, local, machine, report, roofline, rerank, rounds, 
 from bench.corpus import load_sentences
 from bench.document import TITLE, replace_section
 from bench.stats import Run
-from tests.helpers import ROOT, build_artifact, minilm_checkpoint, running_server
+from devtools.helpers import ROOT, build_artifact, minilm_checkpoint, running_server
 
 
 @dataclass(frozen=True)

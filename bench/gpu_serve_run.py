@@ -40,7 +40,7 @@ def make_bge_base(out: Path) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
-    from tests.helpers import minilm_checkpoint
+    from devtools.helpers import minilm_checkpoint
 
     if (out / "config.json").is_file():
         return out
@@ -160,7 +160,7 @@ def server_row(url: str, pid: int, sentences: list[str], tokens: int, size: int,
 
 def server_rows(artifact: Path, sentences: list[str], tokens: int,
                 args: argparse.Namespace) -> list[Row]:
-    from tests.helpers import running_server, server_pid
+    from devtools.helpers import running_server, server_pid
 
     flags = ["--backend", "onnxruntime-cuda", *shlex.split(args.server_args)]
     with running_server(artifact, *flags) as url:

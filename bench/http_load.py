@@ -18,7 +18,7 @@ import orjson
 
 from bench.local import chunks
 from bench.stats import Run, min_cosine
-from tests.helpers import decode_embeddings
+from devtools.helpers import decode_embeddings
 
 
 class HttpError(RuntimeError):

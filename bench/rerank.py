@@ -26,7 +26,7 @@ from bench.corpus import load_sentences
 from bench.document import replace_section
 from bench.http_load import closed_loop
 from bench.machine import cpu_model
-from tests.helpers import ROOT, build_artifact, minilm_checkpoint, running_server
+from devtools.helpers import ROOT, build_artifact, minilm_checkpoint, running_server
 
 VERSIONED = ("onnxruntime", "sentence-transformers", "torch", "transformers")
 

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from bench.http_load import load_run
 from bench.local import concurrent_callers
 from bench.stats import Run
-from tests.helpers import running_server
+from devtools.helpers import running_server
 
 CONCURRENCY = 16
 LATENCY_CALLS = 100  # one-sentence calls per round for the single-request latency target

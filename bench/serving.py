@@ -137,7 +137,7 @@ def measure(artifact: Path, sentences: Sequence[str], cost: StandInCost, in_flig
 def standin_server(artifact: Path, cost: StandInCost, in_flight: int,
                    extra_flags: Sequence[str] = ()) -> Iterator[tuple[str, int]]:
     """`python -m bench.standin` on a free port until the block ends: (URL, pid), ready."""
-    from tests.helpers import ROOT, free_port, wait_healthy
+    from devtools.helpers import ROOT, free_port, wait_healthy
 
     port = free_port()
     cmd = [sys.executable, "-m", "bench.standin", "--model-path", str(artifact),
@@ -240,7 +240,7 @@ def section(artifact: Path, sentences: Sequence[str], rows: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     from bench.corpus import load_sentences
-    from tests.helpers import build_artifact, minilm_checkpoint
+    from devtools.helpers import build_artifact, minilm_checkpoint
 
     p = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__)
     p.add_argument("--artifact", type=Path, default=None)

@@ -17,14 +17,14 @@ from typing import Iterator
 from bench.document import replace_section
 from bench.machine import cpu_model
 from runtime.manifest import Manifest
-from tests.helpers import ROOT, build_artifact, minilm_checkpoint
+from devtools.helpers import ROOT, build_artifact, minilm_checkpoint
 
 VERSIONED = ("tensorrt-rtx-cu13-bindings", "torch", "onnx", "transformers")
 
 
 def checkpoints(root: Path) -> Iterator[tuple[str, Path]]:
-    from tests.fixtures.tiny_decoders import KINDS, tiny_decoder
-    from tests.fixtures.tiny_multimodal import make_tiny_clip, make_tiny_qwen2_vl
+    from devtools.checkpoints.tiny_decoders import KINDS, tiny_decoder
+    from devtools.checkpoints.tiny_multimodal import make_tiny_clip, make_tiny_qwen2_vl
 
     yield "bert (all-MiniLM-L6-v2)", minilm_checkpoint()
     for name in KINDS:

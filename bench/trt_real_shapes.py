@@ -1,6 +1,6 @@
 """`python -m bench.trt_real_shapes`: TensorRT-for-RTX builds of every family at its real hub
 configuration's widths, heads, vocabulary and maximum context, with the layers cut to one and
-random weights (tests/fixtures/real_shapes.py), each as a user runs it (`python -m builder
+random weights (devtools/checkpoints/real_shapes.py), each as a user runs it (`python -m builder
 --backend tensorrt-rtx`, default flags) in a child process: wall time, the child's peak
 memory (os.wait4), each profile's memory (the builder's estimate, from the manifest) and
 TensorRT's own activation figure. Results accumulate in a JSON file (one build at a time,
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.document import replace_section
-from tests.fixtures.real_shapes import MAKERS
-from tests.helpers import ROOT
+from devtools.checkpoints.real_shapes import MAKERS
+from devtools.helpers import ROOT
 
 GIB = 1 << 30
 RESULTS = ROOT / ".cache" / "real-shapes" / "results.json"

@@ -34,7 +34,7 @@ def minilm_server(minilm_artifact: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def tiny_decoder_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random Qwen3-Embedding / gte-Qwen2 / E5-Mistral checkpoints, by family name."""
-    from tests.fixtures.tiny_decoders import KINDS, tiny_decoder
+    from devtools.checkpoints.tiny_decoders import KINDS, tiny_decoder
 
     root = tmp_path_factory.mktemp("tiny_decoders")
     return {name: tiny_decoder(name, root / name) for name in KINDS}
@@ -53,7 +53,7 @@ def tiny_decoder_artifacts(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="session")
 def tiny_multimodal_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random CLIP and GME (Qwen2-VL) checkpoints, by family name."""
-    from tests.fixtures.tiny_multimodal import make_tiny_clip, make_tiny_qwen2_vl
+    from devtools.checkpoints.tiny_multimodal import make_tiny_clip, make_tiny_qwen2_vl
 
     root = tmp_path_factory.mktemp("tiny_multimodal")
     return {"clip": make_tiny_clip(root / "clip"), "gme": make_tiny_qwen2_vl(root / "gme")}
@@ -134,9 +134,9 @@ def gme_server(gme_artifact: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def reranker_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random rerankers by family: a BERT cross-encoder and a Qwen3-Reranker
-    (tests/fixtures/tiny_cross_encoder.py, tiny_qwen3_reranker.py)."""
-    from tests.fixtures.tiny_cross_encoder import make_tiny_cross_encoder
-    from tests.fixtures.tiny_qwen3_reranker import make_tiny_qwen3_reranker
+    (devtools/checkpoints/tiny_cross_encoder.py, tiny_qwen3_reranker.py)."""
+    from devtools.checkpoints.tiny_cross_encoder import make_tiny_cross_encoder
+    from devtools.checkpoints.tiny_qwen3_reranker import make_tiny_qwen3_reranker
 
     root = tmp_path_factory.mktemp("tiny_rerankers")
     return {"cross_encoder": make_tiny_cross_encoder(root / "ce"),

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("builder", "runtime", "server", "models", "bench")
+PACKAGES = ("builder", "runtime", "server", "models", "bench", "devtools")
+PRODUCT = ("builder", "runtime", "server", "models")
 ADAPTER_REGISTRY = "runtime.adapters.registry"
 Graph = dict[str, set[str]]  # module -> every module it imports (project or not)
 
@@ -150,9 +151,11 @@ def test_no_product_code_imports_test_tools() -> None:
     graph = project_graph()
     assert [v for package in PACKAGES
             for v in violations(graph, package, ("unittest", "pytest"))] == []
-    # bench still borrows tests' helpers until a shared tools module splits them (issue 28)
-    assert [v for package in PACKAGES if package != "bench"
-            for v in violations(graph, package, ("tests",))] == []
+    # bench and tests share devtools/ and import nothing of each other's; the product
+    # imports neither bench nor devtools
+    assert [v for package in PACKAGES for v in violations(graph, package, ("tests",))] == []
+    assert [v for package in PRODUCT
+            for v in violations(graph, package, ("bench", "devtools"))] == []
 
 
 def test_no_import_cycle_outside_models() -> None:

@@ -77,7 +77,7 @@ def test_unsupported_checkpoint_fails_with_the_families(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def unnormalised_bert(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> Path:
-    from tests.fixtures.tiny_bert import tiny_bert
+    from devtools.checkpoints.tiny_bert import tiny_bert
 
     return tiny_bert(tmp_path_factory.mktemp("tiny") / "raw-bert", minilm_path, normalize=False)
 
@@ -145,7 +145,7 @@ def test_without_st_files_the_reference_is_transformers_not_the_export(
     exported graph no longer passes by being compared with itself."""
     from builder import families
     from builder.families import pooling
-    from tests.fixtures.tiny_decoders import st_model
+    from devtools.checkpoints.tiny_decoders import st_model
 
     family, spec = resolve(qwen3_without_st_files)
     texts = ["What is the capital of France?", "a", "Short."]

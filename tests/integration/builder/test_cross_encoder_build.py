@@ -11,7 +11,7 @@ import numpy as np
 from runtime.config import RuntimeConfig
 from runtime.embedder import Embedder
 from runtime.manifest import Manifest
-from tests.fixtures.tiny_cross_encoder import MAX_LEN, make_tiny_cross_encoder
+from devtools.checkpoints.tiny_cross_encoder import MAX_LEN, make_tiny_cross_encoder
 from tests.helpers import build_artifact
 
 QUERY = "what is the capital of france?"

@@ -27,7 +27,7 @@ def minilm_fp16(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> Path:
     """A 2-layer random BERT with MiniLM's tokenizer (mean pooling, normalised)."""
-    from tests.fixtures.tiny_bert import tiny_bert as make
+    from devtools.checkpoints.tiny_bert import tiny_bert as make
 
     return make(tmp_path_factory.mktemp("tiny") / "bert", minilm_path, normalize=True)
 

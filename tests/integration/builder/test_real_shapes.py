@@ -14,7 +14,7 @@ import pytest
 from builder.__main__ import main
 from builder.memory import Box, activation_need, widths, read_config
 from runtime.manifest import Manifest
-from tests.fixtures.real_shapes import gme
+from devtools.checkpoints.real_shapes import gme
 from tests.helpers import build_artifact
 
 rtx = pytest.importorskip("tensorrt_rtx_bindings")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.fixtures.decoder_server import FAMILIES, MIXED, SHORT, Served
-from tests.fixtures.tiny_decoders import MAX_LEN, st_model
+from devtools.checkpoints.tiny_decoders import MAX_LEN, st_model
 from tests.helpers import assert_parity, cosine_rows, decode_embeddings, running_server
 
 

@@ -14,7 +14,7 @@ from models.registry import resolve
 from models.spec import UnsupportedModelError
 from runtime.manifest import Manifest
 from runtime.tokenizer import TextTokenizer
-from tests.fixtures.tiny_decoders import KINDS, MAX_LEN, VOCAB, st_model
+from devtools.checkpoints.tiny_decoders import KINDS, MAX_LEN, VOCAB, st_model
 
 FAMILIES = ("qwen3", "gte_qwen2", "e5_mistral")
 

@@ -14,7 +14,7 @@ from models.spec import AdapterKind, ModelSpec
 from runtime.adapters.cross_encoder import CrossEncoderAdapter, PairRow
 from runtime.errors import InvalidRequestError
 from runtime.tokenizer import TextTokenizer
-from tests.fixtures.tiny_cross_encoder import _wordpiece
+from devtools.checkpoints.tiny_cross_encoder import _wordpiece
 
 QUERY = "what is the capital of france?"
 
