@@ -40,8 +40,8 @@ install-gpu: install
 #   per graph on this GPU (TensorRT 11), BACKEND=tensorrt-rtx on any machine (TensorRT for RTX;
 #   BUILD_ARGS='--compute-capability 8.9' picks targets)
 build: install
-	model="$(MODEL_ARG)"; name=$$(basename "$$model"); \
-	if [ "$$name" = model ]; then name=$$(basename "$$(dirname "$$model")"); fi; \
+	model="$(MODEL_ARG)"; \
+	name=$$($(PY) -m runtime.artifact_cache --model-path "$$model" --print-name); \
 	$(PY) -m builder --model-path "$$model" \
 	  --output "$(ARTIFACTS)/$$name" --precision $(PRECISION) \
 	  --backend $(BACKEND) \

@@ -70,9 +70,8 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
     try:
-        build(cfg)
+        build(parse_args(argv))  # parsing settles the backend: tensorrt without it fails here
     except (BuildError, CompileError, ApplianceError, UnsupportedModelError,
             FileNotFoundError) as exc:
         say(f"error: {exc}")

@@ -20,8 +20,9 @@ from runtime.backends.trt_plan import FLAVOURS
 from runtime.manifest import BuildLimits, Graph, Manifest, fingerprint, is_artifact
 
 # onnxruntime: ONNX graphs only; a TensorRT flavour (trt_plan.FLAVOURS) also compiles a plan
-# per graph: tensorrt (TensorRT 11, on the target GPU), tensorrt-rtx (any machine).
-BACKENDS = ("onnxruntime", *FLAVOURS)
+# per graph: tensorrt (TensorRT 11, on the target GPU), tensorrt-rtx (any machine). One list
+# with the artifact cache's.
+BACKENDS = artifact_cache.BUILD_BACKENDS
 VERSIONED = ("torch", "transformers", "onnx", "onnxruntime", "tokenizers",
              "sentence-transformers")
 

@@ -73,14 +73,19 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "x"
 
 
-def model_dir_name(model: str) -> str:
-    """<name>-<hash>: readable, and unique per checkpoint location or hub id."""
-    local = os.path.isdir(model)
-    key = os.path.abspath(model) if local else model
+def model_name(model: str) -> str:
+    """The readable name of a checkpoint dir or hub id (`make build` writes artifacts/<it>)."""
+    if not os.path.isdir(model):
+        return slug(model)
     path = Path(model.rstrip("/"))
     # A package's bundled checkpoint sits in .../<package>/model: name it for the package.
-    name = (path.parent.name if path.name == "model" else path.name) if local else model
-    return f"{slug(name)}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    return slug(path.parent.name if path.name == "model" else path.name)
+
+
+def model_dir_name(model: str) -> str:
+    """<name>-<hash>: readable, and unique per checkpoint location or hub id."""
+    key = os.path.abspath(model) if os.path.isdir(model) else model
+    return f"{model_name(model)}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def entry_name(want: Want, machine: Machine | None) -> str:
@@ -255,11 +260,16 @@ def parser() -> argparse.ArgumentParser:
     add_flag(p, settings.BACKEND)
     add_flag(p, settings.PRECISION)
     p.add_argument("--compute-capability", action="append", default=[])
+    p.add_argument("--print-name", action="store_true",
+                   help="print only the model's readable name (make build's artifacts/<name>)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.print_name:
+        print(model_name(args.model_path))
+        return 0
     backend = build_backend(args.backend)
     want = Want(args.model_path, args.precision or settings.DEFAULT_PRECISION, backend,
                 tuple(args.compute_capability))

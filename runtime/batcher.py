@@ -26,8 +26,8 @@ import numpy as np
 
 from runtime import batch_plan
 from runtime.errors import NotReadyError, OverloadedError, QueueTimeoutError
-from runtime.settings import (DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_QUEUE,
-                              DEFAULT_MAX_WAIT_MS)
+from runtime.settings import (CPU_CALL_COST_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS,
+                              DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT_MS)
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class BatchConfig:
     max_queue_wait_ms: float = 0.0
     # A backend call's fixed cost in padded tokens: batches are split where padding costs
     # more than another call (runtime/batch_plan.py). 0: fill batches greedily.
-    call_cost_tokens: int = 8
+    call_cost_tokens: int = CPU_CALL_COST_TOKENS
 
 
 # Rows of the queue's head that planning looks at: its cost per batch stays bounded however

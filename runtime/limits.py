@@ -25,8 +25,8 @@ from models.spec import ModelSpec
 from runtime.backends.base import BackendLimits
 from runtime.batcher import BatchConfig
 from runtime.manifest import BuildLimits
-from runtime.settings import (DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_QUEUE,
-                              DEFAULT_MAX_WAIT_MS)
+from runtime.settings import (CPU_CALL_COST_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS,
+                              DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT_MS)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def resolve_batch(flags: BatchFlags, backend: BackendLimits, built: BuildLimits 
 
 
 # Planning's call cost until a backend that does not know its own has been measured.
-PROVISIONAL_CALL_COST = 8
+PROVISIONAL_CALL_COST = CPU_CALL_COST_TOKENS
 
 
 def call_cost(flags: BatchFlags, backend: BackendLimits) -> int:

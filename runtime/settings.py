@@ -22,6 +22,9 @@ DEFAULT_BATCH_TOKENS = 16384  # padded tokens (rows x longest row) per backend c
 DEFAULT_MAX_WAIT_MS = 1.0  # how long an idle batcher waits for company
 DEFAULT_MAX_QUEUE = 8192  # queued rows beyond which requests get 429
 DEFAULT_TRT_CONTEXTS = 2  # TensorRT execution contexts: batches in flight
+# A CPU backend call's fixed cost in padded tokens, for batch planning (BENCHMARKS.md,
+# design); a GPU's is measured at startup (runtime/calibrate.py).
+CPU_CALL_COST_TOKENS = 8
 
 # Backends: what the runtime can serve with, and what an artifact can be built for.
 RUNTIME_BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "onnxruntime", "onnxruntime-cuda")

@@ -51,8 +51,9 @@ def _encode_items(req: EncodeRequest) -> tuple[bool, str, list[Any]]:
         texts = req.text if isinstance(req.text, list) else [req.text] * len(images)
         if len(texts) != len(images):
             raise invalid("'text' and 'image_data' must have as many entries.", "image_data")
-        return isinstance(req.image_data, str), "items", [
-            MultimodalItem(text=t, image=i) for t, i in zip(texts, images)]
+        # classify_input checks each item as /v1/embeddings does (text or image, not empty)
+        return isinstance(req.image_data, str), *classify_input(
+            [MultimodalItem(text=t, image=i) for t, i in zip(texts, images)], 1 << 30)
     if req.input_ids is not None:
         single = bool(req.input_ids) and isinstance(req.input_ids[0], int)
         return single, *classify_input(req.input_ids, 1 << 30)

