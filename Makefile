@@ -41,14 +41,14 @@ install-gpu: install
 #   BUILD_ARGS='--compute-capability 8.9' picks targets)
 build: install
 	model="$(MODEL_ARG)"; \
-	name=$$($(PY) -m runtime.artifact_cache --model-path "$$model" --print-name); \
+	name=$$($(PY) -m runtime.artifact.cache --model-path "$$model" --print-name); \
 	$(PY) -m builder --model-path "$$model" \
 	  --output "$(ARTIFACTS)/$$name" --precision $(PRECISION) \
 	  --backend $(BACKEND) \
 	  $(BUILD_ARGS)
 
 # make serve [MODEL=<artifact dir, checkpoint dir or hub id>] [PRECISION=fp16]: built on
-#   first use into $(TRT_EMBED_CACHE) (runtime/artifact_cache.py)
+#   first use into $(TRT_EMBED_CACHE) (runtime/artifact/cache.py)
 serve: install
 	$(PY) -m server.launch_server --model-path "$(MODEL_ARG)" --is-embedding \
 	  --host $(HOST) --port $(PORT) --backend $(BACKEND) --precision $(PRECISION) $(ARGS)

@@ -81,7 +81,7 @@ def run(cfg: BenchConfig) -> str:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     sentences = load_sentences(cfg.sentences)
     fp32 = build_artifact(cfg.checkpoint, cfg.cache / "fp32")
-    from runtime.manifest import Manifest
+    from runtime.artifact.manifest import Manifest
     from runtime.tokenizer import TextTokenizer
 
     spec = Manifest.load(fp32).spec

@@ -32,12 +32,12 @@ from typing import Sequence
 from bench.corpus import load_sentences
 from bench.document import replace_section
 from bench.machine import cpu_model, versions
-from runtime.artifact_cache import Want, ensure_model
-from runtime.batcher import BACKEND_NICE, plan_batches
+from runtime.artifact.cache import Want, ensure_model
+from runtime.pipeline.batcher import BACKEND_NICE, plan_batches
 from runtime.bulk.chunks import EmbedSettings
 from runtime.bulk.local import BulkJob, run_local
 from runtime.bulk.sources import Source
-from runtime.embedder import Embedder
+from runtime.pipeline.embedder import Embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 1024

@@ -116,7 +116,7 @@ def run_gpu(args: argparse.Namespace) -> list[str]:
     from builder.families import graphs
     from models.registry import family_by_name
     from runtime.config import RuntimeConfig
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
 
     embedder = Embedder.load(args.artifact, RuntimeConfig(backend="tensorrt"))
     backend, spec = embedder.backend, embedder.spec

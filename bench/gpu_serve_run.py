@@ -30,7 +30,7 @@ BGE_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 
 
 def gpu_missing() -> str:
     """"" when this machine has onnxruntime's CUDA provider and a GPU, else what it lacks."""
-    from runtime.backends.choose import probe_ort_cuda
+    from runtime.pipeline.choose import probe_ort_cuda
 
     return probe_ort_cuda().lacking
 

@@ -90,7 +90,7 @@ def embedder_runs(artifact: Path, sentences: Sequence[str],
                   samples: int) -> tuple[list[Run], np.ndarray]:
     """(b): the runtime's Embedder (tokenizer, batcher, ONNX Runtime), no HTTP."""
     from runtime.config import RuntimeConfig
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
 
     # threads=0, as the server runs it: every core of this process's (pinned) affinity.
     embedder = Embedder.load(artifact, RuntimeConfig(backend="onnxruntime", threads=0))

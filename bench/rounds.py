@@ -34,7 +34,7 @@ def interleaved_runs(checkpoint: Path, threads: int, artifacts: dict[str, Path],
     from sentence_transformers import SentenceTransformer
 
     from runtime.config import RuntimeConfig
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
 
     torch.set_num_threads(threads)
     model = SentenceTransformer(str(checkpoint), device="cpu")

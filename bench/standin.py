@@ -35,7 +35,7 @@ import numpy as np
 from runtime.backends.base import BackendLimits
 
 if TYPE_CHECKING:
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
     from server.config import ServerConfig
 
 H200_CALL_MS = 2.64
@@ -142,10 +142,10 @@ def ceiling(rows: Sequence[Sequence[int]], cost: StandInCost, batch_rows: int,
 def standin_embedder(cost: StandInCost, max_batch_size: int | None, in_flight: int | None,
                      device_path: str, config: "ServerConfig") -> "Embedder":
     """The artifact's pipeline with the stand-in in place of its graph, sized as ONNX
-    Runtime CUDA sizes itself (runtime/backends/choose.py, ort_cuda.py)."""
-    from runtime.backends.choose import GPU_BATCH_SIZE
+    Runtime CUDA sizes itself (runtime/pipeline/choose.py, ort_cuda.py)."""
+    from runtime.pipeline.choose import GPU_BATCH_SIZE
     from runtime.backends.ort_cuda import DEFAULT_SESSIONS
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
 
     spec = config.artifact.spec
     limits = BackendLimits(max_batch_size or GPU_BATCH_SIZE, spec.max_len,

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from bench.document import replace_section
 from bench.machine import cpu_model
-from runtime.manifest import Manifest
+from runtime.artifact.manifest import Manifest
 from devtools.helpers import ROOT, build_artifact, minilm_checkpoint
 
 VERSIONED = ("tensorrt-rtx-cu13-bindings", "torch", "onnx", "transformers")

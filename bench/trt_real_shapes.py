@@ -52,7 +52,7 @@ def plans(output: Path) -> dict[str, Any]:
     figure, so older artifacts read the same way)."""
     from builder.compile import _attention
     from builder.memory import read_config
-    from runtime.manifest import Manifest
+    from runtime.artifact.manifest import Manifest
 
     manifest = Manifest.load(output)
     assert manifest.tensorrt is not None

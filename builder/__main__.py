@@ -12,7 +12,7 @@ from builder.progress import say
 from models.spec import UnsupportedModelError
 from runtime.backends.trt_plan import FLAVOURS, RTX_COMPUTE_CAPABILITIES
 from runtime import settings
-from runtime.artifact_cache import build_backend
+from runtime.artifact.cache import build_backend
 from runtime.errors import ApplianceError
 from runtime.settings import add_flag
 

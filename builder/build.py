@@ -15,9 +15,9 @@ from builder.precision import PRECISIONS
 from builder.progress import say, step
 from models.registry import resolve
 from models.spec import ModelSpec
-from runtime import artifact_cache
+from runtime.artifact import cache as artifact_cache
 from runtime.backends.trt_plan import FLAVOURS
-from runtime.manifest import BuildLimits, Graph, Manifest, fingerprint, is_artifact
+from runtime.artifact.manifest import BuildLimits, Graph, Manifest, fingerprint, is_artifact
 
 # onnxruntime: ONNX graphs only; a TensorRT flavour (trt_plan.FLAVOURS) also compiles a plan
 # per graph: tensorrt (TensorRT 11, on the target GPU), tensorrt-rtx (any machine). One list
@@ -64,7 +64,7 @@ def local_checkpoint(model: str) -> Path:
 
 def up_to_date(output: Path, source_fingerprint: str, precision: str, backend: str,
                compute_capabilities: tuple[str, ...] = ()) -> bool:
-    """The artifact cache's rule (runtime/artifact_cache.py), for an output dir of ours:
+    """The artifact cache's rule (runtime/artifact/cache.py), for an output dir of ours:
     same checkpoint, precision and plans, which must run on this GPU when there is one."""
     want = artifact_cache.Want(str(output), precision, backend, compute_capabilities)
     # TensorRT 11 plans are built for the GPU they are built on; RTX plans ahead of time for

@@ -26,7 +26,7 @@ from models.spec import ModelSpec
 from runtime.backends.trt_plan import (FLAVOURS, RTX_COMPUTE_CAPABILITIES, TIMING_CACHE_NAME,
                                        Flavour, GraphPlan, Profile, TrtRecord)
 from runtime.errors import MissingDependencyError
-from runtime.manifest import BuildLimits, Graph
+from runtime.artifact.manifest import BuildLimits, Graph
 
 # What TensorRT for RTX 1.7 targets when no compute capability is set: it compiles for
 # sm80 (seen in the plan), which its JIT specialises on Ampere and later RTX-class cards.

@@ -15,7 +15,7 @@ from builder import families
 from builder import precision as precisions
 from models.family import Family
 from models.spec import ModelSpec
-from runtime.manifest import Graph
+from runtime.artifact.manifest import Graph
 
 OPSET = 17
 DATA_ALIGNMENT = 4096  # bytes; offsets of tensors in model.onnx.data

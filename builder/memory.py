@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 from builder.profiles import graph_profiles
 from models.spec import ModelSpec
 from runtime.backends.trt_plan import BATCH, SEQUENCE, Profile, axis_extents
-from runtime.manifest import BuildLimits
+from runtime.artifact.manifest import BuildLimits
 
 GIB = 1 << 30
 CONTEXTS = 2  # the server's --trt-contexts default: each context holds its own activations

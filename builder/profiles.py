@@ -36,7 +36,7 @@ from typing import Mapping, Sequence
 
 from models.spec import ModelSpec
 from runtime.backends.trt_plan import Profile, ShapeRange
-from runtime.manifest import BuildLimits
+from runtime.artifact.manifest import BuildLimits
 
 SHORT = 128
 AxisRanges = dict[str, tuple[int, int, int]]  # axis name -> (min, opt, max)

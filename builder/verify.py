@@ -142,7 +142,7 @@ def probe_texts(spec: ModelSpec, heads: int = 1) -> list[str]:
 
 def check_truncation(artifact: Path, spec: ModelSpec) -> None:
     """Without running the model: the artifact's tokenizer cuts a text past max_len to it."""
-    from runtime.manifest import Manifest
+    from runtime.artifact.manifest import Manifest
     from runtime.tokenizer import TextTokenizer
 
     tokenizer = TextTokenizer(artifact / Manifest.load(artifact).tokenizer, spec.max_len)
@@ -155,7 +155,7 @@ def check_truncation(artifact: Path, spec: ModelSpec) -> None:
 def run_artifact(artifact: Path, texts: list[str]) -> np.ndarray:
     """Embed with the runtime's own tokenizer and ONNX Runtime backend, mixed-length batch."""
     from runtime.backends.base import BackendLimits
-    from runtime.manifest import Manifest
+    from runtime.artifact.manifest import Manifest
     from runtime.backends.ort import OnnxRuntimeBackend
 
     manifest = Manifest.load(artifact)
@@ -167,7 +167,7 @@ def run_artifact(artifact: Path, texts: list[str]) -> np.ndarray:
 def probe_feeds(artifact: Path, texts: list[str]) -> dict[str, np.ndarray]:
     """The texts through the artifact's own tokenizer, as one right-padded batch."""
     from runtime.backends.base import pad_batch
-    from runtime.manifest import Manifest
+    from runtime.artifact.manifest import Manifest
     from runtime.tokenizer import TextTokenizer
 
     manifest = Manifest.load(artifact)

@@ -56,7 +56,7 @@ def probe_items(spec: ModelSpec) -> tuple[list[tuple[Any, Any]], list[Item]]:
 
 async def _serve(artifact: Path, items: list[Item]) -> np.ndarray:
     from runtime.config import RuntimeConfig
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
 
     embedder = Embedder.load(artifact, RuntimeConfig())
     await embedder.start()

@@ -49,7 +49,7 @@ def probe_pairs(spec: ModelSpec, heads: int = 1) -> list[tuple[str, str]]:
 
 async def _serve(artifact: Path, pairs: list[tuple[str, str]]) -> np.ndarray:
     from runtime.config import RuntimeConfig
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
 
     embedder = Embedder.load(artifact, RuntimeConfig())
     await embedder.start()

@@ -5,7 +5,7 @@
 #
 # A plain exec of the launcher, so SIGTERM from Docker or Kubernetes reaches the server
 # itself (it drains: server/launch_server.py). Every decision (cache entry, reuse or rebuild,
-# the replicas' lock, the build) is the launcher's (runtime/artifact_cache.py), and every
+# the replicas' lock, the build) is the launcher's (runtime/artifact/cache.py), and every
 # variable is one of its flags' (server/flags.py): MODEL, HOST, PORT, BACKEND, PRECISION,
 # ENGINE_CACHE or TRT_EMBED_CACHE, SERVED_MODEL_NAME, FORCE_BUILD=1, BUILD_ONLY=1,
 # BUILDER_PYTHON, DRAIN_TIMEOUT, TRT_EMBED_API_KEY. PYTHON names the serving interpreter

@@ -3,7 +3,7 @@
 The text tower pools the EOS token and projects it (get_text_features); the vision tower
 projects the CLS token (get_image_features). Both are L2-normalised inside their graphs,
 so the two engines answer in the same space. Image preprocessing (resize the shortest
-side, centre crop, normalise) runs in numpy at serving time (runtime/images.py) with the
+side, centre crop, normalise) runs in numpy at serving time (runtime/adapters/images.py) with the
 constants of the checkpoint's preprocessor_config.json, which the builder copies.
 """
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from runtime.limits import BatchFlags
-from runtime.media import MediaConfig
+from runtime.pipeline.limits import BatchFlags
+from runtime.adapters.media import MediaConfig
 
 # tensorrt: TensorRT 11 plans; tensorrt-rtx: TensorRT for RTX plans; onnxruntime: ONNX
-# Runtime on CPU; onnxruntime-cuda: ONNX Runtime on a GPU (runtime/backends/choose.py)
+# Runtime on CPU; onnxruntime-cuda: ONNX Runtime on a GPU (runtime/pipeline/choose.py)
 from runtime.settings import DEFAULT_TRT_CONTEXTS, RUNTIME_BACKENDS as BACKENDS
 
 
@@ -17,7 +17,7 @@ from runtime.settings import DEFAULT_TRT_CONTEXTS, RUNTIME_BACKENDS as BACKENDS
 class RuntimeConfig:
     backend: str = "auto"
     # The batching flags as given (None: not given); each tower's batcher limits are
-    # runtime.limits.resolve_batch(batch, backend limits, plan bound, tower, spec).
+    # runtime.pipeline.limits.resolve_batch(batch, backend limits, plan bound, tower, spec).
     batch: BatchFlags = field(default_factory=BatchFlags)
     threads: int = 0  # ONNX Runtime intra-op threads; 0: every core this process may use
     tokenizer_threads: int = 0  # 0: tokenizers() picks

@@ -1,7 +1,7 @@
 """Every default the appliance's command lines share, and the flags that carry them, once.
 
 The server (`python -m server.launch_server`), the bulk command (`python -m runtime.bulk`),
-the builder (`python -m builder`) and the cache tool (`python -m runtime.artifact_cache`)
+the builder (`python -m builder`) and the cache tool (`python -m runtime.artifact.cache`)
 add these flags from here, so each has one default and one set of environment variables
 everywhere (tests/unit/test_settings.py holds the four to it); what only one command has
 stays with it. As SGLang's ServerArgs: the literals in one module, read by every entry
@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-# Batching (runtime/limits.py settles them per tower with the backend's and the plan's).
+# Batching (runtime/pipeline/limits.py settles them per tower with the backend's and the plan's).
 DEFAULT_BATCH_SIZE = 64  # rows per backend call
 DEFAULT_BATCH_TOKENS = 16384  # padded tokens (rows x longest row) per backend call
 DEFAULT_MAX_WAIT_MS = 1.0  # how long an idle batcher waits for company
 DEFAULT_MAX_QUEUE = 8192  # queued rows beyond which requests get 429
 DEFAULT_TRT_CONTEXTS = 2  # TensorRT execution contexts: batches in flight
 # A CPU backend call's fixed cost in padded tokens, for batch planning (BENCHMARKS.md,
-# design); a GPU's is measured at startup (runtime/calibrate.py).
+# design); a GPU's is measured at startup (runtime/pipeline/calibrate.py).
 CPU_CALL_COST_TOKENS = 8
 
 # Backends: what the runtime can serve with, and what an artifact can be built for.

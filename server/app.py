@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator, cast
 from fastapi import FastAPI, Request, Response
 from starlette import types
 
-from runtime.embedder import Embedder
+from runtime.pipeline.embedder import Embedder
 from runtime.errors import NotReadyError
 from server import compat_routes, errors, rerank_routes
 from server.config import ServerConfig

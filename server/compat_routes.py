@@ -33,7 +33,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 
 from runtime.adapters.base import Capability
-from runtime.embedder import Embedder, EmbeddingResult
+from runtime.pipeline.embedder import Embedder, EmbeddingResult
 from runtime.errors import InvalidRequestError
 from server.config import ServerConfig
 from server.inputs import classify_input

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from runtime.embedder import Embedder, EmbeddingResult
+from runtime.pipeline.embedder import Embedder, EmbeddingResult
 from server import errors
 from server.config import ServerConfig
 from server.encode import embeddings_body

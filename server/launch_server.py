@@ -16,21 +16,21 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runtime import artifact_cache
+from runtime.artifact import cache as artifact_cache
 from runtime.artifact import Artifact
-from runtime.artifact_cache import Want, build_backend
+from runtime.artifact.cache import Want, build_backend
 from runtime.config import RuntimeConfig
 from runtime.errors import ApplianceError, ArtifactError
-from runtime.limits import BatchFlags
-from runtime.manifest import is_artifact
-from runtime.media import MediaConfig
+from runtime.pipeline.limits import BatchFlags
+from runtime.artifact.manifest import is_artifact
+from runtime.adapters.media import MediaConfig
 from runtime.served_model import parse_overrides, served_spec
 from server import flags
 from server.config import ServerConfig
 from server.lifecycle import one_line
 
 if TYPE_CHECKING:
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
 
 log = logging.getLogger("server")
 

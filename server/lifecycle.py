@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
-from runtime.embedder import Embedder
+from runtime.pipeline.embedder import Embedder
 from runtime.errors import ApplianceError
 from server.config import ServerConfig
 from server.guards import Receive

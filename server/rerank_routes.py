@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from runtime.embedder import Embedder, RerankResult
+from runtime.pipeline.embedder import Embedder, RerankResult
 from server.config import ServerConfig
 from server.protocol import (CohereRerankRequest, ScoreRequest, SglangRerankRequest,
                              TeiRerankRequest, invalid)

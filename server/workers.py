@@ -33,7 +33,7 @@ from runtime.errors import ApplianceError
 from server.config import ServerConfig
 
 if TYPE_CHECKING:
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
 
 log = logging.getLogger("server")
 WORKER_CORES = 4
@@ -51,7 +51,7 @@ def resolve_workers(requested: int, config: ServerConfig) -> int:
     """--workers as given, or auto_workers for this machine and artifact."""
     if requested > 0:
         return requested
-    from runtime.backends.choose import choose
+    from runtime.pipeline.choose import choose
     from runtime.backends.ort_cuda import REPLICATE_MAX_BYTES, graph_bytes
 
     artifact = config.artifact

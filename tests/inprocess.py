@@ -19,11 +19,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from runtime.backends.base import Backend
-from runtime.limits import BatchFlags
+from runtime.pipeline.limits import BatchFlags
 from runtime.config import RuntimeConfig
 from runtime.artifact import Artifact
-from runtime.backends.choose import load_backend
-from runtime.embedder import Embedder
+from runtime.pipeline.choose import load_backend
+from runtime.pipeline.embedder import Embedder
 from server.app import create_app
 from server.config import ServerConfig
 from tests.helpers import free_port

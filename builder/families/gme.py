@@ -3,7 +3,7 @@
 The vision graph takes the image patches of any number of images packed in one sequence,
 plus what Qwen2-VL's vision tower would compute from `grid_thw` in a Python loop (a traced
 export would bake one image's grid into constants): each patch's (h, w) rotary position and
-the id of the image it belongs to, both computed on the host (runtime/qwen2_vl.py).
+the id of the image it belongs to, both computed on the host (runtime/adapters/qwen2_vl.py).
 Attention is blocked per image from those ids. The language graph takes token ids, the
 mask, mrope positions (3, b, s), also computed on the host, and the image embeddings with
 an index saying which token takes which embedding row; it pools the last token and

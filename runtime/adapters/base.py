@@ -1,6 +1,6 @@
 """The family adapter contract: how a family's items become tower rows, and rows vectors.
 
-The pipeline (runtime/embedder.py) is the same for every family: admission, prompts,
+The pipeline (runtime/pipeline/embedder.py) is the same for every family: admission, prompts,
 dimensions, tokenising, one token-budget Batcher per tower, usage. An adapter holds what
 differs: the towers (graphs) it runs, `prepare` (items -> rows per tower; it may run a
 tower first, as GME's vision tower feeds its language tower), `feeds` (one batch of a
@@ -32,7 +32,7 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class Tower:
-    """One graph of the artifact, with its own batcher (limits: runtime/limits.py)."""
+    """One graph of the artifact, with its own batcher (limits: runtime/pipeline/limits.py)."""
 
     name: str
 

@@ -1,7 +1,7 @@
 """CLIP: each item is a text or an image, embedded by its own tower into one shared space.
 
-Images are fetched and decoded off the event loop (runtime/media.py), preprocessed in
-numpy (runtime/images.py) and batched on the image tower; an image costs its patches plus
+Images are fetched and decoded off the event loop (runtime/adapters/media.py), preprocessed in
+numpy (runtime/adapters/images.py) and batched on the image tower; an image costs its patches plus
 the class token in that tower's token budget and in the request's usage.
 """
 
@@ -16,7 +16,7 @@ from runtime.adapters.base import (IMAGE, TEXT, Capability, CostedRow, Embedding
                                    Tower, Work)
 from runtime.artifact import Artifact
 from runtime.errors import ArtifactError
-from runtime.images import ClipPreprocessor, read_preprocessor
+from runtime.adapters.images import ClipPreprocessor, read_preprocessor
 from runtime.tokenizer import TextTokenizer
 
 

@@ -20,8 +20,8 @@ from runtime.adapters.base import (IMAGE, TEXT, Capability, CostedRow, Embedding
 from runtime.artifact import Artifact
 from runtime.backends.base import pad_batch
 from runtime.errors import ArtifactError, InvalidRequestError
-from runtime.images import QwenVisionPreprocessor, read_preprocessor
-from runtime.qwen2_vl import Grid, mrope_positions, pack_vision
+from runtime.adapters.images import QwenVisionPreprocessor, read_preprocessor
+from runtime.adapters.qwen2_vl import Grid, mrope_positions, pack_vision
 from runtime.tokenizer import TextTokenizer
 
 IMAGE_PAD = "<|image_pad|>"
@@ -58,7 +58,7 @@ class GmeAdapter(Embedding):
             raise ArtifactError(f"{artifact.path}: the tokenizer has no {IMAGE_PAD} token")
         self.image_token_id = image_token_id
         # The vision tower's batches are capped at one largest image's patches
-        # (runtime/limits.py: packed images).
+        # (runtime/pipeline/limits.py: packed images).
         self.towers = (Tower(TEXT), Tower(IMAGE))
 
     async def prepare_texts(self, texts: Sequence[str], prompt: str, truncate: bool,

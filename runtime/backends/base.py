@@ -24,8 +24,8 @@ class BackendLimits:
     # Padded tokens per call the backend runs fastest at; 0: no preference (the batcher's
     # default budget). Used when --max-batch-tokens is not given.
     max_batch_tokens: int = 0
-    # A call's fixed cost in padded tokens (runtime/batch_plan.py); 0: not known, measured
-    # at startup (runtime/calibrate.py): GPUs, whose cost depends on the device and model.
+    # A call's fixed cost in padded tokens (runtime/pipeline/batch_plan.py); 0: not known, measured
+    # at startup (runtime/pipeline/calibrate.py): GPUs, whose cost depends on the device and model.
     call_cost_tokens: int = 0
 
 

@@ -3,7 +3,7 @@ machine offers.
 
 Both are optional (`pip install -e '.[tensorrt]'` or `'.[tensorrt-rtx]'`); a missing one
 raises MissingDependencyError naming the extra. Used by runtime.backends.trt,
-runtime.backends.choose and the builder's compile step; the server and batcher never import
+runtime.pipeline.choose and the builder's compile step; the server and batcher never import
 this module's libraries.
 """
 
@@ -86,3 +86,31 @@ def machine(device: int = 0) -> Machine:
     props = cuda_call(import_cudart().cudaGetDeviceProperties(device))
     name = props.name.split(b"\0", 1)[0].decode() if isinstance(props.name, bytes) else props.name
     return Machine(name, f"{props.major}.{props.minor}", library_versions())
+
+
+def tensorrt_missing(flavour: str = "tensorrt") -> list[str]:
+    """What this machine lacks to run the flavour's plans; empty when it has everything."""
+    missing = []
+    for check in (lambda: import_tensorrt(flavour), import_cudart):
+        try:
+            check()
+        except MissingDependencyError as exc:
+            missing.append(str(exc))
+    count, why = gpu_count()
+    if not count:
+        missing.append(f"no GPU: {why}")
+    return missing
+
+
+def require_tensorrt(flavour: str = "tensorrt") -> None:
+    missing = tensorrt_missing(flavour)
+    if missing:
+        raise lacks(flavour, "; ".join(missing))
+
+
+def lacks(flavour: str, lacking: str) -> MissingDependencyError:
+    """What a flavour that cannot run here lacks, as the one error the launch reports."""
+    return MissingDependencyError(
+        f"the {flavour} backend needs {FLAVOURS[flavour].title}, cuda-python and an NVIDIA "
+        f"GPU: {lacking}. "
+        f"Install with {install_hint(flavour)} on a GPU machine, or use --backend onnxruntime")

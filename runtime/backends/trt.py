@@ -23,11 +23,10 @@ import queue
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import numpy as np
 
-from runtime.artifact import Artifact
 from runtime.backends.base import BackendLimits
 from runtime.backends.cuda_buffers import StreamBuffers
 from runtime.backends.gpu import import_tensorrt, machine
@@ -37,6 +36,24 @@ from runtime.errors import ApplianceError, ArtifactError
 
 log = logging.getLogger(__name__)
 RTX = "tensorrt-rtx"
+
+
+class PlanSource(Protocol):
+    """What the backend reads of an artifact (runtime.artifact.Artifact is one): the
+    backends stay a leaf that imports nothing of the artifact layer."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def manifest(self) -> Any: ...  # .tensorrt: the TrtRecord
+
+    @property
+    def spec(self) -> Any: ...  # .max_len
+
+    def plan_path(self, tower: str) -> Path | None: ...
+
+    def graph(self, tower: str) -> Any: ...  # .inputs and .outputs: axis names per tensor
 
 
 @dataclass
@@ -49,7 +66,7 @@ class _Slot:
 
 
 class TensorRtBackend:
-    def __init__(self, artifact: Artifact, tower: str = "text", contexts: int = 2,
+    def __init__(self, artifact: PlanSource, tower: str = "text", contexts: int = 2,
                  trt: Any = None, runtime_cache: Path | None = None):
         """trt: the flavour's module (default: imported for the plan's flavour);
         runtime_cache: TensorRT for RTX's JIT cache file, loaded if there, saved on close."""

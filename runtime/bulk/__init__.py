@@ -1,6 +1,6 @@
 """Bulk embedding of a corpus: `python -m runtime.bulk IN OUT --model-path M`.
 
-The same artifact, tokenizer, batcher and backend as the server (runtime.embedder.Embedder),
+The same artifact, tokenizer, batcher and backend as the server (runtime.pipeline.embedder.Embedder),
 without HTTP. The input (JSONL, CSV or Parquet) is read as a stream and cut into chunks of
 `--chunk-rows` input rows; chunk k becomes output part k (Parquet: id, vector as a
 fixed-size float32 list, tokens) and its rejects (JSONL: row, id, reason). A part is

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from runtime.artifact_cache import Want, build_backend, ensure_model
+from runtime.artifact.cache import Want, build_backend, ensure_model
 from runtime.bulk.chunks import EmbedSettings
 from runtime.bulk.local import BulkJob, Summary, run_local
 from runtime.bulk.sources import Source

@@ -22,9 +22,9 @@ from runtime.bulk.deps import require
 from runtime.bulk.sources import BadLine, Chunk, InputError
 from runtime.config import RuntimeConfig
 from runtime.adapters.base import Capability
-from runtime.embedder import Embedder
+from runtime.pipeline.embedder import Embedder
 from runtime.errors import InvalidRequestError
-from runtime.limits import BatchFlags
+from runtime.pipeline.limits import BatchFlags
 
 COLUMNS = ("id", "vector", "tokens")
 

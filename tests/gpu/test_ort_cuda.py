@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.backends.choose import probe_ort_cuda
+from runtime.pipeline.choose import probe_ort_cuda
 
 CUDA = probe_ort_cuda()
 pytestmark = [pytest.mark.gpu,
@@ -53,7 +53,7 @@ def test_cuda_sessions_match_the_cpu_and_keep_batches_apart(minilm_artifact: Pat
 
 
 def test_auto_serves_onnxruntime_cuda_without_a_plan() -> None:
-    from runtime.backends.choose import choose
+    from runtime.pipeline.choose import choose
 
     assert choose(None, "auto") == (
         "onnxruntime-cuda", f"onnxruntime CUDA on {CUDA.gpu_name}: no TensorRT plan in the "

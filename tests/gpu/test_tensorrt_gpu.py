@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 import pytest
 
-from runtime.backends.choose import tensorrt_missing
+from runtime.pipeline.choose import tensorrt_missing
 
 if TYPE_CHECKING:
     from runtime.backends.ort import OnnxRuntimeBackend
     from runtime.backends.trt import TensorRtBackend
-    from runtime.manifest import Manifest
+    from runtime.artifact.manifest import Manifest
 
     Backends = tuple[Manifest, TensorRtBackend, OnnxRuntimeBackend]
 

@@ -137,6 +137,19 @@ def test_runtime_imports_neither_builder_server_bench_nor_torch() -> None:
     assert violations(graph, "runtime", ("torch", "transformers", "sentence_transformers")) == []
 
 
+def test_runtime_has_visible_layers() -> None:
+    """backends/ a leaf; artifact/ (the format) above it; adapters/ (each family kind's
+    preprocessing) above that; pipeline/ joins them; bulk/ uses the pipeline."""
+    graph = project_graph()
+    below_backends = ("runtime.artifact", "runtime.adapters", "runtime.pipeline", "runtime.bulk",
+                      "runtime.config", "runtime.tokenizer", "runtime.served_model")
+    assert violations(graph, "runtime.backends", below_backends) == []
+    assert violations(graph, "runtime.artifact",
+                      ("runtime.adapters", "runtime.pipeline", "runtime.bulk")) == []
+    assert violations(graph, "runtime.adapters", ("runtime.pipeline", "runtime.bulk")) == []
+    assert violations(graph, "runtime.pipeline", ("runtime.bulk",)) == []
+
+
 def test_server_imports_neither_builder_bench_nor_the_model_registry() -> None:
     assert violations(project_graph(), "server", ("builder", "bench", "models.registry")) == []
 

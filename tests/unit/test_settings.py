@@ -17,7 +17,7 @@ SHARED = [settings.BACKEND, settings.PRECISION, settings.ARTIFACT_CACHE,
 
 def parsers() -> dict[str, Callable[[], argparse.ArgumentParser]]:
     from builder.__main__ import parser as builder
-    from runtime.artifact_cache import parser as cache
+    from runtime.artifact.cache import parser as cache
     from runtime.bulk.__main__ import parser as bulk
     from server.flags import parser as server
 

@@ -14,7 +14,7 @@ from builder.families import Items
 from models.family import Family
 from models.registry import resolve
 from models.spec import ModelSpec
-from runtime.manifest import Graph, Manifest, fingerprint
+from runtime.artifact.manifest import Graph, Manifest, fingerprint
 from tests.helpers import ROOT
 
 

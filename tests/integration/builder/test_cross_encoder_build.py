@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.config import RuntimeConfig
-from runtime.embedder import Embedder
-from runtime.manifest import Manifest
+from runtime.pipeline.embedder import Embedder
+from runtime.artifact.manifest import Manifest
 from devtools.checkpoints.tiny_cross_encoder import MAX_LEN, make_tiny_cross_encoder
 from tests.helpers import build_artifact
 

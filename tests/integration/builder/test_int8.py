@@ -12,8 +12,8 @@ import pytest
 from builder import quantize
 from builder.build import BuildError
 from runtime.config import RuntimeConfig
-from runtime.embedder import Embedder
-from runtime.manifest import Manifest
+from runtime.pipeline.embedder import Embedder
+from runtime.artifact.manifest import Manifest
 from tests.helpers import build_artifact, cosine_rows, st_reference
 
 TEXTS = ["The storm moved east across the Blue Mountains.", "What is the capital of France?",

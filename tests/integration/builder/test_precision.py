@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from builder.precision import PRECISIONS, unsupported_ops
-from runtime.manifest import Manifest
+from runtime.artifact.manifest import Manifest
 from tests.helpers import assert_parity, build_artifact, st_reference
 
 TEXTS = ["How do I bake sourdough bread?", "TensorRT compiles ONNX graphs for NVIDIA GPUs.",

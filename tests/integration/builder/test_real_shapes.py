@@ -13,7 +13,7 @@ import pytest
 
 from builder.__main__ import main
 from builder.memory import Box, activation_need, widths, read_config
-from runtime.manifest import Manifest
+from runtime.artifact.manifest import Manifest
 from devtools.checkpoints.real_shapes import gme
 from tests.helpers import build_artifact
 

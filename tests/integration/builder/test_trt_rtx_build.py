@@ -17,7 +17,7 @@ from builder.__main__ import main
 from builder.compile import (RTX_DEFAULT_TARGETS, CompileError, CompileOptions, _parse,
                              compile_plans, network_inputs)
 from runtime.backends.trt_plan import RTX_COMPUTE_CAPABILITIES
-from runtime.manifest import Graph, Manifest
+from runtime.artifact.manifest import Graph, Manifest
 from tests.helpers import build_artifact
 
 rtx = pytest.importorskip("tensorrt_rtx_bindings")

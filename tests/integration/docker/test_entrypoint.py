@@ -1,6 +1,6 @@
 """docker/entrypoint.sh run as the container runs it, here with the project's venv on PATH:
 the first start builds into ENGINE_CACHE and serves, later starts reuse the cache, and a
-changed checkpoint or FORCE_BUILD triggers a rebuild (the rule: runtime/artifact_cache.py)."""
+changed checkpoint or FORCE_BUILD triggers a rebuild (the rule: runtime/artifact/cache.py)."""
 
 from __future__ import annotations
 

@@ -21,10 +21,10 @@ import pytest
 from runtime.bulk import local
 from runtime.bulk.chunks import ChunkEmbedder, EmbedSettings
 from runtime.bulk.local import BulkJob, run_local
-from runtime.batcher import plan_batches
+from runtime.pipeline.batcher import plan_batches
 from runtime.bulk.sources import Chunk, Source
 from runtime.bulk.state import PartLog
-from runtime.embedder import Embedder
+from runtime.pipeline.embedder import Embedder
 from tests.helpers import ROOT
 
 CHUNK = 16

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime import calibrate
+from runtime.pipeline import calibrate
 from runtime.artifact import Artifact
 from runtime.config import RuntimeConfig
-from runtime.embedder import Embedder
-from runtime.limits import PROVISIONAL_CALL_COST, BatchFlags
+from runtime.pipeline.embedder import Embedder
+from runtime.pipeline.limits import PROVISIONAL_CALL_COST, BatchFlags
 from tests.unit.runtime.test_calibrate import TimedBackend
 
 

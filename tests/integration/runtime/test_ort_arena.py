@@ -13,7 +13,7 @@ import pytest
 
 from runtime.backends import ort as ort_backend
 from runtime.backends.base import BackendLimits
-from runtime.manifest import Manifest
+from runtime.artifact.manifest import Manifest
 
 MIB = 1 << 20
 

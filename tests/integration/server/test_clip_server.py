@@ -64,9 +64,9 @@ def test_text_and_image_in_one_clip_item_is_400(clip_server: str, media: str) ->
 async def test_images_of_concurrent_requests_share_tower_batches(clip_artifact: Path) -> None:
     """Requests arriving together are batched on the image tower; answers stay per request."""
     from builder.verify_items import Item
-    from runtime.limits import BatchFlags
+    from runtime.pipeline.limits import BatchFlags
     from runtime.config import RuntimeConfig
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
 
     names = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "camera.png"]
     sources = ["data:image/png;base64," + base64.b64encode(photo_path(n).read_bytes()).decode()

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from runtime.settings import DEFAULT_BATCH_TOKENS
-from runtime.limits import BatchFlags
+from runtime.pipeline.limits import BatchFlags
 from runtime.config import RuntimeConfig
-from runtime.embedder import Embedder
+from runtime.pipeline.embedder import Embedder
 from runtime.backends.ort import one_thread_batch_tokens
 from tests.helpers import cosine_rows, st_reference
 

@@ -121,9 +121,9 @@ def test_mixed_requests_share_one_batch(tiny_decoder_paths: dict[str, Path],
                                         tiny_decoder_artifacts: dict[str, Path]) -> None:
     """Requests with different prompts and dimensions ride in one backend batch, and each
     gets its own prompt and truncation back."""
-    from runtime.limits import BatchFlags
+    from runtime.pipeline.limits import BatchFlags
     from runtime.config import RuntimeConfig
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
 
     reference = st_model("qwen3", tiny_decoder_paths["qwen3"])
     served = Served("qwen3", "", reference, None)
@@ -158,9 +158,9 @@ def test_embedder_stops_after_a_bad_request_among_batched_ones(
         tiny_decoder_artifacts: dict[str, Path]) -> None:
     """An over-long input fails while its neighbours wait in the gather window; stopping
     right then must not hang (asyncio.wait_for swallowed that cancel on Python 3.11)."""
-    from runtime.limits import BatchFlags
+    from runtime.pipeline.limits import BatchFlags
     from runtime.config import RuntimeConfig
-    from runtime.embedder import Embedder
+    from runtime.pipeline.embedder import Embedder
     from runtime.errors import InvalidRequestError
 
     # call_cost_tokens=0: one batch however mixed the lengths (cost-based cuts are tested

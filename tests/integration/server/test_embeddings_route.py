@@ -17,7 +17,7 @@ import pytest
 
 from runtime.artifact import Artifact
 from runtime.config import RuntimeConfig
-from runtime.embedder import Embedder
+from runtime.pipeline.embedder import Embedder
 from server.config import ServerConfig
 from server.embeddings_route import EmbeddingsRoute
 from server.guards import Message, Receive, Scope, Send

@@ -17,8 +17,8 @@ import numpy as np
 
 from runtime.artifact import Artifact
 from runtime.backends.base import BackendLimits
-from runtime.embedder import Embedder
-from runtime.limits import BatchFlags
+from runtime.pipeline.embedder import Embedder
+from runtime.pipeline.limits import BatchFlags
 from runtime.tokenizer import TextTokenizer
 from tests.inprocess import serve, server_config
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from runtime.manifest import Manifest
-from runtime.artifact_cache import Want, locate
+from runtime.artifact.manifest import Manifest
+from runtime.artifact.cache import Want, locate
 from tests.helpers import ROOT, running_server, server_pid
 
 

@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.routing import Route
 
-from runtime.limits import BatchFlags
+from runtime.pipeline.limits import BatchFlags
 from tests.helpers import assert_parity, decode_embeddings, st_reference
 from tests.inprocess import (GatedBackend, gated_embedder, metric, raw_post, serve,
                              server_config, wait_for)

@@ -11,7 +11,7 @@ from builder import memory
 from builder.memory import GIB, Box, Widths, activation_need, check_budget, needs, widths
 from models.spec import AdapterKind, ModelSpec, VisionFacts
 from builder.profiles import graph_profiles
-from runtime.manifest import BuildLimits
+from runtime.artifact.manifest import BuildLimits
 
 # gme-Qwen2-VL-2B-Instruct's config.json (layers as the hub has them)
 GME_CONFIG = {

@@ -8,7 +8,7 @@ import pytest
 from builder.profiles import graph_profiles, plan_profiles, seq_edges
 from models.spec import ModelSpec, VisionFacts
 from runtime.backends.trt_plan import ShapeRange
-from runtime.manifest import BuildLimits
+from runtime.artifact.manifest import BuildLimits
 
 
 def spec(max_len: int) -> ModelSpec:

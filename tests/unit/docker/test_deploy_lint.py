@@ -187,7 +187,7 @@ def _gpu_image_env(build_args: dict[str, str]) -> dict[str, str]:
 def test_the_baked_plan_is_the_entry_the_image_serves(monkeypatch: pytest.MonkeyPatch,
                                                       build_args: dict[str, str]) -> None:
     """The bake step (docker build) and the image's ENV (docker run) name one cache entry."""
-    from runtime.artifact_cache import locate
+    from runtime.artifact.cache import locate
     from server.launch_server import parser, wanted
 
     for name in ("MODEL", "BACKEND", "PRECISION", "COMPUTE_CAPABILITY", "ENGINE_CACHE",

@@ -12,7 +12,7 @@ import pytest
 from builder.verify import PROBES, cosines
 from models.registry import resolve
 from models.spec import UnsupportedModelError
-from runtime.manifest import Manifest
+from runtime.artifact.manifest import Manifest
 from runtime.tokenizer import TextTokenizer
 from devtools.checkpoints.tiny_decoders import KINDS, MAX_LEN, VOCAB, st_model
 

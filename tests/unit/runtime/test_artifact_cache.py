@@ -1,4 +1,4 @@
-"""runtime/artifact_cache.py: the cache layout and the reuse/build/rebuild rule, on synthetic
+"""runtime/artifact/cache.py: the cache layout and the reuse/build/rebuild rule, on synthetic
 manifests (the end-to-end entrypoint runs are in tests/integration/docker/test_entrypoint.py)."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from models.spec import ModelSpec
-from runtime import artifact_cache
-from runtime.artifact_cache import (CacheNotWritableError, Want, decide, ensure, locate,
+from runtime.artifact import cache as artifact_cache
+from runtime.artifact.cache import (CacheNotWritableError, Want, decide, ensure, locate,
                                     writable_dir)
 from runtime.backends.trt_plan import GraphPlan, Machine, TrtRecord
 from runtime.errors import ArtifactError
-from runtime.manifest import Graph, Manifest, fingerprint
+from runtime.artifact.manifest import Graph, Manifest, fingerprint
 from tests.helpers import ROOT
 
 H100 = Machine("NVIDIA H100 80GB HBM3", "9.0", {"tensorrt": "11.4.0.106"})
@@ -225,7 +225,7 @@ def test_unwritable_cache_names_the_dir_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_cli_prints_entry_then_decision(tmp_path: Path, checkpoint: Path) -> None:
-    args = [sys.executable, "-m", "runtime.artifact_cache", "--model-path", str(checkpoint),
+    args = [sys.executable, "-m", "runtime.artifact.cache", "--model-path", str(checkpoint),
             "--cache", str(tmp_path / "cache")]
     out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.splitlines()

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from runtime.batch_plan import bucket, fit_call_cost, next_batch, plan_batches
+from runtime.pipeline.batch_plan import bucket, fit_call_cost, next_batch, plan_batches
 
 
 def cost(batches: list[list[int]], lengths: list[int], call_cost: int) -> int:

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import pytest
 
-from runtime.batcher import BACKEND_NICE, BatchConfig, Batcher, plan_batches
+from runtime.pipeline.batcher import BACKEND_NICE, BatchConfig, Batcher, plan_batches
 from runtime.errors import OverloadedError
 
 

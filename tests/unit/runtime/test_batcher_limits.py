@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import pytest
 
-from runtime.batcher import BatchConfig, Batcher
+from runtime.pipeline.batcher import BatchConfig, Batcher
 from runtime.errors import NotReadyError, OverloadedError, QueueTimeoutError
 
 

@@ -8,9 +8,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pytest
 
-from runtime import calibrate
+from runtime.pipeline import calibrate
 from runtime.backends.base import BackendLimits
-from runtime.batcher import BatchConfig
+from runtime.pipeline.batcher import BatchConfig
 
 
 class TimedBackend:

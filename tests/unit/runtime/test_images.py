@@ -1,4 +1,4 @@
-"""runtime/images.py against transformers' own image processors, on real photos."""
+"""runtime/adapters/images.py against transformers' own image processors, on real photos."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.images import ClipPreprocessor, QwenVisionPreprocessor, read_preprocessor
+from runtime.adapters.images import ClipPreprocessor, QwenVisionPreprocessor, read_preprocessor
 
 # camera: greyscale; logo: RGBA with transparency (composited onto white).
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "camera.png", "logo.png")
@@ -71,7 +71,7 @@ def test_min_max_pixels_keys_win_over_size() -> None:
 
 
 def test_missing_or_garbled_preprocessor_is_an_artifact_error(tmp_path: Path) -> None:
-    from runtime.artifact import PREPROCESSOR
+    from runtime.artifact.directory import PREPROCESSOR
     from runtime.errors import ArtifactError
 
     path = tmp_path / PREPROCESSOR

@@ -1,4 +1,4 @@
-"""runtime/limits.py: each tower's batch limits from flags, backend and the builder's record."""
+"""runtime/pipeline/limits.py: each tower's batch limits from flags, backend and the builder's record."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from models.spec import ModelSpec, VisionFacts
 from runtime.backends.base import BackendLimits
 from runtime.settings import DEFAULT_BATCH_TOKENS
-from runtime.limits import BatchFlags, plan_bound, resolve_batch
-from runtime.manifest import BuildLimits
+from runtime.pipeline.limits import BatchFlags, plan_bound, resolve_batch
+from runtime.artifact.manifest import BuildLimits
 
 TEXT = ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=384, max_len=256)
 CLIP = ModelSpec(family="clip", architecture="CLIPModel", pooling="cls", dims=512, max_len=77,

@@ -9,7 +9,7 @@ import pytest
 
 from models.spec import ModelSpec
 from runtime.errors import ArtifactError
-from runtime.manifest import Graph, Manifest, fingerprint, is_artifact
+from runtime.artifact.manifest import Graph, Manifest, fingerprint, is_artifact
 
 SPEC = ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=4, max_len=8)
 

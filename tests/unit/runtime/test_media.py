@@ -1,4 +1,4 @@
-"""runtime/media.py: every accepted source decodes; every unsafe one is refused with 400."""
+"""runtime/adapters/media.py: every accepted source decodes; every unsafe one is refused with 400."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from runtime.errors import InvalidRequestError
-from runtime.media import MediaConfig, is_public, load_image
+from runtime.adapters.media import MediaConfig, is_public, load_image
 from tests.fixtures.media_server import bomb_png, media_server, photo_path
 
 ALLOW_LOOPBACK = MediaConfig(allowed_domains=("127.0.0.1",), max_bytes=2 * 1024 * 1024)

@@ -1,4 +1,4 @@
-"""runtime/qwen2_vl.py against transformers' own Qwen2-VL position code."""
+"""runtime/adapters/qwen2_vl.py against transformers' own Qwen2-VL position code."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from runtime.qwen2_vl import mrope_positions, pack_vision, vision_positions
+from runtime.adapters.qwen2_vl import mrope_positions, pack_vision, vision_positions
 
 PAD = 7  # the image-pad token id in these synthetic rows
 

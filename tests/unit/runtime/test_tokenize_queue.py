@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from runtime.tokenize_queue import TokenizeQueue
+from runtime.pipeline.tokenize_queue import TokenizeQueue
 
 
 class Encoder:
@@ -85,7 +85,7 @@ async def test_a_cancelled_request_is_skipped_and_the_rest_answered() -> None:
 
 
 async def test_a_large_request_goes_in_pieces_and_comes_back_in_order() -> None:
-    from runtime.tokenize_queue import CHUNK_TEXTS
+    from runtime.pipeline.tokenize_queue import CHUNK_TEXTS
 
     encoder = Encoder()
     tokenize = TokenizeQueue(encoder, threads=2)

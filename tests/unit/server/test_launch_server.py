@@ -10,7 +10,7 @@ from typing import Callable, Protocol
 
 import pytest
 
-from runtime.artifact_cache import Want, locate
+from runtime.artifact.cache import Want, locate
 from runtime.errors import ArtifactError
 from server.launch_server import ensure_artifact, parser
 from tests.unit.runtime.test_artifact_cache import record, write_manifest

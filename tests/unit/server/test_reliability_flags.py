@@ -89,7 +89,7 @@ def test_without_model_the_flag_is_required(capsys: pytest.CaptureFixture) -> No
 
 
 def test_batch_flags_keep_what_was_not_given(artifact: Artifact) -> None:
-    """runtime.limits.resolve_batch needs to know which flags the user set."""
+    """runtime.pipeline.limits.resolve_batch needs to know which flags the user set."""
     flags = config_for(artifact).runtime.batch
     assert (flags.max_batch_size, flags.max_batch_tokens, flags.concurrency) == (None, None, None)
     given = config_for(artifact, "--max-batch-size", "8", "--max-batch-tokens", "512",

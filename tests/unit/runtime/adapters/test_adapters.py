@@ -14,7 +14,7 @@ from runtime.adapters.registry import ADAPTERS, adapter_for
 from runtime.adapters.text import TextAdapter
 from runtime.artifact import Artifact
 from runtime.errors import ArtifactError
-from runtime.manifest import Manifest
+from runtime.artifact.manifest import Manifest
 
 def test_every_family_names_an_adapter_the_runtime_has() -> None:
     assert {f.adapter for f in FAMILIES} == set(ADAPTERS)

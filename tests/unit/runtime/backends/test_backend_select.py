@@ -14,11 +14,11 @@ import pytest
 
 from models.spec import ModelSpec
 from runtime.artifact import Artifact
-from runtime.backends.choose import (OrtCuda, choose, decide, require_tensorrt,
+from runtime.pipeline.choose import (OrtCuda, choose, decide, require_tensorrt,
                                      tensorrt_missing)
 from runtime.backends.trt_plan import Machine, TrtRecord
 from runtime.errors import ArtifactError, MissingDependencyError
-from runtime.manifest import Graph, Manifest
+from runtime.artifact.manifest import Graph, Manifest
 from tests.helpers import ROOT
 
 SPEC = ModelSpec(family="bert", architecture="BertModel", pooling="mean", dims=8, max_len=16)
@@ -169,10 +169,10 @@ def test_builder_tensorrt_fails_before_exporting(tmp_path: Path) -> None:
 
 
 def test_choice_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from runtime.backends.choose import load_backend
+    from runtime.pipeline.choose import load_backend
     from runtime.config import RuntimeConfig
 
-    caplog.set_level(logging.INFO, logger="runtime.backends.choose")
+    caplog.set_level(logging.INFO, logger="runtime.pipeline.choose")
     with pytest.raises(ArtifactError):  # no ONNX file in tmp_path: the load itself fails
         load_backend(Artifact(tmp_path, PLAIN), RuntimeConfig(backend="auto"))
     assert ("backend onnxruntime for the text tower: onnxruntime CPU: no TensorRT plan in the "

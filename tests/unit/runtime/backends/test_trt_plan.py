@@ -7,7 +7,7 @@ import pytest
 
 from builder.profiles import plan_profiles
 from models.spec import ModelSpec
-from runtime.batcher import BatchConfig, plan_batches
+from runtime.pipeline.batcher import BatchConfig, plan_batches
 from runtime.errors import ApplianceError, ArtifactError
 from runtime.backends.trt_plan import (Machine, Profile, RunPlan, ShapeRange, TrtRecord,
                                        axis_extents, batch_axes, check_compatible, numpy_dtype,

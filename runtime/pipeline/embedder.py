@@ -27,14 +27,14 @@ from runtime.adapters.cross_encoder import CrossEncoderAdapter
 from runtime.adapters.registry import adapter_for
 from runtime.artifact import Artifact
 from runtime.backends.base import Backend
-from runtime.backends.choose import load_backend
-from runtime.batcher import BatchConfig, Batcher, RunFn
+from runtime.pipeline.choose import load_backend
+from runtime.pipeline.batcher import BatchConfig, Batcher, RunFn
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequestError
-from runtime.calibrate import measure_call_cost
-from runtime.limits import needs_call_cost, plan_bound, resolve_batch
-from runtime.media import load_image
-from runtime.tokenize_queue import TokenizeQueue
+from runtime.pipeline.calibrate import measure_call_cost
+from runtime.pipeline.limits import needs_call_cost, plan_bound, resolve_batch
+from runtime.adapters.media import load_image
+from runtime.pipeline.tokenize_queue import TokenizeQueue
 from runtime.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from models.spec import ModelSpec
 from runtime.backends.base import BackendLimits
-from runtime.batcher import BatchConfig
-from runtime.manifest import BuildLimits
+from runtime.pipeline.batcher import BatchConfig
+from runtime.artifact.manifest import BuildLimits
 from runtime.settings import (CPU_CALL_COST_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS,
                               DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT_MS)
 
@@ -40,7 +40,7 @@ class BatchFlags:
     max_queue_rows: int = DEFAULT_MAX_QUEUE
     max_queue_wait_ms: float = 0.0
     # --call-cost-tokens: a backend call's fixed cost in padded tokens
-    # (runtime/batch_plan.py); None: the backend's own figure, else measured at startup;
+    # (runtime/pipeline/batch_plan.py); None: the backend's own figure, else measured at startup;
     # 0: fill batches greedily.
     call_cost_tokens: int | None = None
 
@@ -96,7 +96,7 @@ def call_cost(flags: BatchFlags, backend: BackendLimits) -> int:
 
 
 def needs_call_cost(flags: BatchFlags, backend: BackendLimits) -> bool:
-    """Whether the tower's call cost is measured at startup (runtime/calibrate.py)."""
+    """Whether the tower's call cost is measured at startup (runtime/pipeline/calibrate.py)."""
     return flags.call_cost_tokens is None and not backend.call_cost_tokens
 
 

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from runtime import batch_plan
+from runtime.pipeline import batch_plan
 from runtime.errors import NotReadyError, OverloadedError, QueueTimeoutError
 from runtime.settings import (CPU_CALL_COST_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS,
                               DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT_MS)
@@ -43,7 +43,7 @@ class BatchConfig:
     # A request none of whose rows reached the backend within this wait gets 503 (0: no limit).
     max_queue_wait_ms: float = 0.0
     # A backend call's fixed cost in padded tokens: batches are split where padding costs
-    # more than another call (runtime/batch_plan.py). 0: fill batches greedily.
+    # more than another call (runtime/pipeline/batch_plan.py). 0: fill batches greedily.
     call_cost_tokens: int = CPU_CALL_COST_TOKENS
 
 
@@ -59,7 +59,7 @@ def window_rows(cfg: BatchConfig) -> int:
 
 def plan_batches(lengths: Sequence[int], cfg: BatchConfig) -> list[list[int]]:
     """Indices of `lengths` grouped into batches as one slot of a Batcher with cfg's limits
-    takes them when they are queued at once (runtime.batch_plan.plan_batches)."""
+    takes them when they are queued at once (runtime.pipeline.batch_plan.plan_batches)."""
     return batch_plan.plan_batches(lengths, cfg.max_batch_tokens or DEFAULT_BATCH_TOKENS,
                                    cfg.max_batch_size, cfg.seq_buckets, cfg.call_cost_tokens,
                                    window_rows(cfg))

@@ -29,7 +29,7 @@ from urllib.parse import urljoin, urlsplit
 from PIL import Image, UnidentifiedImageError
 
 from runtime.errors import InvalidRequestError
-from runtime.images import to_rgb
+from runtime.adapters.images import to_rgb
 
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+=*\s*$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from runtime.artifact import Artifact
 from runtime.backends.base import Backend, BackendLimits
-from runtime.backends.gpu import (gpu_count, import_cudart, import_tensorrt, install_hint,
-                                  machine)
+# require_tensorrt and tensorrt_missing: imported for this module's users too
+from runtime.backends.gpu import (gpu_count, lacks, machine, require_tensorrt,  # noqa: F401
+                                  tensorrt_missing)
 from runtime.backends.trt_plan import FLAVOURS, Machine, TrtRecord, check_compatible
 from runtime.config import RuntimeConfig
 from runtime.errors import ArtifactError, MissingDependencyError
@@ -48,33 +49,6 @@ def probe_ort_cuda() -> OrtCuda:
     if not count:
         return OrtCuda(lacking=f"no GPU: {why}")
     return OrtCuda(gpu_name=machine().gpu_name, lacking="")
-
-
-def tensorrt_missing(flavour: str = "tensorrt") -> list[str]:
-    """What this machine lacks to run the flavour's plans; empty when it has everything."""
-    missing = []
-    for check in (lambda: import_tensorrt(flavour), import_cudart):
-        try:
-            check()
-        except MissingDependencyError as exc:
-            missing.append(str(exc))
-    count, why = gpu_count()
-    if not count:
-        missing.append(f"no GPU: {why}")
-    return missing
-
-
-def require_tensorrt(flavour: str = "tensorrt") -> None:
-    missing = tensorrt_missing(flavour)
-    if missing:
-        raise _lacks(flavour, "; ".join(missing))
-
-
-def _lacks(flavour: str, lacking: str) -> MissingDependencyError:
-    return MissingDependencyError(
-        f"the {flavour} backend needs {FLAVOURS[flavour].title}, cuda-python and an NVIDIA "
-        f"GPU: {lacking}. "
-        f"Install with {install_hint(flavour)} on a GPU machine, or use --backend onnxruntime")
 
 
 def probe(flavour: str) -> tuple[Machine | None, str]:
@@ -125,7 +99,7 @@ def _explicit(record: TrtRecord | None, requested: str, here: Machine | None,
                             f" serve it with --backend {record.flavour} (or auto), or rebuild "
                             f"with python -m builder --backend {requested}")
     if here is None:
-        raise _lacks(requested, lacking)
+        raise lacks(requested, lacking)
     check_compatible(record, here)  # raises with the build to run instead
     return requested, "requested"
 
@@ -157,7 +131,7 @@ def load_backend(artifact: Artifact, config: RuntimeConfig, tower: str = "text")
     if name == ORT_CUDA:
         from runtime.backends.ort_cuda import OnnxRuntimeIoBackend
 
-        # A GPU call costs thousands of tokens (runtime/calibrate.py): larger batches, still
+        # A GPU call costs thousands of tokens (runtime/pipeline/calibrate.py): larger batches, still
         # within the token budget (issue 26: bge-base on an H200 ran 2x the tokens/s at 256
         # rows as at 64).
         limits = BackendLimits(config.batch.max_batch_size or GPU_BATCH_SIZE, spec.max_len)

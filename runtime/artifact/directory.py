@@ -12,7 +12,7 @@ from pathlib import Path
 
 from models.spec import ModelSpec
 from runtime.errors import ArtifactError
-from runtime.manifest import Graph, Manifest
+from runtime.artifact.manifest import Graph, Manifest
 
 PREPROCESSOR = "preprocessor_config.json"
 

@@ -15,7 +15,7 @@ its plans run on this machine is decided by runtime.backends.trt_plan.check_comp
 Replicas sharing the cache take an flock on the entry: one builds, the others wait, then
 find the entry up to date and reuse it.
 
-    python -m runtime.artifact_cache --model M --cache DIR [--backend B] [--precision P]
+    python -m runtime.artifact.cache --model M --cache DIR [--backend B] [--precision P]
 
 prints the entry, then `reuse: why`, `build: why` or `rebuild: why` (no lock, no build).
 """
@@ -40,7 +40,7 @@ from runtime.backends.trt_plan import FLAVOURS, Machine, check_compatible
 from runtime.errors import ApplianceError, ArtifactError
 from runtime import settings
 from runtime.settings import add_flag
-from runtime.manifest import Manifest, fingerprint, is_artifact
+from runtime.artifact.manifest import Manifest, fingerprint, is_artifact
 
 log = logging.getLogger("artifact_cache")
 BUILD_BACKENDS = ("onnxruntime", *FLAVOURS)  # what an entry can be built for
@@ -215,7 +215,7 @@ def ensure(cache: Path, want: Want, machine: Machine | None, build: Builder,
 def build_backend(backend: str) -> str:
     """What a first-use build compiles for: a TensorRT plan when it will be served by one.
     `--backend tensorrt` without TensorRT or a GPU fails here, before any build starts."""
-    from runtime.backends.choose import require_tensorrt, tensorrt_missing
+    from runtime.backends.gpu import require_tensorrt, tensorrt_missing
 
     if backend == "tensorrt":
         require_tensorrt()
@@ -253,7 +253,7 @@ def ensure_model(cache: Path, want: Want, python: str | None = None,
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runtime.artifact_cache", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m runtime.artifact.cache", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-path", "--model", required=True)
     add_flag(p, settings.ARTIFACT_CACHE, "--cache")

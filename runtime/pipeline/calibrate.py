@@ -1,6 +1,6 @@
 """A backend's fixed cost per call, measured at startup where the backend does not know it.
 
-Batch planning (runtime/batch_plan.py) weighs one more call against the padding a larger
+Batch planning (runtime/pipeline/batch_plan.py) weighs one more call against the padding a larger
 batch carries, in tokens. A CPU call costs about 8 tokens (measured once, BENCHMARKS.md,
 design; the ONNX Runtime CPU backend says so itself). A GPU's depends on the GPU, the
 model and the engine (kernel launches against the device's speed: ~3,900 tokens for a
@@ -15,8 +15,8 @@ import logging
 import time
 from typing import Any, Callable
 
-from runtime.batch_plan import fit_call_cost
-from runtime.batcher import BatchConfig, RunFn
+from runtime.pipeline.batch_plan import fit_call_cost
+from runtime.pipeline.batcher import BatchConfig, RunFn
 from runtime.settings import DEFAULT_BATCH_TOKENS
 
 log = logging.getLogger(__name__)
