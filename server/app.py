@@ -1,19 +1,18 @@
-"""create_app(): the HTTP routes. Handlers stay short; the Embedder does the work."""
+"""create_app(): the app with its lifespan (load, warm up, close) and its guards; the routes
+are registered in server/routes.py."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any, AsyncIterator, cast
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from starlette import types
 
 from runtime.pipeline.embedder import Embedder
-from runtime.errors import NotReadyError
-from server import compat_routes, errors, rerank_routes
+from server import errors, routes
 from server.config import ServerConfig
 from server.embeddings_route import PATH as EMBEDDINGS_PATH
 from server.embeddings_route import EmbeddingsRoute
@@ -81,59 +80,7 @@ def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAP
     app.state.metrics, app.state.readiness = metrics, readiness
     errors.install(app)
     _add_guards(app, config, metrics)
-    created = int(time.time())
-
-    @app.get("/ready")
-    async def ready() -> Response:
-        if readiness.draining:
-            raise NotReadyError("The server is shutting down: finishing in-flight requests.")
-        if not readiness.ready:
-            raise NotReadyError(f"Warm-up failed: {readiness.error}" if readiness.error
-                                else "The model is warming up.")
-        return Response(status_code=200)
-
-    @app.get("/health_generate")
-    async def health_generate(request: Request) -> Response:
-        emb: Embedder = request.app.state.embedder
-        if emb.spec.is_reranker:  # a real forward pass, of the kind the model serves
-            await emb.rerank("health check", ["health check"])
-        else:
-            await emb.embed_texts(["health check"])
-        return Response(status_code=200)
-
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        body, content_type = metrics.exposition()
-        return Response(body, media_type=content_type)
-
-    @app.get("/health")
-    async def health() -> Response:
-        return Response(status_code=200)
-
-    @app.get("/v1/models")
-    async def models(request: Request) -> dict:
-        spec = request.app.state.embedder.spec
-        return {"object": "list", "data": [{
-            "id": config.served_model_name, "object": "model", "created": created,
-            "owned_by": "trt-embed", "root": config.model_path, "max_model_len": spec.max_len,
-        }]}
-
-    @app.get("/get_model_info")
-    async def model_info(request: Request) -> dict:
-        emb: Embedder = request.app.state.embedder
-        return {
-            "model_path": config.model_path, "tokenizer_path": str(emb.artifact.tokenizer_path),
-            "is_generation": False, "preferred_sampling_params": None, "weight_version": None,
-            "has_image_understanding": "image" in emb.spec.modalities,
-            "has_audio_understanding": False, "model_type": emb.spec.family,
-            "architectures": [emb.spec.architecture], "embedding_dim": emb.spec.dims,
-            "max_model_len": emb.spec.max_len, "pooling": emb.spec.pooling,
-            "normalized": emb.spec.normalize, "matryoshka": emb.spec.matryoshka,
-            "backend": emb.backend.name,
-        }
-
-    compat_routes.register(app, config)  # SGLang's native routes and TEI's /embed
-    rerank_routes.register(app, config)  # /v1/rerank (SGLang), /rerank (TEI), /v2/rerank
+    routes.register(app, config, metrics, readiness)
     return app
 
 

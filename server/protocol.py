@@ -46,7 +46,7 @@ def invalid(message: str, param: str | None) -> InvalidRequestError:
     return InvalidRequestError(message, param=param, code="invalid_value")
 
 
-# SGLang's native routes and TEI's /embed (server/compat_routes.py)
+# SGLang's native routes (server/sglang_routes.py) and TEI's /embed (server/tei_routes.py)
 
 IdRows = Union[list[StrictInt], list[list[StrictInt]]]
 

@@ -16,8 +16,7 @@ SGLang 0.5.23 (srt/entrypoints/http_server.py):
   embedding model SGLang would hand back the pooled embedding of query + item as "scores",
   which is not a score, so this server answers 400 saying what to use instead; a
   cross-encoder answers its class logits (server/rerank_routes.py v1_score).
-TEI (text-embeddings-inference): POST /embed {inputs, normalize, truncate,
-truncation_direction, prompt_name} -> a bare array of vectors.
+- GET /get_model_info, /health_generate (a real forward pass).
 Errors go through server/errors.py (OpenAI's nested body) like every other route.
 """
 
@@ -28,8 +27,6 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-import orjson
 from fastapi import FastAPI, Request, Response
 
 from runtime.adapters.base import Capability
@@ -38,7 +35,7 @@ from runtime.errors import InvalidRequestError
 from server.config import ServerConfig
 from server.inputs import classify_input
 from server import rerank_routes
-from server.protocol import (DetokenizeRequest, EncodeRequest, MultimodalItem, TeiEmbedRequest,
+from server.protocol import (DetokenizeRequest, EncodeRequest, MultimodalItem,
                              TokenizeRequest, invalid)
 
 
@@ -111,34 +108,6 @@ def detokenize(emb: Embedder, req: DetokenizeRequest) -> dict[str, Any]:
     return {"text": emb.tokenizer.decode(req.tokens, req.skip_special_tokens)}
 
 
-async def _keeping_end(emb: Embedder, texts: list[str], req: TeiEmbedRequest
-                       ) -> EmbeddingResult:
-    """Left truncation: the prompted texts cut here, then embedded as token ids (for a text
-    model that is what its text path does, with the other end cut)."""
-    if not emb.adapter.can(Capability.TRUNCATE_LEFT):
-        raise invalid("truncation_direction 'Left' is available for text models only.",
-                   "truncation_direction")
-    prompt = emb.prompt_text(req.prompt_name)
-    rows = emb.tokenizer.encode_keeping_end([prompt + t for t in texts])
-    return await emb.embed_tokens(rows, dimensions=req.dimensions)
-
-
-async def tei_embed(emb: Embedder, req: TeiEmbedRequest, max_inputs: int) -> np.ndarray:
-    if not req.normalize and emb.spec.normalize:
-        raise invalid("normalize=false is not available: this model's graph L2-normalises its "
-                   "output.", "normalize")
-    _, texts = classify_input(req.inputs, max_inputs)
-    if req.truncate and req.truncation_direction.lower() == "left":
-        result = await _keeping_end(emb, texts, req)
-    else:
-        result = await emb.embed_texts(texts, truncate=req.truncate,
-                                       prompt_name=req.prompt_name, dimensions=req.dimensions)
-    vectors = result.vectors
-    if req.normalize and not emb.spec.normalize:
-        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return vectors
-
-
 def server_info(config: ServerConfig, emb: Embedder, version: str) -> dict[str, Any]:
     """The launch configuration as served (the API key left out)."""
     return {"model_path": config.model_path, "served_model_name": config.served_model_name,
@@ -158,10 +127,37 @@ def score() -> None:
         code="unsupported_model")
 
 
+def model_info(config: ServerConfig, emb: Embedder) -> dict[str, Any]:
+    """SGLang's /get_model_info, and what this server adds (pooling, backend...)."""
+    return {
+        "model_path": config.model_path, "tokenizer_path": str(emb.artifact.tokenizer_path),
+        "is_generation": False, "preferred_sampling_params": None, "weight_version": None,
+        "has_image_understanding": "image" in emb.spec.modalities,
+        "has_audio_understanding": False, "model_type": emb.spec.family,
+        "architectures": [emb.spec.architecture], "embedding_dim": emb.spec.dims,
+        "max_model_len": emb.spec.max_len, "pooling": emb.spec.pooling,
+        "normalized": emb.spec.normalize, "matryoshka": emb.spec.matryoshka,
+        "backend": emb.backend.name,
+    }
+
+
 def register(app: FastAPI, config: ServerConfig) -> None:
     """The routes above, on `app`."""
     def emb(request: Request) -> Embedder:
         return request.app.state.embedder
+
+    @app.get("/get_model_info")
+    async def model_info_route(request: Request) -> dict[str, Any]:
+        return model_info(config, emb(request))
+
+    @app.get("/health_generate")
+    async def health_generate(request: Request) -> Response:
+        served = emb(request)
+        if served.adapter.can(Capability.SCORE_PAIRS):  # a real pass, of the kind it serves
+            await served.rerank("health check", ["health check"])
+        else:
+            await served.embed_texts(["health check"])
+        return Response(status_code=200)
 
     @app.api_route("/encode", methods=["POST", "PUT"])
     async def encode_route(body: EncodeRequest, request: Request) -> Any:
@@ -192,9 +188,3 @@ def register(app: FastAPI, config: ServerConfig) -> None:
         if served.adapter.can(Capability.CLASSIFY):  # a sequence-classification model
             return await rerank_routes.v1_score(served, config, await request.body())
         score()
-
-    @app.post("/embed")
-    async def embed_route(body: TeiEmbedRequest, request: Request) -> Response:
-        vectors = await tei_embed(emb(request), body, config.max_inputs_per_request)
-        return Response(orjson.dumps(vectors, option=orjson.OPT_SERIALIZE_NUMPY),
-                        media_type="application/json")
