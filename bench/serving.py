@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 
 from bench.http_load import closed_loop
+from bench.stats import percentile_ms
 from bench.standin import StandInCost, ceiling, expected
 
 # (sentences per request, clients): issue 26's shapes
@@ -71,7 +72,7 @@ class ServingRun:
         return self.server_cpu_s / self.requests * 1e6
 
     def latency_ms(self, q: float) -> float:
-        return float(np.percentile(self.latencies_s, q) * 1e3)
+        return percentile_ms(self.latencies_s, q)
 
 
 def process_cpu_s(pid: int) -> float:

@@ -27,7 +27,7 @@ from runtime.adapters.media import MediaConfig
 from runtime.served_model import parse_overrides, served_spec
 from server import flags
 from server.config import ServerConfig
-from server.lifecycle import one_line
+from server.lifecycle import configure_logging, one_line
 
 if TYPE_CHECKING:
     from runtime.pipeline.embedder import Embedder
@@ -141,15 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     serve(args, config, load_or_exit(config))  # a broken artifact exits here, at once
 
 
-def configure_logging(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def configure(args: argparse.Namespace) -> ServerConfig | None:
     """Logging, then prepare(): the config, or None when --build-only is done; a startup
     failure exits 1 after one clear line, no traceback."""
-    configure_logging(args)
+    configure_logging(args.log_level)
     if flags.inert_given(args):
         log.info("SGLang flags with no effect in this server: %s",
                  " ".join(flags.inert_given(args)))

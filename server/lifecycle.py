@@ -27,6 +27,12 @@ log = logging.getLogger("server")
 T = TypeVar("T")
 
 
+def configure_logging(log_level: str) -> None:
+    """The launcher's and every worker process's log format (server/workers.py)."""
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def one_line(exc: BaseException) -> str:
     """Library errors (ONNX Runtime's above all) span lines; a log line must not."""
     return " ".join(str(exc).split())

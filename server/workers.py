@@ -82,10 +82,9 @@ Serve = Callable[..., None]
 
 def _worker(args: argparse.Namespace, config: ServerConfig, sock: socket.socket,
             load: Load | None, serve: Serve) -> None:
-    from server.lifecycle import load_or_exit
+    from server.lifecycle import configure_logging, load_or_exit
 
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)
     serve(args, config, (load or load_or_exit)(config), sockets=[sock])
 
 

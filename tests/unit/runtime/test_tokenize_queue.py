@@ -29,12 +29,18 @@ class Encoder:
         return [[len(t), int(t.split("-")[1])] for t in texts]
 
 
-async def test_concurrent_requests_each_get_their_own_rows_in_one_call() -> None:
+async def held(threads: int) -> tuple[Encoder, TokenizeQueue, asyncio.Task]:
+    """A queue whose worker is inside its first call (["t-0"]), held until encoder.hold."""
     encoder = Encoder()
     encoder.hold.clear()
-    tokenize = TokenizeQueue(encoder, threads=1)
+    tokenize = TokenizeQueue(encoder, threads=threads)
     first = asyncio.create_task(tokenize.encode(["t-0"]))
-    await asyncio.to_thread(encoder.entered.wait, 10)  # the worker holds the first call
+    await asyncio.to_thread(encoder.entered.wait, 10)
+    return encoder, tokenize, first
+
+
+async def test_concurrent_requests_each_get_their_own_rows_in_one_call() -> None:
+    encoder, tokenize, first = await held(threads=1)
     texts = [[f"t-{i}" for i in range(r, r + 3)] for r in range(1, 30, 3)]
     rest = [asyncio.create_task(tokenize.encode(t)) for t in texts]
     await asyncio.sleep(0.05)  # all queued behind the held call
@@ -49,11 +55,7 @@ async def test_concurrent_requests_each_get_their_own_rows_in_one_call() -> None
 
 
 async def test_a_bad_text_fails_only_its_own_request() -> None:
-    encoder = Encoder()
-    encoder.hold.clear()
-    tokenize = TokenizeQueue(encoder, threads=1)
-    first = asyncio.create_task(tokenize.encode(["t-0"]))
-    await asyncio.to_thread(encoder.entered.wait, 10)
+    encoder, tokenize, first = await held(threads=1)
     good = asyncio.create_task(tokenize.encode(["t-1", "t-2"]))
     bad = asyncio.create_task(tokenize.encode(["t-3", "bad"]))
     also_good = asyncio.create_task(tokenize.encode(["t-4"]))
@@ -68,11 +70,7 @@ async def test_a_bad_text_fails_only_its_own_request() -> None:
 
 
 async def test_a_cancelled_request_is_skipped_and_the_rest_answered() -> None:
-    encoder = Encoder()
-    encoder.hold.clear()
-    tokenize = TokenizeQueue(encoder, threads=2)
-    first = asyncio.create_task(tokenize.encode(["t-0"]))
-    await asyncio.to_thread(encoder.entered.wait, 10)
+    encoder, tokenize, first = await held(threads=2)
     gone = asyncio.create_task(tokenize.encode(["t-5"]))
     kept = asyncio.create_task(tokenize.encode(["t-6"]))
     await asyncio.sleep(0.05)
