@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from builder.build import BuildConfig, BuildError, build
+from builder import memory
 from builder.compile import RTX_DEFAULT_TARGETS, CompileError, CompileOptions
 from builder.progress import say
 from models.spec import UnsupportedModelError
@@ -37,10 +38,12 @@ def parser() -> argparse.ArgumentParser:
     trt.add_argument("--workspace-mib", type=int, default=0,
                      help="builder memory-pool limit; 0: per graph, its largest profile's "
                           "memory estimate (at least 4096)")
-    trt.add_argument("--gpu-memory-gib", type=float, default=0.0,
-                     help="memory of the GPU the plans are for: refuse, before exporting, a "
-                          "build whose weights + 2 contexts x its largest profile's "
-                          "activations (estimated, attention unfused) exceed it; 0: no check")
+    trt.add_argument("--gpu-memory-gib", type=float, default=None,
+                     help="memory of the GPU the plans are for (default: this machine's GPU, "
+                          f"else {memory.RTX_DEFAULT_GIB:g} for tensorrt-rtx): refuse, before "
+                          "exporting, a build whose weights + 2 contexts x its largest "
+                          "profile's activations exceed it, and fit fp32's unfused attention "
+                          "to it; 0: neither")
     trt.add_argument("--opt-level", type=int, default=3, choices=range(6),
                      help="builder optimisation level")
     trt.add_argument("--timing-cache", type=Path, default=None,

@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import export, memory, quantize, verify, verify_items, verify_pairs
+from builder import export, fit, memory, quantize, verify, verify_items, verify_pairs
 from builder import precision as precisions
 from builder.compile import CompileOptions
 from builder.precision import PRECISIONS
@@ -107,7 +107,12 @@ def build(cfg: BuildConfig) -> Path:
     say(f"family {family.name}: {spec.architecture}, pooling {spec.pooling}, "
         f"{spec.dims} dims, max {spec.max_len} tokens")
     if cfg.backend in FLAVOURS:
-        _check_memory(checkpoint, spec, cfg)
+        try:
+            spec, options = fit.fit(checkpoint, spec, cfg.compile_options, cfg.precision,
+                                    cfg.backend)
+        except fit.FitError as exc:
+            raise BuildError(str(exc)) from exc
+        cfg = dataclasses.replace(cfg, compile_options=options)
     staging = cfg.output.parent / f".{cfg.output.name}.building"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -120,23 +125,6 @@ def build(cfg: BuildConfig) -> Path:
     staging.rename(cfg.output)
     say(f"artifact ready: {cfg.output}")
     return cfg.output
-
-
-def _check_memory(checkpoint: Path, spec: ModelSpec, cfg: BuildConfig) -> None:
-    """Before exporting: every profile's memory, and a BuildError (one line) when the
-    largest does not fit --gpu-memory-gib."""
-    opts = cfg.compile_options
-    config = memory.read_config(checkpoint)
-    needs = memory.needs(config, spec, BuildLimits(opts.max_batch_size, opts.max_batch_tokens),
-                         cfg.precision)
-    weights = memory.checkpoint_weights(checkpoint, config, cfg.precision)
-    top = max(needs, key=lambda n: n[0].activations)[0]
-    say(f"memory: weights {weights / memory.GIB:.2f} GiB ({cfg.precision}); largest profile "
-        f"{top.line()}; {memory.CONTEXTS} contexts: {top.total(weights) / memory.GIB:.1f} GiB")
-    if opts.gpu_memory_gib:
-        problem = memory.check_budget(needs, weights, cfg.precision, opts.gpu_memory_gib)
-        if problem:
-            raise BuildError(problem)
 
 
 def _export(staging: Path, family, checkpoint: Path, spec, cfg: BuildConfig) -> dict[str, Graph]:  # type: ignore[no-untyped-def]

@@ -49,9 +49,13 @@ class CompileOptions:
     timing_cache: Path | None = None  # shared cache file; default: beside the plans
     flavour: str = "tensorrt"  # a FLAVOURS key
     compute_capabilities: tuple[str, ...] = ()  # RTX targets; () = the library's default
-    # The GPU the plans are for, in GiB: a build whose weights plus CONTEXTS x the largest
-    # profile's activations (builder/memory.py) exceed it is refused before exporting. 0: off.
-    gpu_memory_gib: float = 0.0
+    # The GPU the plans are for, in GiB (builder/fit.py): a build whose weights plus CONTEXTS
+    # x the largest profile's activations (builder/memory.py) exceed it is refused before
+    # exporting. None: this machine's GPU, else TensorRT for RTX's default; 0: off.
+    gpu_memory_gib: float | None = None
+    # Bytes of activations each execution context may hold within that budget (fit.fit sets
+    # it): unfused (fp32) attention's buckets hold the rows that fit. 0: token budget only.
+    context_room: int = 0
 
 
 def plan_name(tower: str) -> str:
@@ -231,8 +235,10 @@ def _build_graph(session: _Session, tower: str, graph: Graph, spec: ModelSpec,
     """One graph's plan: profiles, memory (logged), a workspace that holds them, the build
     and TensorRT's own figures."""
     opts = session.base
+    rows_at = (memory.unfused_rows(memory.widths(config, tower), precision, opts.context_room)
+               if config else None)
     profiles = graph_profiles(graph.inputs, spec,
-                              BuildLimits(opts.max_batch_size, opts.max_batch_tokens))
+                              BuildLimits(opts.max_batch_size, opts.max_batch_tokens), rows_at)
     needs = _memory(tower, graph, profiles, spec, config, precision)
     session.opts = dataclasses.replace(opts, workspace_mib=opts.workspace_mib or
                                        memory.workspace_mib(max(needs.values(), default=0)))
@@ -274,4 +280,5 @@ def compile_plans(graphs: Mapping[str, Graph], spec: ModelSpec, precision: str,
                      compute_capabilities=targets, precision=precision, plans=plans,
                      gpu_name=gpu_name, builder_optimization_level=opts.opt_level,
                      workspace_mib=max(session.workspaces, default=opts.workspace_mib),
+                     gpu_memory_gib=opts.gpu_memory_gib or 0.0,
                      timing_cache=str(cache_path) if cache_path else None)

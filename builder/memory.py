@@ -24,14 +24,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from builder.profiles import graph_profiles
+from builder.profiles import RowsAt, graph_profiles
 from models.spec import ModelSpec
 from runtime.backends.trt_plan import BATCH, SEQUENCE, Profile, axis_extents
 from runtime.artifact.manifest import BuildLimits
 
 GIB = 1 << 30
+# --gpu-memory-gib when it is not given and no GPU is visible: TensorRT for RTX plans run on
+# RTX-class cards, the largest GeForce (RTX 5090) has 32 GB; a larger card: raise it.
+RTX_DEFAULT_GIB = 32.0
 CONTEXTS = 2  # the server's --trt-contexts default: each context holds its own activations
 BODY_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 4}
 FUSED = ("fp16", "bf16")  # precisions whose attention TensorRT fuses (attention_fused)
@@ -109,6 +112,36 @@ def activation_need(box: Box, w: Widths, precision: str) -> Need:
     return Need(box, hidden + (0 if attention_fused(precision) else cells * (12 + body)), scores)
 
 
+def room(budget_gib: float, weights: int) -> int:
+    """Bytes each execution context may hold for activations within a GPU budget; 0: none
+    stated (no sizing)."""
+    return max(0, (int(budget_gib * GIB) - weights) // CONTEXTS) if budget_gib else 0
+
+
+def unfused_rows(w: Widths, precision: str, room_bytes: int) -> RowsAt | None:
+    """Where attention is not fused, rows of `seq` tokens that fit `room_bytes` (its seq^2
+    scores grow faster than the token budget shrinks a box); None where attention is fused
+    or no budget is stated: the token budget alone bounds the boxes."""
+    if attention_fused(precision) or room_bytes <= 0:
+        return None
+
+    def rows_at(seq: int) -> int:
+        return room_bytes // activation_need(Box("", "", 1, seq), w, precision).activations
+    return rows_at
+
+
+def fit_max_len(rows_at: RowsAt, max_len: int) -> int:
+    """The longest input (a multiple of 8, or max_len itself) of which one row fits; 0: not
+    even 8 tokens."""
+    if rows_at(max_len) >= 1:
+        return max_len
+    lo, hi = 0, max_len // 8  # in units of 8 tokens: lo fits (or is 0), hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if rows_at(8 * mid) >= 1 else (lo, mid)
+    return 8 * lo
+
+
 def checkpoint_weights(checkpoint: Path, config: Mapping[str, Any], precision: str) -> int:
     """Bytes of the weights at the build's precision, from the checkpoint's files."""
     files = [*checkpoint.glob("*.safetensors"), *checkpoint.glob("*.bin")]
@@ -127,8 +160,9 @@ def _fix(need: Need, w: Widths, precision: str, room: int) -> str:
     one = activation_need(Box("", "", 1, need.box.seq, need.box.lo), w, precision).activations
     rows = room // one
     if rows < 1:
-        return (f"one row of {need.box.seq} tokens needs {one / GIB:.1f} GiB: build "
-                "fp16/bf16 or raise --gpu-memory-gib")
+        return (f"one row of {need.box.seq} tokens needs {one / GIB:.1f} GiB: "
+                + ("raise --gpu-memory-gib (a larger GPU)" if attention_fused(precision)
+                   else "build fp16/bf16 or raise --gpu-memory-gib"))
     if need.box.lo <= 1:
         return f"lower --max-batch-size to {rows} (and the server's too)"
     return (f"lower --max-batch-tokens to {rows * need.box.lo} (rows of >= {need.box.lo} "
@@ -192,12 +226,14 @@ def spec_inputs(spec: ModelSpec) -> dict[str, dict[str, tuple[int | str, ...]]]:
 
 
 def needs(config: Mapping[str, Any], spec: ModelSpec, limits: BuildLimits,
-          precision: str) -> list[tuple[Need, Widths]]:
-    """Every tower's every profile, with its activation estimate."""
+          precision: str, room_bytes: int = 0) -> list[tuple[Need, Widths]]:
+    """Every tower's every profile, with its activation estimate; `room_bytes` sizes
+    unfused attention's profiles (unfused_rows)."""
     out = []
     for tower, inputs in spec_inputs(spec).items():
         w = widths(config, tower)
-        for box in graph_boxes(tower, graph_profiles(inputs, spec, limits), inputs, spec):
+        profiles = graph_profiles(inputs, spec, limits, unfused_rows(w, precision, room_bytes))
+        for box in graph_boxes(tower, profiles, inputs, spec):
             out.append((activation_need(box, w, precision), w))
     return out
 

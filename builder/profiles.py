@@ -32,7 +32,7 @@ sequence) and input_ids (batch, sequence) share batch and sequence).
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from models.spec import ModelSpec
 from runtime.backends.trt_plan import Profile, ShapeRange
@@ -40,6 +40,7 @@ from runtime.artifact.manifest import BuildLimits
 
 SHORT = 128
 AxisRanges = dict[str, tuple[int, int, int]]  # axis name -> (min, opt, max)
+RowsAt = Callable[[int], int]  # tokens per row -> rows that fit (builder/memory.py)
 
 
 def seq_edges(max_len: int) -> tuple[int, ...]:
@@ -71,8 +72,8 @@ def _check(limits: BuildLimits) -> None:
         raise ValueError("max_batch_size and max_batch_tokens must be positive")
 
 
-def _sequence_axes(spec: ModelSpec, limits: BuildLimits,
-                   axes: set[str]) -> list[tuple[str, AxisRanges, str]]:
+def _sequence_axes(spec: ModelSpec, limits: BuildLimits, axes: set[str],
+                   rows_at: RowsAt | None) -> list[tuple[str, AxisRanges, str]]:
     """(name, axis ranges, reason) per sequence bucket."""
     edges = seq_edges(spec.max_len)
     budget = limits.max_batch_tokens
@@ -80,11 +81,15 @@ def _sequence_axes(spec: ModelSpec, limits: BuildLimits,
     for hi in edges:
         name = "all" if len(edges) == 1 else f"seq{hi}"
         max_batch = bucket_rows(limits, lo)
+        if rows_at is not None and rows_at(hi) < max_batch:  # unfused attention: memory binds
+            max_batch = max(1, rows_at(hi))
         opt_seq = _round_up((lo + hi) // 2, 8, hi)
         opt_batch = max(1, min(max_batch, budget // opt_seq))
         ranges: AxisRanges = {"batch": (1, opt_batch, max_batch), "sequence": (lo, opt_seq, hi)}
         reason = (f"sequences {lo}..{hi}, at most {max_batch} rows (rows of >= {lo} tokens "
-                  f"in {budget} padded tokens, max batch size {limits.max_batch_size}): a box "
+                  f"in {budget} padded tokens, max batch size {limits.max_batch_size}"
+                  + (", and what the memory budget holds of unfused attention's scores"
+                     if rows_at is not None else "") + "): a box "
                   f"of {max_batch * hi} tokens; opt length {opt_seq} is the bucket's middle "
                   f"(multiple of 8); opt batch {opt_batch} is what {budget} padded "
                   f"tokens allow at that length (the full batches seen under load)")
@@ -104,8 +109,8 @@ def _image_tokens(spec: ModelSpec) -> int:
     return max(1, spec.vision.max_patches // spec.vision.spatial_merge_size ** 2)
 
 
-def _image_axes(spec: ModelSpec, limits: BuildLimits,
-                axes: set[str]) -> list[tuple[str, AxisRanges, str]]:
+def _image_axes(spec: ModelSpec, limits: BuildLimits, axes: set[str],
+                rows_at: RowsAt | None = None) -> list[tuple[str, AxisRanges, str]]:
     if "patches" in axes:
         if spec.vision is None:
             raise ValueError("a graph over image patches needs the spec's vision facts")
@@ -132,15 +137,17 @@ def _shape(dims: Sequence[int | str], ranges: AxisRanges) -> ShapeRange:
 
 
 def graph_profiles(inputs: Mapping[str, Sequence[int | str]], spec: ModelSpec,
-                   limits: BuildLimits) -> tuple[Profile, ...]:
+                   limits: BuildLimits, rows_at: RowsAt | None = None) -> tuple[Profile, ...]:
     """Profiles for one graph, from its inputs in graph order (name -> shape, dynamic axes
-    named), covering every input."""
+    named), covering every input. `rows_at` (tokens per row -> rows that fit the memory
+    budget; builder/memory.py unfused_rows) further bounds each sequence bucket's rows
+    where attention is not fused; the spec's max_len must already fit one row."""
     _check(limits)
     axes = {d for shape in inputs.values() for d in shape if isinstance(d, str)}
     rule = _sequence_axes if "sequence" in axes else _image_axes
     return tuple(Profile(name, tuple((k, _shape(dims, ranges)) for k, dims in inputs.items()),
                          reason)
-                 for name, ranges, reason in rule(spec, limits, axes))
+                 for name, ranges, reason in rule(spec, limits, axes, rows_at))
 
 
 def plan_profiles(spec: ModelSpec, max_batch_size: int,

@@ -88,6 +88,12 @@ def machine(device: int = 0) -> Machine:
     return Machine(name, f"{props.major}.{props.minor}", library_versions())
 
 
+def total_memory_gib(device: int = 0) -> float:
+    """The device's memory in GiB: what a build on this machine sizes its plans for."""
+    props = cuda_call(import_cudart().cudaGetDeviceProperties(device))
+    return int(props.totalGlobalMem) / (1 << 30)
+
+
 def tensorrt_missing(flavour: str = "tensorrt") -> list[str]:
     """What this machine lacks to run the flavour's plans; empty when it has everything."""
     missing = []

@@ -237,6 +237,8 @@ class TrtRecord:
     builder_optimization_level: int = 3
     workspace_mib: int = 4096
     timing_cache: str | None = None
+    # The GPU memory (GiB) the plans were fitted to (builder/fit.py); 0: not fitted
+    gpu_memory_gib: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -1,8 +1,8 @@
 """One family at its real hub widths (gme-Qwen2-VL-2B: hidden 1536, 12 heads, vocabulary
 151936, 1800 tokens; vision 1280 wide, 16 heads, 1280-token images), one layer, random weights:
-the fp32 build with default flags that TensorRT for RTX refused before the profiles were
-bounded (64 rows x 1800 tokens) and the workspace sized, and the --gpu-memory-gib refusal
-before any export. The other families' real shapes: `make trt-real-shapes` (BENCHMARKS.md)."""
+the fp32 build with default flags (TensorRT for RTX's default 32 GiB budget) that TensorRT
+for RTX refused before the profiles were bounded (64 rows x 1800 tokens) and the workspace
+sized, and the --gpu-memory-gib refusal before any export. The other families' real shapes: `make trt-real-shapes` (BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -36,9 +36,12 @@ def test_a_build_over_the_gpu_budget_fails_before_exporting(
     assert time.perf_counter() - start < 30  # fingerprint and config only: no export
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1, errors
-    # fp32 at 1 layer: 2.1 GiB of weights + 2 contexts x 15.3 GiB for 15 rows x 1800 tokens
-    assert "profile text/seq1800 needs 32.8 GiB" in errors[0]
-    assert "over the --gpu-memory-gib 16 budget: lower --max-batch-tokens to" in errors[0]
+    # fp32 at 1 layer: the text buckets are cut to what fits (6 rows of 1800 tokens, not 15),
+    # but one packed image of 5120 patches holds 16 heads x 5120^2 unfused scores
+    assert errors[0].endswith(
+        "profile image/all needs 16.2 GiB (2.1 GiB weights + 2 contexts x 7.0 GiB for 1 rows "
+        "x 5120 tokens), over the --gpu-memory-gib 16 budget: one row of 5120 tokens needs "
+        "7.0 GiB: build fp16/bf16 or raise --gpu-memory-gib"), errors[0]
 
 
 @pytest.mark.slow
@@ -53,6 +56,10 @@ def test_gme_fp32_at_real_widths_builds_with_default_flags(gme_real: Path,
     assert [p.name for p in text.profiles] == [f"seq{e}" for e in (128, 256, 512, 1024, 1800)]
     for profile in text.profiles:  # every box within 2x the token budget
         assert profile.max_batch * profile.max_seq <= 2 * BUDGET
+    # fitted to TensorRT for RTX's default 32 GiB: fp32's unfused scores leave 14 rows of 1800
+    # tokens (the token budget alone allows 15); the context stays 1800
+    assert record.gpu_memory_gib == 32.0 and manifest.spec.max_len == 1800
+    assert [p.max_batch for p in text.profiles] == [64, 64, 63, 31, 14]
     assert set(text.memory_bytes) == {p.name for p in text.profiles}
     # TensorRT's own figure, sized at the largest profile's opt shape, against the estimate
     # there: an upper bound for unfused fp32 attention (builder/memory.py)
@@ -60,7 +67,9 @@ def test_gme_fp32_at_real_widths_builds_with_default_flags(gme_real: Path,
     w = widths(read_config(gme_real), "text")
     at_opt = max(activation_need(Box("text", p.name, *p.first.opt), w, "fp32").activations
                  for p in text.profiles)
-    assert 1.0 < at_opt / measured < 1.6, (at_opt, measured)
+    # (5.56e9 measured with 15 rows at seq1800; 5.19e9 with the 14 the 32 GiB budget leaves:
+    # TensorRT's tactics move with the box)
+    assert 1.0 < at_opt / measured < 1.75, (at_opt, measured)
     assert record.workspace_mib >= measured >> 20  # the pool holds what TensorRT needed
     # fp32: TensorRT's 5.2 GiB exceeds one 11 x 12 x 1416^2 float score tensor (1.1 GB)
     assert text.attention == "materialised"
