@@ -148,6 +148,10 @@ def _reliability_flags(g: Any) -> None:
     g.add_argument("--max-queue-wait-ms", type=float, default=0.0,
                    help="503 for a request none of whose inputs reached the model in this "
                         "time (0: no limit)")
+    add(g, "--memory-budget-gib", env=("MEMORY_BUDGET_GIB",), type=float, default=None,
+        help="memory the models may use (weights and largest batches, summed over the "
+             "models: server/memory_fit.py); a start that would need more is refused "
+             "(default: the GPU's free memory, or the CPU's MemAvailable)")
     add(g, "--api-key", env=("TRT_EMBED_API_KEY",), default=None,
         help="require 'Authorization: Bearer KEY' on every route but /health*, /ready "
              "and /metrics (as SGLang)")

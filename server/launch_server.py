@@ -28,7 +28,7 @@ from runtime.pipeline.limits import BatchFlags
 from runtime.artifact.manifest import is_artifact
 from runtime.adapters.media import MediaConfig
 from runtime.served_model import parse_overrides, served_spec
-from server import flags, models_file
+from server import flags, memory_fit, models_file
 from server.config import ServerConfig
 from server.lifecycle import configure_logging, one_line
 from server.models import check_names
@@ -132,6 +132,7 @@ def prepare(args: argparse.Namespace) -> ServerConfig | None:
                for m, path in zip(models, paths)]
     check_names(configs)
     configs = share_cores(configs, len(os.sched_getaffinity(0)))
+    memory_fit.check(configs, args.memory_budget_gib)  # refuses, in one line, what won't fit
     for config in configs:
         log.info("serving %s as %r on %s:%d", config.artifact.path, config.served_model_name,
                  args.host, args.port)

@@ -240,3 +240,20 @@ def test_a_model_that_cannot_load_fails_the_start_naming_it(tmp_path: Path,
     lines = [ln for ln in done.stderr.splitlines() if "startup failed" in ln]
     assert len(lines) == 1 and f"model 'bad' ({broken}):" in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_models_that_do_not_fit_the_memory_refuse_the_start(artifacts: dict[str, Path]) -> None:
+    """--memory-budget-gib states the memory (as a container's limit would): the two
+    models' weights and largest batches need more, so the start is refused in one line
+    naming both, before either loads."""
+    done = subprocess.run([sys.executable, "-m", "server.launch_server", "--model-path",
+                           str(artifacts["minilm"]), "--model-path", str(artifacts["ce"]),
+                           "--served-model-name", "emb", "--served-model-name", "rr",
+                           "--memory-budget-gib", "0.01", "--port", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    lines = [ln for ln in done.stderr.splitlines() if "startup failed" in ln]
+    assert len(lines) == 1, done.stderr
+    assert "the models need" in lines[0] and "GiB of RAM but 0.01 GiB is available" in lines[0]
+    assert "(emb " in lines[0] and ", rr " in lines[0] and "Traceback" not in done.stderr
+    assert "ready" not in done.stderr  # nothing was served
