@@ -126,7 +126,7 @@ def prepare(args: argparse.Namespace) -> ServerConfig | None:
     models = models_file.launches(args, parser())
     paths = [_each(m, len(models), ensure_artifact) for m in models]
     if args.build_only:
-        log.info("build only: %s ready", ", ".join(map(str, paths)))
+        log.info("build only: %s is ready", ", ".join(map(str, paths)))
         return None
     configs = [_each(m, len(models), partial(_configure, path=path))
                for m, path in zip(models, paths)]

@@ -110,10 +110,10 @@ async def warm_up(models: Sequence["ServedModel"], readiness: Readiness,
             log.error("startup failed: warm-up forward pass: %s", readiness.error)
             on_failure()
             return
-        log.info("warm-up forward pass done for %s on %s", model.name,
-                 model.embedder.backend.name)
     readiness.ready = True
-    log.info("ready: %d model(s) warmed up", len(models))
+    backends = [m.embedder.backend.name for m in models]
+    log.info("ready: warm-up forward pass done on %s", backends[0] if len(models) == 1 else
+             ", ".join(f"{m.name} ({b})" for m, b in zip(models, backends)))
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -6,6 +6,7 @@ Qwen3-Reranker), given by a repeated --model-path and by env MODELS at once. Rou
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -257,3 +258,25 @@ def test_models_that_do_not_fit_the_memory_refuse_the_start(artifacts: dict[str,
     assert "the models need" in lines[0] and "GiB of RAM but 0.01 GiB is available" in lines[0]
     assert "(emb " in lines[0] and ", rr " in lines[0] and "Traceback" not in done.stderr
     assert "ready" not in done.stderr  # nothing was served
+
+
+def test_the_container_entrypoint_serves_the_models_of_env_models(
+        artifacts: dict[str, Path]) -> None:
+    """docker/entrypoint.sh as a container runs it, MODEL unset and MODELS set: the two
+    models are served (not the bundled default), by their names."""
+    from server.flags import environment
+    from tests.helpers import free_port, wait_healthy
+
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if k not in environment()},
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT),
+           "HOST": "127.0.0.1", "PORT": str(port),
+           "MODELS": f"emb {artifacts['minilm']}\nrr {artifacts['ce']} --max-wait-ms 2"}
+    proc = subprocess.Popen([str(ROOT / "docker" / "entrypoint.sh")], cwd=ROOT, env=env)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout_s=300)
+        cards = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=30).json()["data"]
+        assert [(c["id"], c["kind"]) for c in cards] == [("emb", "embedding"), ("rr", "rerank")]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0  # drained and exited cleanly
