@@ -54,10 +54,10 @@ async def answer(models: ServedModels, metrics: Metrics, body: bytes, scope: Sco
     answered, result = await unless_disconnected(
         receive, _embed(served.embedder, kind, items, request))
     if not answered:  # nobody to answer; its queued inputs never reach the backend
-        metrics.disconnects.labels(served.name).inc()
+        metrics.model(served.name).disconnects.inc()
         return Response(status_code=CLIENT_CLOSED)
     assert result is not None
-    metrics.prompt_tokens.labels(served.name).inc(result.prompt_tokens)
+    metrics.model(served.name).prompt_tokens.inc(result.prompt_tokens)
     # The served name whatever the request says (SGLang does not echo it either).
     return Response(embeddings_body(result.vectors, request.encoding_format,
                                     config.served_model_name,

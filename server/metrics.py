@@ -13,6 +13,7 @@ in-flight gauge is counted as a request arrives, before its body names a model.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -27,6 +28,12 @@ TOKEN_BUCKETS = (16, 64, 256, 1024, 4096, 16384, 65536)
 SCOPE_KEY = "trt_embed.model"  # where server/models.py puts the routed model's name
 # A client that disconnected before its answer: nginx's convention, never sent on the wire.
 CLIENT_CLOSED = 499
+
+
+@dataclass(frozen=True)
+class ModelSeries:
+    prompt_tokens: Counter
+    disconnects: Counter
 
 
 class Metrics:
@@ -54,6 +61,16 @@ class Metrics:
         self.disconnects = Counter("trt_embed_client_disconnects",
                                    "requests whose client left before the answer; their "
                                    "queued inputs were dropped", model, registry=r)
+        self._models: dict[str, ModelSeries] = {}
+
+    def model(self, name: str) -> "ModelSeries":
+        """The per-request series of one model, labelled once (the embeddings fast path
+        counts into them on every request)."""
+        series = self._models.get(name)
+        if series is None:
+            series = self._models[name] = ModelSeries(self.prompt_tokens.labels(name),
+                                                      self.disconnects.labels(name))
+        return series
 
     def watch(self, model: str, batchers: Sequence[Batcher]) -> None:
         """One served model's batchers (every tower's): queue depth and each backend run."""
