@@ -153,7 +153,7 @@ def _each(model: argparse.Namespace, count: int, step: Callable[[argparse.Namesp
     except ApplianceError as exc:
         if count == 1:
             raise
-        raise models_file.named(model, count, exc) from exc
+        raise models_file.named(model, exc) from exc
 
 
 def share_cores(configs: list[ServerConfig], cores: int) -> list[ServerConfig]:

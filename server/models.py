@@ -11,8 +11,8 @@ A route that takes a `model` field asks:
 path calls it on `app.state.models`.) The rules, in resolve's order:
 
 - one model served: it answers whatever `model` says (SGLang's behaviour, as before);
-- `model` given: the model whose served name, path (as launched) or alias it is; anything
-  else is ModelNotFoundError (404, `code: model_not_found`, naming the served models);
+- `model` given: the model whose served name, path (as launched, where no other model
+  has the same path) or alias it is; anything else is ModelNotFoundError (404, `code: model_not_found`, naming the served models);
 - `model` absent (TEI's /embed and /rerank have no such field): the first model launched of
   the route's kind (embedding or rerank), else the first model (which then answers the
   route's usual 400 `unsupported_model`).
@@ -24,6 +24,7 @@ CPU's cores between them).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -54,18 +55,23 @@ class ServedModel:
         return kind_of(self.embedder)
 
 
-def names_of(config: ServerConfig) -> tuple[str, ...]:
-    """Every name a request may use for the model: served name, path, aliases."""
-    return tuple(dict.fromkeys((config.served_model_name, config.model_path, *config.aliases)))
+def route_names(configs: Sequence[ServerConfig]) -> list[tuple[str, ...]]:
+    """Every name a request may use for each model: its served name, its aliases, and its
+    path, unless another model shares the path (one checkpoint served at two precisions,
+    say: then only their names tell them apart)."""
+    paths = Counter(c.model_path for c in configs)
+    return [tuple(dict.fromkeys((c.served_model_name, *c.aliases,
+                                 *([c.model_path] if paths[c.model_path] == 1 else []))))
+            for c in configs]
 
 
 def check_names(configs: Sequence[ServerConfig]) -> None:
     """Two models answering to one name would make routing depend on launch order: refused
     at startup (ConfigError, one line)."""
     owner: dict[str, str] = {}
-    for config in configs:
-        for name in names_of(config):
-            if name in owner and owner[name] != config.served_model_name:
+    for config, names in zip(configs, route_names(configs)):
+        for name in names:
+            if name in owner:
                 raise ConfigError(f"the name {name!r} would route to two models "
                                   f"({owner[name]!r} and {config.served_model_name!r}); "
                                   "give each a distinct served name and aliases")
@@ -78,11 +84,13 @@ class ServedModels:
     def __init__(self, models: Sequence[ServedModel]):
         if not models:
             raise ConfigError("no model to serve")
-        check_names([m.config for m in models])
+        configs = [m.config for m in models]
+        check_names(configs)
         self.all = tuple(models)
         self.first = self.all[0]
         self.single = len(self.all) == 1
-        self._by_name = {name: m for m in self.all for name in names_of(m.config)}
+        self._by_name = {name: m for m, names in zip(self.all, route_names(configs))
+                         for name in names}
         self._by_kind: dict[str, ServedModel] = {}
         for m in self.all:
             self._by_kind.setdefault(m.kind, m)

@@ -25,7 +25,7 @@ import copy
 import os
 import shlex
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from runtime.errors import ConfigError
 
@@ -122,8 +122,7 @@ def launches(args: argparse.Namespace, launcher: argparse.ArgumentParser
     return models
 
 
-def named(model: Any, count: int, exc: Exception) -> ConfigError:
+def named(model: argparse.Namespace, exc: Exception) -> ConfigError:
     """A startup error about one of several models, naming it (one line)."""
     name = model.served_model_name or model.model_path
-    return ConfigError(f"model {name!r}: {' '.join(str(exc).split())}" if count > 1
-                       else str(exc))
+    return ConfigError(f"model {name!r}: {' '.join(str(exc).split())}")

@@ -12,6 +12,7 @@ import pytest
 from runtime.errors import ConfigError
 from server.flags import environment
 from server.launch_server import parser, prepare, share_cores
+from server.models import route_names
 from server.models_file import launches
 from tests.unit.runtime.test_artifact_cache import write_manifest
 
@@ -99,6 +100,19 @@ def test_two_models_under_one_name_are_refused(arts: list[Path], tmp_path: Path)
     models.write_text(f"a {arts[0]}\nb {arts[1]} --alias a\n")
     with pytest.raises(ConfigError, match="the name 'a' would route to two models"):
         prepare(parser().parse_args(["--models-file", str(models)]))
+
+
+def test_one_path_served_twice_is_routed_by_name_only(arts: list[Path], tmp_path: Path) -> None:
+    """One checkpoint at two precisions: its path names neither; unnamed, they collide."""
+    models = tmp_path / "models.txt"
+    models.write_text(f"full {arts[0]}\nhalf {arts[0]} --precision fp16 --alias small\n"
+                      f"other {arts[1]}\n")
+    config = prepare(parser().parse_args(["--models-file", str(models)]))
+    assert config is not None
+    assert route_names(config.models) == [("full",), ("half", "small"),
+                                          ("other", str(arts[1]))]
+    with pytest.raises(ConfigError, match=f"the name '{arts[0]}' would route to two models"):
+        prepare(parser().parse_args(["--model-path", str(arts[0]), "--model", str(arts[0])]))
 
 
 def test_a_failing_model_is_named(tmp_path: Path, arts: list[Path]) -> None:
