@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bench import (http_load, local, machine, report, roofline, rerank, rounds, serving,
-                   trt_build)
+from bench import (http_load, local, machine, multi_model, report, roofline, rerank, rounds,
+                   serving, trt_build)
 from bench.corpus import load_sentences
 from bench.document import TITLE, replace_section
 from bench.stats import Run
@@ -182,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The serving path at GPU speed: the real server around a stand-in engine (issue 26).
     text = serving.section(cfg.cache / "fp32", load_sentences(), 2000 if cfg.quick else 20000)
     replace_section(cfg.output, "serving-standin", text)
+    print(text)
+    # Two models in one appliance, each against itself served alone (issue 29).
+    text = multi_model.run(cfg.cache, cfg.quick)
+    replace_section(cfg.output, "multi-model", text)
     print(text)
     return 0
 

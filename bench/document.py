@@ -4,8 +4,12 @@ measurements, and the build-time script keeps the CPU serving results."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
+from typing import Callable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TITLE = "# Benchmarks\n"
 
@@ -27,3 +31,18 @@ def replace_section(path: Path, name: str, body: str) -> str:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
     return text
+
+
+def section_main(argv: Sequence[str] | None, prog: str, description: str | None, name: str,
+                 run: Callable[[Path, bool], str], quick_help: str) -> int:
+    """The command line of a benchmark that owns one section: `run(cache, quick)` writes
+    its text, which replaces section `name` of --output and is printed."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    p.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
+    args = p.parse_args(argv)
+    text = run(args.cache, args.quick)
+    replace_section(args.output, name, text)
+    print(text)
+    return 0

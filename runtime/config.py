@@ -20,6 +20,9 @@ class RuntimeConfig:
     # runtime.pipeline.limits.resolve_batch(batch, backend limits, plan bound, tower, spec).
     batch: BatchFlags = field(default_factory=BatchFlags)
     threads: int = 0  # ONNX Runtime intra-op threads; 0: every core this process may use
+    # Cores ONNX Runtime's adaptive threading (threads=0) plans for; 0: every core this
+    # process may use. Several models in one appliance share them (server/launch_server.py).
+    cores: int = 0
     tokenizer_threads: int = 0  # 0: tokenizers() picks
     allow_auto_truncate: bool = False
     trt_contexts: int = DEFAULT_TRT_CONTEXTS  # TensorRT execution contexts (one CUDA stream each) = batches in flight

@@ -23,6 +23,15 @@ class PayloadTooLargeError(InvalidRequestError):
     status = 413
 
 
+class ModelNotFoundError(InvalidRequestError):
+    """A request's `model` names none of the served models: 404, as OpenAI answers it."""
+
+    status = 404
+
+    def __init__(self, message: str):
+        super().__init__(message, param="model", code="model_not_found")
+
+
 class UnsupportedMediaTypeError(InvalidRequestError):
     """A body sent without a JSON content type: 415 (server/guards.py says why)."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 from importlib.metadata import version
-from typing import Any, AsyncIterator, cast
+from typing import Any, AsyncIterator, Sequence, cast
 
 from fastapi import FastAPI
 from starlette import types
@@ -18,8 +18,9 @@ from server.embeddings_route import PATH as EMBEDDINGS_PATH
 from server.embeddings_route import EmbeddingsRoute
 from server.guards import (ApiKeyMiddleware, ASGIApp, BodyLimitMiddleware,
                            JsonContentTypeMiddleware, Receive, Scope, Send)
-from server.lifecycle import Readiness, load_embedder, warm_up
+from server.lifecycle import Readiness, load_embedders, warm_up
 from server.metrics import Metrics, MetricsMiddleware
+from server.models import ServedModel, ServedModels
 from server.protocol import REQUEST_SCHEMA
 
 
@@ -56,24 +57,30 @@ class ApplianceApp(FastAPI):
 VERSION = version("trt-embed")  # pyproject's, as installed
 
 
-def create_app(config: ServerConfig, embedder: Embedder | None = None) -> FastAPI:
-    """The app; it loads the artifact at startup unless an embedder is handed in."""
+def create_app(config: ServerConfig,
+               embedder: Embedder | Sequence[Embedder] | None = None) -> FastAPI:
+    """The app; it loads every model's artifact at startup unless their embedders (one per
+    `config.models`, in order) are handed in."""
     metrics, readiness = Metrics(), Readiness()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        emb = embedder or load_embedder(config)
-        app.state.embedder = emb
-        for batcher in emb.batchers.values():  # every tower's: CLIP's and GME's images too
-            batcher.on_batch = metrics.observe_batch
-        metrics.watch_queue(lambda: sum(b.queue_rows for b in emb.batchers.values()))
+        given = [embedder] if isinstance(embedder, Embedder) else list(embedder or [])
+        embedders = given or load_embedders(config)
+        models = ServedModels([ServedModel(c, e) for c, e in zip(config.models, embedders,
+                                                                 strict=True)])
+        app.state.models, app.state.embedder = models, models.first.embedder
+        for m in models.all:  # every tower's batcher: CLIP's and GME's images too
+            metrics.watch(m.name, list(m.embedder.batchers.values()))
         # Warm-up runs while the server already answers /health (alive) and /ready (503).
-        warming = asyncio.create_task(warm_up(emb, readiness, lambda: app.state.on_fatal()))
+        warming = asyncio.create_task(warm_up(models.all, readiness,
+                                              lambda: app.state.on_fatal()))
         try:
             yield
         finally:
             warming.cancel()
-            await emb.close()
+            for emb in embedders:
+                await emb.close()
 
     app = ApplianceApp(title="trt-embed", version=VERSION, lifespan=lifespan)
     app.state.on_fatal = lambda: None  # launch_server makes a failed warm-up end the process
@@ -97,7 +104,7 @@ def _add_guards(app: ApplianceApp, config: ServerConfig, metrics: Metrics) -> No
     async def fastapi(scope: Scope, receive: Receive, send: Send) -> None:
         await FastAPI.__call__(app, scope, receive, send)
 
-    inner: ASGIApp = EmbeddingsRoute(fastapi, config=config, metrics=metrics)
+    inner: ASGIApp = EmbeddingsRoute(fastapi, metrics=metrics)
     inner = JsonContentTypeMiddleware(BodyLimitMiddleware(inner, config.max_request_bytes))
     if config.api_key:
         inner = ApiKeyMiddleware(inner, config.api_key)

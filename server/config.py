@@ -26,3 +26,12 @@ class ServerConfig:
     api_key: str | None = field(default=None, repr=False)  # None: no auth
     drain_timeout_s: int = 30  # SIGTERM: how long in-flight requests may take to finish
     drain_delay_s: float = 0.0  # SIGTERM: /ready says 503 this long before the listener closes
+    aliases: tuple[str, ...] = ()  # more names a request's `model` may use (server/models.py)
+    # The other models this appliance serves (--model-path repeated, --models-file), each
+    # with its own config; the server-wide fields (host, port, key, limits) are this one's.
+    more_models: tuple["ServerConfig", ...] = ()
+
+    @property
+    def models(self) -> tuple["ServerConfig", ...]:
+        """Every served model's config, in launch order (this one first)."""
+        return (self, *self.more_models)

@@ -17,12 +17,12 @@ from starlette.responses import Response
 
 from runtime.pipeline.embedder import Embedder, EmbeddingResult
 from server import errors
-from server.config import ServerConfig
 from server.encode import embeddings_body
 from server.guards import ASGIApp, Receive, Scope, Send
 from server.inputs import classify_input
 from server.lifecycle import unless_disconnected
-from server.metrics import CLIENT_CLOSED, Metrics
+from server.metrics import CLIENT_CLOSED, SCOPE_KEY, Metrics
+from server.models import EMBEDDING, ServedModels
 from server.protocol import EmbeddingRequest, parse_request
 
 PATH = "/v1/embeddings"
@@ -43,17 +43,21 @@ async def read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def answer(emb: Embedder, config: ServerConfig, metrics: Metrics, body: bytes,
+async def answer(models: ServedModels, metrics: Metrics, body: bytes, scope: Scope,
                  receive: Receive) -> Response:
     """The response to one embeddings request whose body has been read."""
     request = parse_request(body)
+    served = models.resolve(request.model, EMBEDDING)  # one model: no lookup at all
+    scope[SCOPE_KEY] = served.name
+    config = served.config
     kind, items = classify_input(request.input, config.max_inputs_per_request)
-    answered, result = await unless_disconnected(receive, _embed(emb, kind, items, request))
+    answered, result = await unless_disconnected(
+        receive, _embed(served.embedder, kind, items, request))
     if not answered:  # nobody to answer; its queued inputs never reach the backend
-        metrics.disconnects.inc()
+        metrics.model(served.name).disconnects.inc()
         return Response(status_code=CLIENT_CLOSED)
     assert result is not None
-    metrics.prompt_tokens.inc(result.prompt_tokens)
+    metrics.model(served.name).prompt_tokens.inc(result.prompt_tokens)
     # The served name whatever the request says (SGLang does not echo it either).
     return Response(embeddings_body(result.vectors, request.encoding_format,
                                     config.served_model_name,
@@ -63,9 +67,8 @@ async def answer(emb: Embedder, config: ServerConfig, metrics: Metrics, body: by
 class EmbeddingsRoute:
     """Serves POST /v1/embeddings itself; everything else goes on to FastAPI."""
 
-    def __init__(self, app: ASGIApp, config: ServerConfig, metrics: Metrics):
+    def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
-        self.config = config
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,8 +76,8 @@ class EmbeddingsRoute:
             return await self.app(scope, receive, send)
         try:
             body = await read_body(receive)
-            emb: Embedder = scope["app"].state.embedder
-            response = await answer(emb, self.config, self.metrics, body, receive)
+            models: ServedModels = scope["app"].state.models
+            response = await answer(models, self.metrics, body, scope, receive)
         except Disconnected:
             return  # nothing can be sent; the metrics layer records it as 499
         except Exception as exc:  # every error gets its mapped status and OpenAI body

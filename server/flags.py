@@ -14,22 +14,49 @@ from typing import Any
 
 from runtime import settings
 from runtime.served_model import IMAGE_RANGES
-from runtime.settings import ENVIRONMENT, add, add_flag
+from runtime.settings import ENVIRONMENT, add, add_flag, env_value
 # SGLang's launch_server flags, generated from its source by bench/sglang_flags.py.
 SGLANG_FLAGS = Path(__file__).with_name("sglang_flags.json")
 INERT = "sglang_inert:"  # dest prefix of the SGLang flags that have no effect here
+MODELS_ENV = ("MODELS",)  # a models file's lines, for containers (docker/entrypoint.sh)
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 
 
 def environment() -> frozenset[str]:
     """The environment variables the launcher's flags read."""
     parser()
-    return frozenset(ENVIRONMENT)
+    return frozenset(ENVIRONMENT | set(MODELS_ENV))
+
+
+class Repeated(argparse.Action):
+    """A flag that may be given several times (--model-path, --served-model-name: several
+    models in one appliance): `dest` keeps the first value, what a one-model launch reads as
+    before, and `dest + "s"` every value given, in order."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given = [*(getattr(namespace, self.dest + "s", None) or []), values]
+        setattr(namespace, self.dest + "s", given)
+        if len(given) == 1:
+            setattr(namespace, self.dest, values)
+
+
+class LaunchParser(argparse.ArgumentParser):
+    """Models come from --model-path (repeatable, env MODEL) or a models file (--models-file,
+    env MODELS_FILE, or the file's lines in env MODELS: server/models_file.py); at least one
+    of them is required."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extra = super().parse_known_args(args, namespace)
+        if not (parsed.model_path or parsed.models_file or env_value(MODELS_ENV)):
+            self.error("the following arguments are required: --model-path/--model (or "
+                       "--models-file, env MODELS_FILE or MODELS)")
+        return parsed, extra
 
 
 def parser(description: str = "") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m server.launch_server", description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = LaunchParser(prog="python -m server.launch_server", description=description,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     _sglang_flags(p.add_argument_group("SGLang-compatible flags"))
     _artifact_flags(p.add_argument_group("artifact: what is served, built on first use"))
     _batch_flags(p.add_argument_group("batching and backend"))
@@ -40,16 +67,16 @@ def parser(description: str = "") -> argparse.ArgumentParser:
 
 
 def _sglang_flags(g: Any) -> None:
-    add(g, "--model-path", "--model", env=("MODEL",), required=True,
-        help="artifact dir, checkpoint dir or hub id")
+    add(g, "--model-path", "--model", env=("MODEL",), action=Repeated, default=None,
+        help="artifact dir, checkpoint dir or hub id; repeat it to serve several models")
     g.add_argument("--is-embedding", action="store_true", help="accepted; always embedding")
     add(g, "--host", env=("HOST",), default="127.0.0.1")
     add(g, "--port", env=("PORT",), type=int, default=30000)
     g.add_argument("--chat-template", default=None, help="e.g. gme-qwen2-vl")
     g.add_argument("--trust-remote-code", action="store_true",
                    help="accepted; families are built in")
-    add(g, "--served-model-name", env=("SERVED_MODEL_NAME",), default=None,
-        help="the id /v1/models reports (default: --model-path)")
+    add(g, "--served-model-name", env=("SERVED_MODEL_NAME",), action=Repeated, default=None,
+        help="the id /v1/models reports (default: --model-path); one per --model-path")
     g.add_argument("--allow-auto-truncate", action="store_true",
                    help="truncate over-long inputs instead of answering 400")
     g.add_argument("--log-level", default="info")
@@ -67,6 +94,9 @@ def _sglang_flags(g: Any) -> None:
 
 
 def _artifact_flags(g: Any) -> None:
+    add(g, "--models-file", env=("MODELS_FILE",), type=Path, default=None,
+        help="several models in one appliance, one line each: NAME PATH [per-model flags] "
+             "(server/models_file.py); the same lines may come in env MODELS")
     add_flag(g, settings.BACKEND)
     add_flag(g, settings.ARTIFACT_CACHE)
     add_flag(g, settings.PRECISION)
@@ -118,6 +148,10 @@ def _reliability_flags(g: Any) -> None:
     g.add_argument("--max-queue-wait-ms", type=float, default=0.0,
                    help="503 for a request none of whose inputs reached the model in this "
                         "time (0: no limit)")
+    add(g, "--memory-budget-gib", env=("MEMORY_BUDGET_GIB",), type=float, default=None,
+        help="memory the models may use (weights and largest batches, summed over the "
+             "models: server/memory_fit.py); a start that would need more is refused "
+             "(default: the GPU's free memory, or the CPU's MemAvailable)")
     add(g, "--api-key", env=("TRT_EMBED_API_KEY",), default=None,
         help="require 'Authorization: Bearer KEY' on every route but /health*, /ready "
              "and /metrics (as SGLang)")

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 from runtime.artifact import cache as artifact_cache
 from runtime.artifact import Artifact
@@ -25,14 +28,16 @@ from runtime.pipeline.limits import BatchFlags
 from runtime.artifact.manifest import is_artifact
 from runtime.adapters.media import MediaConfig
 from runtime.served_model import parse_overrides, served_spec
-from server import flags
+from server import flags, memory_fit, models_file
 from server.config import ServerConfig
 from server.lifecycle import configure_logging, one_line
+from server.models import check_names
 
 if TYPE_CHECKING:
     from runtime.pipeline.embedder import Embedder
 
 log = logging.getLogger("server")
+T = TypeVar("T")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -99,7 +104,8 @@ def build_config(args: argparse.Namespace, artifact: Artifact) -> ServerConfig:
                         rerank_truncate=args.rerank_overflow == "truncate",
                         max_request_bytes=args.max_request_bytes,
                         api_key=args.api_key or None, drain_timeout_s=args.drain_timeout,
-                        drain_delay_s=args.drain_delay)
+                        drain_delay_s=args.drain_delay,
+                        aliases=tuple(getattr(args, "aliases", None) or ()))
 
 
 def serve_as(args: argparse.Namespace, artifact: Artifact) -> Artifact:
@@ -114,16 +120,52 @@ def serve_as(args: argparse.Namespace, artifact: Artifact) -> Artifact:
 
 
 def prepare(args: argparse.Namespace) -> ServerConfig | None:
-    """Everything before the model loads: first-use build, then the artifact opened once
-    (its manifest read here, and handed on in the config). None: --build-only is done."""
-    path = ensure_artifact(args)
+    """Everything before the models load: first-use builds, then each artifact opened once
+    (its manifest read here, and handed on in the config). None: --build-only is done.
+    Several models (server/models_file.py): the first's config holds the others'."""
+    models = models_file.launches(args, parser())
+    paths = [_each(m, len(models), ensure_artifact) for m in models]
     if args.build_only:
-        log.info("build only: %s is ready", path)
+        log.info("build only: %s is ready", ", ".join(map(str, paths)))
         return None
+    configs = [_each(m, len(models), partial(_configure, path=path))
+               for m, path in zip(models, paths)]
+    check_names(configs)
+    configs = share_cores(configs, len(os.sched_getaffinity(0)))
+    memory_fit.check(configs, args.memory_budget_gib)  # refuses, in one line, what won't fit
+    for config in configs:
+        log.info("serving %s as %r on %s:%d", config.artifact.path, config.served_model_name,
+                 args.host, args.port)
+    first, *more = configs
+    return replace(first, more_models=tuple(more))
+
+
+def _configure(args: argparse.Namespace, *, path: Path) -> ServerConfig:
     artifact = serve_as(args, Artifact.open(path))
     check_chat_template(args.chat_template, artifact)
-    log.info("serving %s on %s:%d", path, args.host, args.port)
     return build_config(args, artifact)
+
+
+def _each(model: argparse.Namespace, count: int, step: Callable[[argparse.Namespace], T]) -> T:
+    """One model's startup step; with several models, a failure names the model."""
+    try:
+        return step(model)
+    except ApplianceError as exc:
+        if count == 1:
+            raise
+        raise models_file.named(model, exc) from exc
+
+
+def share_cores(configs: list[ServerConfig], cores: int) -> list[ServerConfig]:
+    """Several models on one CPU: ONNX Runtime's adaptive threading (--threads 0) plans its
+    batches in flight for the cores it is given, so each model gets an equal share rather
+    than each taking every core (then a flood on one would hold twice the threads of the
+    other's requests). Explicit --threads, and GPU backends, are left as given."""
+    if len(configs) == 1:
+        return configs
+    share = max(1, cores // len(configs))
+    return [replace(c, runtime=replace(c.runtime, cores=share)) if not c.runtime.threads
+            else c for c in configs]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,7 +197,8 @@ def configure(args: argparse.Namespace) -> ServerConfig | None:
         raise SystemExit(1) from exc
 
 
-def serve(args: argparse.Namespace, config: ServerConfig, embedder: "Embedder",
+def serve(args: argparse.Namespace, config: ServerConfig,
+          embedder: "Embedder | Sequence[Embedder]",
           sockets: list[socket.socket] | None = None) -> None:
     """uvicorn around the app until SIGTERM/SIGINT, on its own listener or on `sockets`
     (server/workers.py); bench/standin.py serves a stand-in engine through this same path."""

@@ -13,15 +13,17 @@ import logging
 import threading
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, Sequence, TypeVar
 
 from runtime.pipeline.embedder import Embedder
-from runtime.errors import ApplianceError
+from runtime.errors import ApplianceError, ArtifactError
 from server.config import ServerConfig
 from server.guards import Receive
 
 if TYPE_CHECKING:
     import uvicorn
+
+    from server.models import ServedModel
 
 log = logging.getLogger("server")
 T = TypeVar("T")
@@ -38,16 +40,27 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def load_embedder(config: ServerConfig) -> Embedder:
-    """The artifact opened once; an unknown family (runtime/adapters/registry.py), a bad
-    manifest, graph or tokenizer is an ArtifactError before any serving starts."""
-    return Embedder.load(config.artifact, config.runtime)
+def load_embedders(config: ServerConfig) -> list[Embedder]:
+    """Every served model's artifact opened once, in launch order; an unknown family
+    (runtime/adapters/registry.py), a bad manifest, graph or tokenizer is an ArtifactError
+    before any serving starts, naming the model when several are served (no appliance
+    starts with part of its models)."""
+    loaded: list[Embedder] = []
+    for model in config.models:
+        try:
+            loaded.append(Embedder.load(model.artifact, model.runtime))
+        except ApplianceError as exc:  # the start fails; the process ends, loaded or not
+            if len(config.models) == 1:
+                raise
+            raise ArtifactError(f"model {model.served_model_name!r} ({model.model_path}): "
+                                f"{one_line(exc)}") from exc
+    return loaded
 
 
-def load_or_exit(config: ServerConfig) -> Embedder:
-    """The embedder, or exit status 1 after one log line saying what is wrong."""
+def load_or_exit(config: ServerConfig) -> list[Embedder]:
+    """The embedders, or exit status 1 after one log line saying what is wrong."""
     try:
-        return load_embedder(config)
+        return load_embedders(config)
     except ApplianceError as exc:
         log.error("startup failed: %s", one_line(exc))
         raise SystemExit(1) from exc
@@ -83,17 +96,24 @@ def draining_server(config: "uvicorn.Config", readiness: Readiness,
     return DrainingServer(config)
 
 
-async def warm_up(emb: Embedder, readiness: Readiness, on_failure: Callable[[], None]) -> None:
-    """A real forward pass through the batcher and backend; readiness follows its outcome."""
-    try:
-        await emb.start()
-    except Exception as exc:  # any failure here means the backend cannot serve
-        readiness.error = one_line(exc)
-        log.error("startup failed: warm-up forward pass: %s", readiness.error)
-        on_failure()
-        return
+async def warm_up(models: Sequence["ServedModel"], readiness: Readiness,
+                  on_failure: Callable[[], None]) -> None:
+    """A real forward pass through each model's batcher and backend, the models one after
+    another (each warm-up has the cores to itself); readiness turns 200 when every model's
+    has run, and one failure fails the start, naming the model when several are served."""
+    for model in models:
+        try:
+            await model.embedder.start()
+        except Exception as exc:  # any failure here means the backend cannot serve
+            named = f"model {model.name!r}: " if len(models) > 1 else ""
+            readiness.error = named + one_line(exc)
+            log.error("startup failed: warm-up forward pass: %s", readiness.error)
+            on_failure()
+            return
     readiness.ready = True
-    log.info("ready: warm-up forward pass done on %s", emb.backend.name)
+    backends = [m.embedder.backend.name for m in models]
+    log.info("ready: warm-up forward pass done on %s", backends[0] if len(models) == 1 else
+             ", ".join(f"{m.name} ({b})" for m, b in zip(models, backends)))
 
 
 async def _until_disconnect(receive: Receive) -> None:

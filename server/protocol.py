@@ -32,7 +32,9 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     input: EmbeddingInput
-    model: StrictStr | None = None  # accepted, not checked and not echoed (SGLang)
+    # Routes to one of several served models (server/models.py); with one model served it
+    # is accepted, not checked and not echoed (SGLang).
+    model: StrictStr | None = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = None
     user: StrictStr | None = None
@@ -55,6 +57,7 @@ class EncodeRequest(BaseModel):
     """The part of SGLang's EmbeddingReqInput that an embedding server uses."""
 
     model_config = ConfigDict(extra="ignore")
+    model: StrictStr | None = None  # which served model (server/models.py)
     text: StrictStr | list[StrictStr] | None = None
     input_ids: IdRows | None = None
     image_data: StrictStr | list[StrictStr | None] | None = None
@@ -64,18 +67,21 @@ class EncodeRequest(BaseModel):
 
 class TokenizeRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
+    model: StrictStr | None = None  # which served model (server/models.py)
     prompt: StrictStr | list[StrictStr]
     add_special_tokens: bool = True
 
 
 class DetokenizeRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
+    model: StrictStr | None = None  # which served model (server/models.py)
     tokens: IdRows
     skip_special_tokens: bool = True
 
 
 class TeiEmbedRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
+    model: StrictStr | None = None  # which served model (server/models.py)
     inputs: StrictStr | list[StrictStr]
     normalize: bool = True
     truncate: bool = False
@@ -89,6 +95,7 @@ class TeiEmbedRequest(BaseModel):
 
 class SglangRerankRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
+    model: StrictStr | None = None  # which served model (server/models.py)
     query: StrictStr
     documents: list[StrictStr]
     instruct: StrictStr | None = None  # Qwen3-Reranker's instruction; cross-encoders: none
@@ -98,6 +105,7 @@ class SglangRerankRequest(BaseModel):
 
 class TeiRerankRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
+    model: StrictStr | None = None  # which served model (server/models.py)
     query: StrictStr
     texts: list[StrictStr]
     raw_scores: bool = False

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from runtime.pipeline.embedder import Embedder, RerankResult
 from server.config import ServerConfig
+from server.models import RERANK, resolve
 from server.protocol import (CohereRerankRequest, ScoreRequest, SglangRerankRequest,
                              TeiRerankRequest, invalid)
 
@@ -67,15 +68,19 @@ async def score(emb: Embedder, config: ServerConfig, query: str, documents: list
     return result, ranked(result.scores, top_n)
 
 
-async def v1_score(emb: Embedder, config: ServerConfig, body: bytes) -> dict[str, Any]:
+def score_request(body: bytes) -> ScoreRequest:
+    """/v1/score's body, parsed before its model is known (the route resolves `model`)."""
+    try:
+        return ScoreRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+
+
+async def v1_score(emb: Embedder, config: ServerConfig, req: ScoreRequest) -> dict[str, Any]:
     """SGLang's /v1/score on a sequence-classification model: the class logits per item,
     [[logit], ...] (softmaxed over the labels with apply_softmax: 1.0 for one label, as
     there). Each (query, item) is a pair through the model's pair template, as
     CrossEncoder scores it (SGLang tokenises the string query + item as one text)."""
-    try:
-        req = ScoreRequest.model_validate_json(body)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from exc
     items = [req.items] if isinstance(req.items, str) else req.items
     check_request(req.query, items, None, config.max_rerank_documents, "items")
     cut = config.rerank_truncate
@@ -93,34 +98,37 @@ async def v1_score(emb: Embedder, config: ServerConfig, body: bytes) -> dict[str
                                            "completion_tokens": 0}}
 
 
-def register(app: FastAPI, config: ServerConfig) -> None:
-    def emb(request: Request) -> Embedder:
-        return request.app.state.embedder
-
+def register(app: FastAPI) -> None:
+    """Each route finds its model (server.models.resolve; without `model`: the first
+    reranker served) and answers with that model's config."""
     @app.api_route("/v1/rerank", methods=["POST", "PUT"])
     async def sglang_rerank(body: SglangRerankRequest, request: Request) -> list[dict]:
-        result, order = await score(emb(request), config, body.query, body.documents,
-                                    body.top_n, instruct=body.instruct)
+        served = resolve(request, body.model, RERANK)
+        result, order = await score(served.embedder, served.config, body.query,
+                                    body.documents, body.top_n, instruct=body.instruct)
         return [{"score": float(result.scores[i]), "index": i,
                  **({"document": body.documents[i]} if body.return_documents else {})}
                 for i in order]
 
     @app.post("/rerank")
     async def tei_rerank(body: TeiRerankRequest, request: Request) -> list[dict]:
-        result, order = await score(emb(request), config, body.query, body.texts, None,
-                                    body.truncate, body.raw_scores, "texts")
+        served = resolve(request, body.model, RERANK)
+        result, order = await score(served.embedder, served.config, body.query, body.texts,
+                                    None, body.truncate, body.raw_scores, "texts")
         return [{"index": i, "score": float(result.scores[i]),
                  **({"text": body.texts[i]} if body.return_text else {})} for i in order]
 
     @app.post("/v2/rerank")
     async def cohere_rerank(body: CohereRerankRequest, request: Request) -> dict[str, Any]:
+        served = resolve(request, body.model, RERANK)
         texts = [d if isinstance(d, str) else d.text for d in body.documents]
-        result, order = await score(emb(request), config, body.query, texts, body.top_n)
+        result, order = await score(served.embedder, served.config, body.query, texts,
+                                    body.top_n)
         results = [{"index": i, "relevance_score": float(result.scores[i]),
                     **({"document": {"text": texts[i]}} if body.return_documents else {})}
                    for i in order]
         tokens = {"total_tokens": result.prompt_tokens}
-        return {"id": uuid.uuid4().hex, "model": body.model or config.served_model_name,
+        return {"id": uuid.uuid4().hex, "model": body.model or served.config.served_model_name,
                 "results": results, "usage": tokens,
                 "meta": {"billed_units": {"search_units": 1}, "tokens": {
                     "input_tokens": result.prompt_tokens}}}

@@ -7,6 +7,9 @@
 - server/tei_routes.py: TEI's /embed.
 - server/rerank_routes.py: /v1/rerank (SGLang), /rerank (TEI), /v2/rerank (Cohere/Jina).
 - server/probe_routes.py: /health, /ready, /metrics.
+
+A route that takes a `model` field finds its model with server.models.resolve (one
+registry of the served models, issue 29).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from server.metrics import Metrics
 
 def register(app: FastAPI, config: ServerConfig, metrics: Metrics, readiness: Readiness) -> None:
     probe_routes.register(app, metrics, readiness)
-    openai_routes.register(app, config)
+    openai_routes.register(app)
     sglang_routes.register(app, config)
     tei_routes.register(app, config)
-    rerank_routes.register(app, config)
+    rerank_routes.register(app)

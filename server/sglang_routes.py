@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import FastAPI, Request, Response
 
@@ -34,6 +34,7 @@ from runtime.pipeline.embedder import Embedder, EmbeddingResult
 from runtime.errors import InvalidRequestError
 from server.config import ServerConfig
 from server.inputs import classify_input
+from server.models import EMBEDDING, RERANK, ServedModel, models_of, pick, resolve
 from server import rerank_routes
 from server.protocol import (DetokenizeRequest, EncodeRequest, MultimodalItem,
                              TokenizeRequest, invalid)
@@ -141,50 +142,62 @@ def model_info(config: ServerConfig, emb: Embedder) -> dict[str, Any]:
     }
 
 
+def described(models: list[ServedModel], describe: Callable[[ServedModel], dict[str, Any]]
+              ) -> dict[str, Any]:
+    """One model's description as SGLang gives it; with several served (no `model` query
+    asked for one), the first's, plus every model's under "models"."""
+    first = describe(models[0])
+    return first if len(models) == 1 else {**first, "models": [describe(m) for m in models]}
+
+
 def register(app: FastAPI, config: ServerConfig) -> None:
-    """The routes above, on `app`."""
-    def emb(request: Request) -> Embedder:
-        return request.app.state.embedder
+    """The routes above, on `app`; each finds its model with server.models.resolve."""
+    def emb(request: Request, model: str | None, kind: str = EMBEDDING) -> Embedder:
+        return resolve(request, model, kind).embedder
 
     @app.get("/get_model_info")
-    async def model_info_route(request: Request) -> dict[str, Any]:
-        return model_info(config, emb(request))
+    async def model_info_route(request: Request, model: str | None = None) -> dict[str, Any]:
+        return described(pick(models_of(request.app.state), model),
+                         lambda m: model_info(m.config, m.embedder))
 
     @app.get("/health_generate")
     async def health_generate(request: Request) -> Response:
-        served = emb(request)
-        if served.adapter.can(Capability.SCORE_PAIRS):  # a real pass, of the kind it serves
-            await served.rerank("health check", ["health check"])
-        else:
-            await served.embed_texts(["health check"])
+        for served in models_of(request.app.state).embedders():  # a real pass on each
+            if served.adapter.can(Capability.SCORE_PAIRS):  # of the kind it serves
+                await served.rerank("health check", ["health check"])
+            else:
+                await served.embed_texts(["health check"])
         return Response(status_code=200)
 
     @app.api_route("/encode", methods=["POST", "PUT"])
     async def encode_route(body: EncodeRequest, request: Request) -> Any:
-        return await encode(emb(request), body, config.max_inputs_per_request)
+        return await encode(emb(request, body.model), body, config.max_inputs_per_request)
 
     @app.api_route("/classify", methods=["POST", "PUT"])
     async def classify_route(body: EncodeRequest, request: Request) -> Any:
-        return await classify(emb(request), body, config.max_inputs_per_request)
+        return await classify(emb(request, body.model, RERANK), body,
+                              config.max_inputs_per_request)
 
     @app.post("/tokenize")
     @app.post("/v1/tokenize")
     async def tokenize_route(body: TokenizeRequest, request: Request) -> dict[str, Any]:
-        return tokenize(emb(request), body)
+        return tokenize(emb(request, body.model), body)
 
     @app.post("/detokenize")
     @app.post("/v1/detokenize")
     async def detokenize_route(body: DetokenizeRequest, request: Request) -> dict[str, Any]:
-        return detokenize(emb(request), body)
+        return detokenize(emb(request, body.model), body)
 
     @app.get("/get_server_info")
     @app.get("/server_info")
-    async def server_info_route(request: Request) -> dict[str, Any]:
-        return server_info(config, emb(request), request.app.version)
+    async def server_info_route(request: Request, model: str | None = None) -> dict[str, Any]:
+        return described(pick(models_of(request.app.state), model),
+                         lambda m: server_info(m.config, m.embedder, request.app.version))
 
     @app.post("/v1/score")
     async def score_route(request: Request) -> Any:
-        served = emb(request)
-        if served.adapter.can(Capability.CLASSIFY):  # a sequence-classification model
-            return await rerank_routes.v1_score(served, config, await request.body())
+        req = rerank_routes.score_request(await request.body())
+        served = resolve(request, req.model, RERANK)
+        if served.embedder.adapter.can(Capability.CLASSIFY):  # sequence classification
+            return await rerank_routes.v1_score(served.embedder, served.config, req)
         score()

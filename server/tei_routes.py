@@ -12,6 +12,7 @@ from runtime.adapters.base import Capability
 from runtime.pipeline.embedder import Embedder, EmbeddingResult
 from server.config import ServerConfig
 from server.inputs import classify_input
+from server.models import EMBEDDING, resolve
 from server.protocol import TeiEmbedRequest, invalid
 
 
@@ -44,11 +45,9 @@ async def tei_embed(emb: Embedder, req: TeiEmbedRequest, max_inputs: int) -> np.
 
 
 def register(app: FastAPI, config: ServerConfig) -> None:
-    def emb(request: Request) -> Embedder:
-        return request.app.state.embedder
-
     @app.post("/embed")
     async def embed_route(body: TeiEmbedRequest, request: Request) -> Response:
-        vectors = await tei_embed(emb(request), body, config.max_inputs_per_request)
+        emb = resolve(request, body.model, EMBEDDING).embedder
+        vectors = await tei_embed(emb, body, config.max_inputs_per_request)
         return Response(orjson.dumps(vectors, option=orjson.OPT_SERIALIZE_NUMPY),
                         media_type="application/json")

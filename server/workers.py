@@ -51,6 +51,8 @@ def resolve_workers(requested: int, config: ServerConfig) -> int:
     """--workers as given, or auto_workers for this machine and artifact."""
     if requested > 0:
         return requested
+    if config.more_models:  # each worker would hold every model: one process shares them
+        return 1
     from runtime.pipeline.choose import choose
     from runtime.backends.ort_cuda import REPLICATE_MAX_BYTES, graph_bytes
 
@@ -75,7 +77,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-Load = Callable[[ServerConfig], "Embedder"]
+Load = Callable[[ServerConfig], "Embedder | Sequence[Embedder]"]
 # launch_server.serve: (args, config, embedder, sockets) -> None, until the server stops
 Serve = Callable[..., None]
 

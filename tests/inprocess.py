@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import uvicorn
@@ -65,7 +65,7 @@ def server_config(artifact: Path, batch: BatchFlags | None = None,
 
 
 @contextlib.contextmanager
-def serve(config: ServerConfig, embedder: Embedder | None = None
+def serve(config: ServerConfig, embedder: Embedder | Sequence[Embedder] | None = None
           ) -> Iterator[tuple[str, FastAPI]]:
     """(base URL, app) of a server running in a thread; stopped on exit."""
     app = create_app(config, embedder)
@@ -104,5 +104,9 @@ def raw_post(url: str, body: bytes, path: str = "/v1/embeddings",
 
 
 def metric(app: FastAPI, name: str, **labels: str) -> float:
-    return app.state.metrics.registry.get_sample_value(name, labels) or 0.0
+    """The sum of the samples of `name` whose labels include `labels` (the model label, say,
+    left out: every model's)."""
+    return sum(s.value for family in app.state.metrics.registry.collect()
+               for s in family.samples
+               if s.name == name and labels.items() <= s.labels.items())
 

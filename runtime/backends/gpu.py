@@ -69,6 +69,15 @@ def cuda_call(result: Any) -> Any:
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def free_memory(device: int = 0) -> int:
+    """Bytes of the GPU's memory free now, for the startup check that the served models fit
+    (server/memory_fit.py)."""
+    cudart = import_cudart()
+    cuda_call(cudart.cudaSetDevice(device))
+    free, _total = cuda_call(cudart.cudaMemGetInfo())
+    return int(free)
+
+
 def gpu_count() -> tuple[int, str]:
     """(number of CUDA devices, why none) without raising; cuda-python missing counts as 0."""
     try:

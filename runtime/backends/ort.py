@@ -88,11 +88,12 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, onnx_path: str | Path, limits: BackendLimits, threads: int = 0,
-                 width: int = 0):
+                 width: int = 0, cores: int = 0):
         import onnxruntime as ort
 
         onnx_path = Path(onnx_path)
-        cores = len(os.sched_getaffinity(0))
+        # `cores`: this model's share when several share the CPU (0: every core we may use)
+        cores = min(cores, len(os.sched_getaffinity(0))) or len(os.sched_getaffinity(0))
         self.providers = ["CPUExecutionProvider"]
         adaptive = (not threads and cores > 1
                     and _graph_bytes(onnx_path) <= DUAL_SESSION_MAX_BYTES)

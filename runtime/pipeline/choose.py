@@ -143,4 +143,5 @@ def load_backend(artifact: Artifact, config: RuntimeConfig, tower: str = "text")
     limits = BackendLimits(config.batch.max_batch_size or DEFAULT_BATCH_SIZE, spec.max_len)
     # The text tower's width sizes its CPU batches; other towers keep the default budget.
     width = spec.width if tower == "text" else 0
-    return OnnxRuntimeBackend(artifact.onnx_path(tower), limits, config.threads, width)
+    return OnnxRuntimeBackend(artifact.onnx_path(tower), limits, config.threads, width,
+                              cores=config.cores)

@@ -15,13 +15,13 @@ import numpy as np
 import orjson
 import pytest
 
-from runtime.artifact import Artifact
 from runtime.config import RuntimeConfig
 from runtime.pipeline.embedder import Embedder
 from server.config import ServerConfig
 from server.embeddings_route import EmbeddingsRoute
 from server.guards import Message, Receive, Scope, Send
 from server.metrics import Metrics
+from server.models import ServedModel, ServedModels
 from tests.helpers import assert_parity, st_reference
 
 TEXTS = ["The cat sat on the mat.", "A quick brown fox jumps over the lazy dog."]
@@ -49,7 +49,10 @@ class Inner:
 
 async def call(route: EmbeddingsRoute, emb: Embedder, method: str, path: str,
                body: bytes) -> tuple[int, bytes]:
-    app = types.SimpleNamespace(state=types.SimpleNamespace(embedder=emb))
+    config = ServerConfig(artifact=emb.artifact, model_path=str(emb.artifact.path),
+                          served_model_name="m")
+    models = ServedModels([ServedModel(config, emb)])
+    app = types.SimpleNamespace(state=types.SimpleNamespace(models=models))
     scope: Scope = {"type": "http", "method": method, "path": path, "headers": [], "app": app}
     incoming: list[Message] = [{"type": "http.request", "body": body[:7], "more_body": True},
                 {"type": "http.request", "body": body[7:], "more_body": False}]
@@ -70,8 +73,7 @@ async def call(route: EmbeddingsRoute, emb: Embedder, method: str, path: str,
 
 def make_route(artifact: Path) -> tuple[EmbeddingsRoute, Inner, Metrics]:
     inner, metrics = Inner(), Metrics()
-    config = ServerConfig(artifact=Artifact.open(artifact), model_path=str(artifact), served_model_name="m")
-    return EmbeddingsRoute(inner, config, metrics), inner, metrics
+    return EmbeddingsRoute(inner, metrics), inner, metrics
 
 
 async def test_post_is_answered_by_the_fast_path(embedder: Embedder, minilm_artifact: Path,
@@ -84,7 +86,7 @@ async def test_post_is_answered_by_the_fast_path(embedder: Embedder, minilm_arti
     vectors = np.array([d["embedding"] for d in answer["data"]], dtype=np.float32)
     assert_parity(vectors, st_reference(minilm_path, TEXTS))
     assert answer["model"] == "m" and answer["usage"]["prompt_tokens"] == 21  # 9 + 12 with [CLS], [SEP]
-    assert metrics.prompt_tokens._value.get() == 21
+    assert metrics.prompt_tokens.labels("m")._value.get() == 21
 
 
 async def test_errors_get_the_mapped_status_and_body(embedder: Embedder,

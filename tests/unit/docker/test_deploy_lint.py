@@ -58,7 +58,7 @@ def test_shellcheck_scripts() -> None:
 
 
 def test_compose_file_is_valid(tmp_path: Path) -> None:
-    for file in ("compose.yaml", "compose.cpu.yaml"):
+    for file in ("compose.yaml", "compose.cpu.yaml", "compose.multi.yaml"):
         assert_clean(run(compose_binary(), "-f", DOCKER / file, "config", "--quiet"))
     # The validator is real: a misspelled key is refused.
     bad = tmp_path / "compose.yaml"
@@ -69,7 +69,8 @@ def test_compose_file_is_valid(tmp_path: Path) -> None:
 
 def test_yamllint() -> None:
     assert_clean(run(tool("yamllint"), "--strict", "-c", DOCKER / ".yamllint.yaml",
-                     DOCKER / "compose.yaml", DOCKER / "compose.cpu.yaml", DOCKER / "k8s"))
+                     DOCKER / "compose.yaml", DOCKER / "compose.cpu.yaml",
+                     DOCKER / "compose.multi.yaml", DOCKER / "k8s"))
 
 
 def test_kubernetes_manifests_match_the_schemas(tmp_path: Path) -> None:
@@ -99,6 +100,28 @@ def test_each_compose_replica_has_its_own_gpu_and_a_load_balancer_entry() -> Non
     upstream = re.findall(r"server (\S+):30000", (DOCKER / "nginx.conf").read_text())
     assert sorted(upstream) == sorted(replicas)
     assert set(services["lb"]["depends_on"]) == set(replicas)
+
+
+def test_the_multi_model_compose_serves_an_embedder_and_a_reranker(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its MODELS lines are what the launcher parses (server/models_file.py): two models,
+    an embedding checkpoint and a cross-encoder, with distinct names; MODEL is unset, so
+    the entrypoint adds no bundled model."""
+    from server.flags import environment
+    from server.launch_server import parser
+    from server.models_file import launches
+
+    service = yaml.safe_load((DOCKER / "compose.multi.yaml").read_text())["services"]["embed"]
+    for name in environment():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MODELS", service["environment"]["MODELS"])
+    models = launches(parser().parse_args([]), parser())
+    assert [(m.served_model_name, m.model_path) for m in models] == [
+        ("embed", "sentence-transformers/all-MiniLM-L6-v2"),
+        ("rerank", "cross-encoder/ms-marco-MiniLM-L6-v2")]
+    assert models[0].aliases == ["text-embedding-3-small"] and models[1].max_batch_tokens == 4096
+    assert "MODEL" not in service["environment"]
+    assert re.search(r'\[ -z "\$\{MODELS:-\}" \]', (DOCKER / "entrypoint.sh").read_text())
 
 
 def test_kubernetes_pieces_fit_together() -> None:

@@ -90,7 +90,9 @@ def test_the_committed_list_is_what_the_generator_reads_from_the_source() -> Non
 def test_every_sglang_flag_is_accepted(flag: dict) -> None:
     for name in flag["names"]:
         args = parser().parse_args([name, *argv_for(flag)[1:], "--model-path", "m"])
-        assert args.model_path == "m"
+        # --model-path is repeatable here (several models, issue 29): both are served
+        assert args.model_path == ("1" if flag["dest"] == "model_path" else "m")
+        assert args.model_paths[-1] == "m"
 
 
 def test_all_at_once_with_the_rest_reported_as_inert() -> None:
