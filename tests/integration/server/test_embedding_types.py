@@ -13,14 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
 import numpy as np
 import pytest
 
 from runtime.artifact import Artifact
 from server.config import ServerConfig
 from tests.helpers import assert_parity, st_reference
-from tests.inprocess import serve, server_config
+from tests.inprocess import embedding_rows, post_embeddings as post, serve, server_config
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -40,14 +39,8 @@ def url(minilm_artifact: Path) -> Iterator[str]:
         yield base
 
 
-def post(url: str, **body: Any) -> httpx.Response:
-    return httpx.post(f"{url}/v1/embeddings", json=body, timeout=120)
-
-
 def floats(url: str, texts: list[str], **extra: Any) -> np.ndarray:
-    r = post(url, input=texts, **extra)
-    assert r.status_code == 200, r.text
-    return np.array([d["embedding"] for d in r.json()["data"]], dtype=np.float32)
+    return embedding_rows(post(url, input=texts, **extra))
 
 
 def manifest_ranges(artifact: Path) -> np.ndarray:
