@@ -17,56 +17,9 @@ from runtime.artifact import Artifact
 from runtime.pipeline.choose import load_backend
 from runtime.pipeline.embedder import Embedder
 from runtime.pipeline.limits import BatchFlags
+from tests.fixtures.chunk_reference import MAX_LEN, WIDTH, ByHand, long_text
 from tests.helpers import assert_parity, cosine_rows
 from tests.inprocess import embedding_rows as data, post_embeddings as post, serve, server_config
-
-WORDS = ("the council said on Tuesday that rainfall across the state was well below the "
-         "average for the season and farmers expect a smaller wheat harvest while prices of "
-         "bread and flour rose in the cities").split()
-MAX_LEN, WIDTH = 256, 254  # all-MiniLM-L6-v2: 256 tokens, 2 of them [CLS] and [SEP]
-
-
-def long_text(words: int, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    return " ".join(WORDS[i] for i in rng.integers(0, len(WORDS), words))
-
-
-class ByHand:
-    """The reference: sentence-transformers' model run on chunks made by hand."""
-
-    def __init__(self, checkpoint: Path) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        self.model = SentenceTransformer(str(checkpoint), device="cpu")
-        self.tok = self.model.tokenizer
-
-    def chunks(self, text: str, overlap: int) -> list[list[int]]:
-        ids = self.tok(text, add_special_tokens=False)["input_ids"]
-        out, start = [], 0
-        while True:
-            out.append([self.tok.cls_token_id, *ids[start:start + WIDTH], self.tok.sep_token_id])
-            if start + WIDTH >= len(ids):
-                return out
-            start += WIDTH - overlap
-
-    def encode(self, rows: list[list[int]]) -> np.ndarray:
-        import torch
-
-        vectors = []
-        for row in rows:  # one at a time: no padding in the reference
-            ids = torch.tensor([row])
-            features = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
-                        "token_type_ids": torch.zeros_like(ids)}
-            with torch.inference_mode():
-                vectors.append(self.model(features)["sentence_embedding"][0].numpy())
-        return np.stack(vectors)
-
-    def embed(self, text: str, overlap: int, weighted: bool = True) -> np.ndarray:
-        rows = self.chunks(text, overlap)
-        vectors = self.encode(rows)
-        weights = np.array([len(r) for r in rows] if weighted else [1] * len(rows), float)
-        pooled = (vectors * weights[:, None]).sum(0) / weights.sum()
-        return pooled / np.linalg.norm(pooled)
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +130,26 @@ def test_server_default_chunks_within_the_token_budget(minilm_artifact: Path,
         assert_parity(data(r), by_hand.embed(text, WIDTH // 8)[None], 0.9999)
     assert truncated.status_code == 200 and "chunks" not in truncated.json()["usage"]
     assert truncated.json()["usage"]["prompt_tokens"] == MAX_LEN
+
+
+def test_decoder_chunks_end_with_eos_and_pool_as_by_hand(tmp_path_factory: pytest.TempPathFactory
+                                                         ) -> None:
+    """A last-token decoder (tiny Qwen3-Embedding, 64 tokens): each chunk ends with its
+    <|endoftext|>, as the tokenizer ends a whole text, and pools as by hand."""
+    from devtools.checkpoints.tiny_decoders import CORPUS, st_model, tiny_decoder
+    from tests.helpers import build_artifact
+
+    root = tmp_path_factory.mktemp("qwen3_chunks")
+    checkpoint = tiny_decoder("qwen3", root / "ckpt")
+    artifact = build_artifact(checkpoint, root / "artifact")
+    model = st_model("qwen3", checkpoint)
+    by_hand = ByHand(checkpoint, model, [], [model.tokenizer.convert_tokens_to_ids(
+        "<|endoftext|>")], width=63)
+    texts = [" ".join(CORPUS[:4]), " ".join(CORPUS[2:9])]
+    with serve(server_config(artifact)) as (url, _):
+        r = post(url, input=texts, chunking=True, chunk_overlap=10)
+    rows = [by_hand.chunks(t, 10) for t in texts]
+    assert all(len(c) >= 2 for c in rows)
+    assert r.json()["usage"]["chunks"] == sum(map(len, rows))
+    assert r.json()["usage"]["prompt_tokens"] == sum(len(x) for c in rows for x in c)
+    assert_parity(data(r), np.stack([by_hand.embed(t, 10) for t in texts]), 0.9999)
