@@ -76,7 +76,7 @@ BUILDER_PYTHON = Flag(("--builder-python",), ("BUILDER_PYTHON",), dict(
     default=None, help="the interpreter with torch that runs a first-use build (default: "
                        "this one)"))
 CHUNK_LONG_INPUTS = Flag(("--chunk-long-inputs",), (), dict(
-    action="store_true",
+    action="store_true", default=False,
     help="texts past the model's maximum are split into overlapping chunks, embedded and "
          "pooled (token-weighted mean, renormalised) instead of refused (server: the "
          "default of requests that send no 'chunking')"))
