@@ -151,6 +151,7 @@ class Embedder:
         pieces = await asyncio.get_running_loop().run_in_executor(
             self._tok_pool, chunking.split_long, chunker, self.tokenizer, texts, rows)
         flat = [row for piece in pieces for row in piece]
+        self.batcher.admit(len(flat))  # the queue takes rows: every chunk is one (else 429)
         result = await self._run(Work({self.adapter.towers[0].name: flat}), len(flat), None)
         vectors = chunking.pool(result.vectors, pieces, self.spec.normalize)
         return replace(self._finish(vectors, result.prompt_tokens, dimensions),

@@ -153,3 +153,14 @@ def test_decoder_chunks_end_with_eos_and_pool_as_by_hand(tmp_path_factory: pytes
     assert r.json()["usage"]["chunks"] == sum(map(len, rows))
     assert r.json()["usage"]["prompt_tokens"] == sum(len(x) for c in rows for x in c)
     assert_parity(data(r), np.stack([by_hand.embed(t, 10) for t in texts]), 0.9999)
+
+
+def test_chunks_count_against_the_queue(minilm_artifact: Path, by_hand: ByHand) -> None:
+    """Every chunk is a queued row: a text of more chunks than --max-queue takes is 429."""
+    text = long_text(1200, 3)
+    assert len(by_hand.chunks(text, WIDTH // 8)) > 4
+    with serve(server_config(minilm_artifact, BatchFlags(max_queue_rows=4))) as (url, _):
+        r = post(url, input=[text], chunking=True)
+        assert r.status_code == 429, r.text
+        assert r.json()["error"]["code"] == "overloaded" and "Retry-After" in r.headers
+        assert post(url, input=[long_text(300, 4)], chunking=True).json()["usage"]["chunks"] == 2
