@@ -59,6 +59,15 @@ class Chunker:
                 for start, end in self.windows(len(content))]
 
 
+def chunking_on(requested: bool | None, truncate: bool, default: bool) -> bool:
+    """Whether a request's over-long texts are chunked: as asked, else the server's default
+    unless the request asks to truncate; chunking and truncating both asked: 400."""
+    if requested and truncate:
+        raise InvalidRequestError("'chunking' and 'truncate' both ask what to do with a long "
+                                  "input: send one.", param="chunking", code="invalid_value")
+    return default and not truncate if requested is None else requested
+
+
 def affixes(tokenizer: IdTokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The special tokens the tokenizer puts before and after a text's own tokens."""
     probe = "chunk"

@@ -34,7 +34,7 @@ from runtime.errors import InvalidRequestError
 from runtime.pipeline.calibrate import measure_call_cost
 from runtime.pipeline.limits import needs_call_cost, plan_bound, resolve_batch
 from runtime.adapters.media import load_image
-from runtime.pipeline import chunking
+from runtime.pipeline.chunking import chunker_for, chunking_on, pool, split_long
 from runtime.quantization import Quantizer
 from runtime.pipeline.tokenize_queue import TokenizeQueue
 from runtime.tokenizer import TextTokenizer
@@ -130,7 +130,7 @@ class Embedder:
                           chunk_overlap: int | None = None) -> EmbeddingResult:
         """`chunking` None: the server's default (never where `truncate` is asked)."""
         prompt = self._admit(len(texts), prompt_name, dimensions)
-        if self._chunks(chunking, truncate):
+        if chunking_on(chunking, truncate, self.config.chunk_long_inputs):
             return await self._embed_chunked([prompt + t for t in texts], chunk_overlap,
                                              dimensions)
         work = await self._embedding().prepare_texts(texts, prompt, self._truncate(truncate),
@@ -145,15 +145,15 @@ class Embedder:
             raise InvalidRequestError("Chunking needs a text model whose texts are their own "
                                       "tokens; this model's go through a template.",
                                       param="chunking", code="unsupported_parameter")
-        chunker = chunking.chunker_for(self.tokenizer, (self.config.chunk_overlap
+        chunker = chunker_for(self.tokenizer, (self.config.chunk_overlap
                                                         if overlap is None else overlap))
         rows = await self._tok_queue.encode(texts)
         pieces = await asyncio.get_running_loop().run_in_executor(
-            self._tok_pool, chunking.split_long, chunker, self.tokenizer, texts, rows)
+            self._tok_pool, split_long, chunker, self.tokenizer, texts, rows)
         flat = [row for piece in pieces for row in piece]
         self.batcher.admit(len(flat))  # the queue takes rows: every chunk is one (else 429)
         result = await self._run(Work({self.adapter.towers[0].name: flat}), len(flat), None)
-        vectors = chunking.pool(result.vectors, pieces, self.spec.normalize)
+        vectors = pool(result.vectors, pieces, self.spec.normalize)
         return replace(self._finish(vectors, result.prompt_tokens, dimensions),
                        chunks=len(flat))
 
@@ -240,15 +240,6 @@ class Embedder:
         self._check_dimensions(dimensions)
         self.batcher.admit(count)
         return self._prompt(prompt_name)
-
-    def _chunks(self, requested: bool | None, truncate: bool) -> bool:
-        """Whether over-long texts are chunked: as asked, else the server's default unless
-        the request asks to truncate; both asked: 400."""
-        if requested and truncate:
-            raise InvalidRequestError("'chunking' and 'truncate' both ask what to do with a "
-                                      "long input: send one.", param="chunking",
-                                      code="invalid_value")
-        return self.config.chunk_long_inputs and not truncate if requested is None else requested
 
     def _truncate(self, requested: bool) -> bool:
         return requested or self.config.allow_auto_truncate
