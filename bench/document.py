@@ -4,8 +4,10 @@ measurements, and the build-time script keeps the CPU serving results."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
+from typing import Callable, Sequence
 
 TITLE = "# Benchmarks\n"
 
@@ -27,3 +29,20 @@ def replace_section(path: Path, name: str, body: str) -> str:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
     return text
+
+
+def section_command(prog: str, description: str | None, name: str, quick_help: str,
+                    run: Callable[[Path, bool], str], argv: Sequence[str] | None) -> int:
+    """The command line of a benchmark that owns one section: `run(cache, quick)` gives the
+    section, written into --output (BENCHMARKS.md) and printed."""
+    from devtools.helpers import ROOT
+
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    p.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
+    args = p.parse_args(argv)
+    text = run(args.cache, args.quick)
+    replace_section(args.output, name, text)
+    print(text)
+    return 0
