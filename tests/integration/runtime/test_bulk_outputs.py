@@ -111,3 +111,29 @@ def test_command_refusals_are_one_line_exit_1(minilm_artifact: Path, tmp_path: P
     assert run(source, tmp_path / "c", minilm_artifact, "--chunk-long-inputs",
                "--chunk-overlap", "254") == 1
     assert "between 0 and 253" in caplog.text
+
+
+def test_ray_writes_the_local_engines_typed_and_chunked_parts(minilm_artifact: Path,
+                                                              tmp_path: Path) -> None:
+    """--engine ray: the actors get the same settings, so the same bytes per part."""
+    pytest.importorskip("ray")
+    from runtime.bulk.chunks import EmbedSettings
+    from runtime.bulk.local import BulkJob, run_local
+    from runtime.bulk.ray_engine import RayOptions, run_ray
+    from runtime.bulk.sources import Source
+
+    texts = [long_text(40 + 90 * (i % 6), seed=i) for i in range(24)]
+    source = Source.of(write_jsonl(tmp_path / "in.jsonl", texts), "text", "id")
+    settings = EmbedSettings(threads=1, embedding_types=("int8", "binary"), chunking=True)
+    outs = {}
+    for engine in ("local", "ray"):
+        job = BulkJob(source, tmp_path / engine, minilm_artifact, settings, 8, progress=False)
+        if engine == "local":
+            run_local(job)
+        else:
+            run_ray(job, RayOptions(actors=2, cpus_per_actor=1))
+        outs[engine] = {p.name: p.read_bytes() for p in sorted((tmp_path / engine).glob(
+            "part-*.parquet"))}
+    assert len(outs["local"]) == 3 and outs["ray"] == outs["local"]
+    assert read(tmp_path / "ray").column_names == ["id", "vector_int8", "vector_binary",
+                                                   "tokens", "chunks"]
