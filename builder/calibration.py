@@ -20,7 +20,7 @@ import numpy as np
 from builder import verify
 from models.family import Family
 from models.spec import ModelSpec
-from runtime.quantization import CALIBRATION_FILE, calibration_ranges
+from runtime.quantization import CALIBRATION_FILE, calibrates, calibration_ranges
 
 CORPUS = Path(__file__).parent / "data" / "calibration.txt"
 BATCH = 16  # texts per run: bounds the padded batch of a long-context model
@@ -34,7 +34,7 @@ def calibrate(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact:
               precision: str, method: str) -> dict[str, Any] | None:
     """The manifest's calibration record (the vectors saved into `artifact`); None for
     families without one."""
-    if spec.vision is not None or spec.is_reranker:
+    if not calibrates(spec):
         return None
     texts = corpus()
     groups = [texts[start:start + BATCH] for start in range(0, len(texts), BATCH)]

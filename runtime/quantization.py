@@ -21,12 +21,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from models.spec import ModelSpec
 from runtime.errors import InvalidRequestError
 
 FLOAT = "float"
 TYPES = (FLOAT, "int8", "uint8", "binary", "ubinary")
 CALIBRATED = ("int8", "uint8")  # the types that need the manifest's ranges
 CALIBRATION_FILE = "calibration.npy"
+
+
+def calibrates(spec: ModelSpec) -> bool:
+    """Whether a build calibrates int8/uint8 for this model: text embedders only (images and
+    rerankers' scores have no calibration corpus here)."""
+    return spec.vision is None and not spec.is_reranker
 
 
 def quantize(vectors: np.ndarray, kind: str, ranges: np.ndarray | None = None) -> np.ndarray:
@@ -68,11 +75,17 @@ class Quantizer:
 
     directory: Path
     record: dict[str, Any] | None  # the manifest's `calibration`, None: built before it
+    rebuild_helps: bool = True  # False: the family is never calibrated (calibrates())
     _by_dims: dict[int, np.ndarray] = field(default_factory=dict)
 
     def check(self, kinds: Sequence[str], param: str) -> None:
         """400 before any work when int8/uint8 is asked of an artifact with no ranges."""
         wanted = [k for k in kinds if k in CALIBRATED]
+        if wanted and self.record is None and not self.rebuild_helps:
+            raise InvalidRequestError(
+                f"{wanted[0]} embeddings need per-dimension ranges calibrated on text, and "
+                "this model (images, or a reranker) has none; float, binary and ubinary "
+                "work.", param=param, code="not_calibrated")
         if wanted and self.record is None:
             raise InvalidRequestError(
                 f"{wanted[0]} embeddings need the per-dimension ranges a build calibrates, "

@@ -35,7 +35,7 @@ from runtime.pipeline.calibrate import measure_call_cost
 from runtime.pipeline.limits import needs_call_cost, plan_bound, resolve_batch
 from runtime.adapters.media import load_image
 from runtime.pipeline.chunking import chunker_for, chunking_on, pool, split_long
-from runtime.quantization import Quantizer
+from runtime.quantization import Quantizer, calibrates
 from runtime.pipeline.tokenize_queue import TokenizeQueue
 from runtime.tokenizer import TextTokenizer
 
@@ -77,7 +77,8 @@ class Embedder:
         self._tok_pool = ThreadPoolExecutor(config.tokenizers(), thread_name_prefix="pairs")
         self._tok_queue = TokenizeQueue(self.tokenizer.encode_raw, config.tokenizers())
         self._media_pool = ThreadPoolExecutor(config.media.threads, thread_name_prefix="media")
-        self.quantizer = Quantizer(artifact.path, artifact.manifest.calibration)
+        self.quantizer = Quantizer(artifact.path, artifact.manifest.calibration,
+                                   calibrates(self.spec))
 
     def _limits(self, tower: str) -> BatchConfig:
         """The tower's batch limits: flags, backend and build record, settled once."""

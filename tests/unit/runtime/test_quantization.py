@@ -61,3 +61,9 @@ def test_uncalibrated_quantizer_refuses_int8_only(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         quantizer.check(["binary", "uint8"], "embedding_types")
     assert caught.value.param == "embedding_types" and caught.value.code == "not_calibrated"
+
+
+def test_a_family_never_calibrated_is_not_told_to_rebuild(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        Quantizer(tmp_path, None, rebuild_helps=False).check(["int8"], "encoding_format")
+    assert caught.value.code == "not_calibrated" and "rebuild" not in caught.value.message
