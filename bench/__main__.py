@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bench import (http_load, local, machine, multi_model, report, roofline, rerank, rounds,
-                   serving, trt_build)
+from bench import (http_load, local, machine, multi_model, outputs, report, roofline, rerank,
+                   rounds, serving, trt_build)
 from bench.corpus import load_sentences
 from bench.document import TITLE, replace_section
 from bench.stats import Run
@@ -178,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     rows = rerank.run(cfg.cache, cfg.quick)  # pairs/s vs CrossEncoder.predict, same cores
     replace_section(cfg.output, "rerank", rows)
+    print(rows)
+    rows = outputs.run(cfg.cache, cfg.quick)  # quantized answers and chunking vs float
+    replace_section(cfg.output, "outputs", rows)
     print(rows)
     # The serving path at GPU speed: the real server around a stand-in engine (issue 26).
     text = serving.section(cfg.cache / "fp32", load_sentences(), 2000 if cfg.quick else 20000)

@@ -8,7 +8,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import export, fit, memory, quantize, verify, verify_items, verify_pairs
+from builder import (calibration, export, fit, memory, quantize, verify, verify_items,
+                     verify_pairs)
 from builder import precision as precisions
 from builder.compile import CompileOptions
 from builder.precision import PRECISIONS
@@ -159,6 +160,9 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
     )
     manifest.save(staging)
     checked = _verify(family, checkpoint, spec, staging, cfg.precision, graphs)
+    with step("calibrating int8/uint8 output ranges on the bundled corpus"):
+        ranges = calibration.calibrate(family, checkpoint, spec, staging, cfg.precision,
+                                       str(checked.get("method", "onnxruntime")))
     tensorrt = None
     if cfg.backend in FLAVOURS:
         from builder.compile import compile_plans
@@ -167,7 +171,8 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
         with step(f"compiling {cfg.backend} plans"):
             tensorrt = compile_plans(graphs, spec, cfg.precision, staging, options,
                                      memory.read_config(checkpoint))
-    dataclasses.replace(manifest, verification=checked, tensorrt=tensorrt).save(staging)
+    dataclasses.replace(manifest, verification=checked, tensorrt=tensorrt,
+                        calibration=ranges).save(staging)
 
 
 def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # type: ignore[no-untyped-def]

@@ -28,6 +28,10 @@ class RuntimeConfig:
     trt_contexts: int = DEFAULT_TRT_CONTEXTS  # TensorRT execution contexts (one CUDA stream each) = batches in flight
     media: MediaConfig = field(default_factory=MediaConfig)  # image fetch and decode limits
     max_request_tokens: int = 300_000  # summed over a request's inputs (OpenAI's limit): 400
+    # Over-long texts of requests that do not say: chunked and pooled (runtime/pipeline/
+    # chunking.py), else 400 or truncated; chunk_overlap None: the default fraction.
+    chunk_long_inputs: bool = False
+    chunk_overlap: int | None = None
 
     def tokenizers(self) -> int:
         """Tokenizer threads: as set, else one per two cores (2 to 8): a GPU host's cores

@@ -25,6 +25,9 @@ DEFAULT_TRT_CONTEXTS = 2  # TensorRT execution contexts: batches in flight
 # A CPU backend call's fixed cost in padded tokens, for batch planning (BENCHMARKS.md,
 # design); a GPU's is measured at startup (runtime/pipeline/calibrate.py).
 CPU_CALL_COST_TOKENS = 8
+# Chunked long inputs (runtime/pipeline/chunking.py): tokens consecutive chunks share, as a
+# fraction of a chunk's text (the model's maximum less its special tokens).
+DEFAULT_CHUNK_OVERLAP_FRACTION = 0.125
 
 # Backends: what the runtime can serve with, and what an artifact can be built for.
 RUNTIME_BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "onnxruntime", "onnxruntime-cuda")
@@ -72,6 +75,15 @@ TRT_CONTEXTS = Flag(("--trt-contexts",), (), dict(
 BUILDER_PYTHON = Flag(("--builder-python",), ("BUILDER_PYTHON",), dict(
     default=None, help="the interpreter with torch that runs a first-use build (default: "
                        "this one)"))
+CHUNK_LONG_INPUTS = Flag(("--chunk-long-inputs",), (), dict(
+    action="store_true", default=False,
+    help="texts past the model's maximum are split into overlapping chunks, embedded and "
+         "pooled (token-weighted mean, renormalised) instead of refused (server: the "
+         "default of requests that send no 'chunking')"))
+CHUNK_OVERLAP = Flag(("--chunk-overlap",), (), dict(
+    type=int, default=None,
+    help=f"tokens consecutive chunks share (default {DEFAULT_CHUNK_OVERLAP_FRACTION:g} of a "
+         "chunk's text: the model's maximum less its special tokens)"))
 
 ENVIRONMENT: set[str] = set()  # every variable a flag reads (filled as parsers are built)
 

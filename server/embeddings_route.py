@@ -17,13 +17,14 @@ from starlette.responses import Response
 
 from runtime.pipeline.embedder import Embedder, EmbeddingResult
 from server import errors
+from server.embedding_types import output_form, quantized_body
 from server.encode import embeddings_body
 from server.guards import ASGIApp, Receive, Scope, Send
 from server.inputs import classify_input
 from server.lifecycle import unless_disconnected
 from server.metrics import CLIENT_CLOSED, SCOPE_KEY, Metrics
 from server.models import EMBEDDING, ServedModels
-from server.protocol import EmbeddingRequest, parse_request
+from server.protocol import EmbeddingRequest, invalid, parse_request
 
 PATH = "/v1/embeddings"
 
@@ -49,19 +50,25 @@ async def answer(models: ServedModels, metrics: Metrics, body: bytes, scope: Sco
     request = parse_request(body)
     served = models.resolve(request.model, EMBEDDING)  # one model: no lookup at all
     scope[SCOPE_KEY] = served.name
-    config = served.config
+    config, emb = served.config, served.embedder
+    form = output_form(request)  # None: float or base64, the fast path below
+    if form is not None:
+        emb.quantizer.check(form.kinds, form.param)
     kind, items = classify_input(request.input, config.max_inputs_per_request)
-    answered, result = await unless_disconnected(
-        receive, _embed(served.embedder, kind, items, request))
+    answered, result = await unless_disconnected(receive, _embed(emb, kind, items, request))
     if not answered:  # nobody to answer; its queued inputs never reach the backend
         metrics.model(served.name).disconnects.inc()
         return Response(status_code=CLIENT_CLOSED)
     assert result is not None
     metrics.model(served.name).prompt_tokens.inc(result.prompt_tokens)
     # The served name whatever the request says (SGLang does not echo it either).
+    if form is not None:
+        return Response(quantized_body(result.vectors, form, emb.quantizer,
+                                       config.served_model_name, result.prompt_tokens,
+                                       result.chunks), media_type="application/json")
     return Response(embeddings_body(result.vectors, request.encoding_format,
-                                    config.served_model_name,
-                                    result.prompt_tokens), media_type="application/json")
+                                    config.served_model_name, result.prompt_tokens,
+                                    result.chunks), media_type="application/json")
 
 
 class EmbeddingsRoute:
@@ -87,10 +94,13 @@ class EmbeddingsRoute:
 
 async def _embed(emb: Embedder, kind: str, items: list[Any], body: EmbeddingRequest
                  ) -> EmbeddingResult:
+    if body.chunking and kind != "text":
+        raise invalid("'chunking' splits texts; send the input as strings.", "chunking")
     if kind == "tokens":
         return await emb.embed_tokens(items, truncate=body.truncate, dimensions=body.dimensions)
     if kind == "text":
         return await emb.embed_texts(items, truncate=body.truncate,
-                                     prompt_name=body.prompt_name, dimensions=body.dimensions)
+                                     prompt_name=body.prompt_name, dimensions=body.dimensions,
+                                     chunking=body.chunking, chunk_overlap=body.chunk_overlap)
     return await emb.embed_items(items, truncate=body.truncate, prompt_name=body.prompt_name,
                                  dimensions=body.dimensions)

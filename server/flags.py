@@ -138,6 +138,8 @@ def _batch_flags(g: Any) -> None:
                         "backend's own figure on CPU (8), measured at startup on a GPU; 0: "
                         "fill batches greedily")
     add_flag(g, settings.TRT_CONTEXTS)
+    add_flag(g, settings.CHUNK_LONG_INPUTS)
+    add_flag(g, settings.CHUNK_OVERLAP)
 
 
 def _reliability_flags(g: Any) -> None:

@@ -95,7 +95,9 @@ def build_config(args: argparse.Namespace, artifact: Artifact) -> ServerConfig:
                             threads=args.threads,
                             allow_auto_truncate=args.allow_auto_truncate,
                             trt_contexts=args.trt_contexts, media=media,
-                            max_request_tokens=args.max_tokens_per_request)
+                            max_request_tokens=args.max_tokens_per_request,
+                            chunk_long_inputs=args.chunk_long_inputs,
+                            chunk_overlap=args.chunk_overlap)
     return ServerConfig(artifact=artifact, model_path=args.model_path,
                         served_model_name=args.served_model_name or args.model_path,
                         host=args.host, port=args.port, runtime=runtime,

@@ -27,6 +27,11 @@ EmbeddingInput = Union[StrictStr, list[StrictStr], TokenIds, list[TokenIds],
                        list[Union[MultimodalItem, StrictStr]]]
 
 
+# encoding_format: float/base64 (OpenAI), or one quantized type (server/embedding_types.py).
+EncodingFormat = Literal["float", "base64", "int8", "uint8", "binary", "ubinary"]
+EmbeddingType = Literal["float", "int8", "uint8", "binary", "ubinary"]
+
+
 class EmbeddingRequest(BaseModel):
     # Unknown fields are ignored, as SGLang and vLLM do, so richer clients keep working.
     model_config = ConfigDict(extra="ignore")
@@ -35,12 +40,18 @@ class EmbeddingRequest(BaseModel):
     # Routes to one of several served models (server/models.py); with one model served it
     # is accepted, not checked and not echoed (SGLang).
     model: StrictStr | None = None
-    encoding_format: Literal["float", "base64"] = "float"
+    encoding_format: EncodingFormat = "float"
     dimensions: StrictInt | None = None
     user: StrictStr | None = None
     # Extensions shared with SGLang/vLLM/TEI clients.
     truncate: bool = False
     prompt_name: StrictStr | None = None
+    # Cohere's embedding_types: each embedding becomes {type: vector} (server/embedding_types.py).
+    embedding_types: list[EmbeddingType] | None = None
+    # Over-long texts split into overlapping chunks, embedded and pooled
+    # (runtime/pipeline/chunking.py); None: the server's --chunk-long-inputs.
+    chunking: bool | None = None
+    chunk_overlap: StrictInt | None = None  # tokens; None: the server's --chunk-overlap
 
 
 def invalid(message: str, param: str | None) -> InvalidRequestError:

@@ -83,6 +83,19 @@ def serve(config: ServerConfig, embedder: Embedder | Sequence[Embedder] | None =
         thread.join(30)
 
 
+def post_embeddings(url: str, **body: Any) -> Any:
+    """POST /v1/embeddings with `body` as JSON; the httpx response."""
+    import httpx
+
+    return httpx.post(f"{url}/v1/embeddings", json=body, timeout=120)
+
+
+def embedding_rows(response: Any) -> np.ndarray:
+    """A 200 answer's float vectors, (n, dims) float32."""
+    assert response.status_code == 200, response.text
+    return np.array([d["embedding"] for d in response.json()["data"]], dtype=np.float32)
+
+
 def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():

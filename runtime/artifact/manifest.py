@@ -63,6 +63,10 @@ class Manifest:
     tokenizer: str = "tokenizer.json"
     tensorrt: TrtRecord | None = None  # the plans, their flavour, version and targets
     external_data: tuple[str, ...] = ()  # weight files beside the graphs
+    # int8/uint8 outputs (runtime/quantization.py): {"corpus", "sha256", "texts", "vectors"
+    # (the calibration vectors' file), "ranges": [[min per dim], [max per dim]]}; None: an
+    # artifact built before calibration, or a family without it (images, rerankers).
+    calibration: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from runtime.bulk.state import committed_rows
 from runtime import settings
 from runtime.settings import add_flag
 from runtime.errors import ApplianceError
+from runtime.quantization import FLOAT, TYPES
 
 log = logging.getLogger("bulk")
 
@@ -46,6 +47,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--truncate", action="store_true",
                    help="cut over-long texts to the model's maximum (default: reject them)")
     p.add_argument("--prompt-name", default=None, help="one of the model's prompts")
+    p.add_argument("--embedding-types", nargs="+", choices=TYPES, default=[FLOAT],
+                   help="the vector columns: float (vector, float32), int8, uint8, binary, "
+                        "ubinary (vector_<type>: int8/uint8 lists; binary packs 8 dims per "
+                        "byte); default: float")
+    add_flag(p, settings.CHUNK_LONG_INPUTS)
+    add_flag(p, settings.CHUNK_OVERLAP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--log-level", default="info", help="debug, info, warning or error")
     g = p.add_argument_group("backend and artifact (as the server's flags)")
@@ -74,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
 def job_from(args: argparse.Namespace) -> BulkJob:
     if args.chunk_rows < 1:
         raise ApplianceError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
+    if args.truncate and args.chunk_long_inputs:
+        raise ApplianceError("--truncate and --chunk-long-inputs both say what to do with a "
+                             "long text: give one")
     source = Source.of(args.input, args.text_column, args.id_column, args.format)
     want = Want(args.model_path, args.precision or settings.DEFAULT_PRECISION,
                 build_backend(args.backend))
@@ -81,7 +91,9 @@ def job_from(args: argparse.Namespace) -> BulkJob:
     embed = EmbedSettings(backend=args.backend, threads=args.threads,
                           max_batch_size=args.max_batch_size,
                           max_batch_tokens=args.max_batch_tokens, truncate=args.truncate,
-                          prompt_name=args.prompt_name, trt_contexts=args.trt_contexts)
+                          prompt_name=args.prompt_name, trt_contexts=args.trt_contexts,
+                          embedding_types=tuple(dict.fromkeys(args.embedding_types)),
+                          chunking=args.chunk_long_inputs, chunk_overlap=args.chunk_overlap)
     return BulkJob(source, args.output, artifact, embed, args.chunk_rows,
                    progress=not args.no_progress)
 

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from runtime.bulk.deps import require
+from runtime.bulk.columns import part_table
 from runtime.bulk.sources import BadLine, Chunk, InputError
 from runtime.config import RuntimeConfig
 from runtime.adapters.base import Capability
 from runtime.pipeline.embedder import Embedder
 from runtime.errors import InvalidRequestError
+from runtime.pipeline import chunking
 from runtime.pipeline.limits import BatchFlags
-
-COLUMNS = ("id", "vector", "tokens")
+from runtime.quantization import FLOAT
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,9 @@ class EmbedSettings:
     truncate: bool = False  # over-long texts: cut to the model's maximum, else rejected
     prompt_name: str | None = None
     trt_contexts: int = 2
+    embedding_types: tuple[str, ...] = (FLOAT,)  # the vector columns (runtime/bulk/columns.py)
+    chunking: bool = False  # over-long texts: chunked and pooled (runtime/pipeline/chunking.py)
+    chunk_overlap: int | None = None
 
     def runtime_config(self, chunk_rows: int) -> RuntimeConfig:
         """`threads` one-thread batches at once on CPU (faster than one batch on every
@@ -56,7 +59,7 @@ class EmbedSettings:
 
 @dataclass
 class ChunkResult:
-    table: Any  # pyarrow.Table with COLUMNS
+    table: Any  # pyarrow.Table (runtime/bulk/columns.py)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     tokens: int = 0
 
@@ -80,18 +83,17 @@ class Running:
 
     chunk: Chunk
     keep: list[int]  # the chunk's rows that are embedded
-    rows: list[list[int]]  # their tokens
+    pieces: chunking.Pieces  # their token rows: one each, or their chunks
     rejects: list[dict[str, Any]]
-    future: Future | None  # the vectors; None: no row to embed
-    table: Callable[[Sequence[Any], Any, list[int]], Any]
+    future: Future | None  # the vectors, a row per piece; None: no row to embed
+    table: Callable[[Sequence[Any], Any, chunking.Pieces], Any]
 
     def result(self) -> ChunkResult:
         vectors = self.future.result().vectors if self.future is not None else None
-        table = self.table([self.chunk.ids[i] for i in self.keep], vectors,
-                           [len(r) for r in self.rows])
+        table = self.table([self.chunk.ids[i] for i in self.keep], vectors, self.pieces)
         ordered = [{k: v for k, v in r.items() if k != "index"}
                    for r in sorted(self.rejects, key=lambda r: r["index"])]
-        return ChunkResult(table, ordered, sum(map(len, self.rows)))
+        return ChunkResult(table, ordered, sum(len(r) for p in self.pieces for r in p))
 
 
 class ChunkEmbedder:
@@ -116,6 +118,13 @@ class ChunkEmbedder:
         except InvalidRequestError as exc:
             self.close()
             raise InputError(f"--prompt-name: {exc.message}") from exc
+        try:
+            self.embedder.quantizer.check(settings.embedding_types, "embedding_types")
+            self.chunker = (chunking.chunker_for(self.embedder.tokenizer, settings.chunk_overlap)
+                            if settings.chunking else None)
+        except InvalidRequestError as exc:
+            self.close()
+            raise InputError(f"--{(exc.param or '').replace('_', '-')}: {exc.message}") from exc
         self._call(self.embedder.start()).result()
         self.dims = self.embedder.spec.dims
 
@@ -143,23 +152,28 @@ class ChunkEmbedder:
                 keep.append(i)
             else:
                 rejects.append(self._reject(chunk, i, reason))
-        rows, keep = self._tokenize(chunk, keep, rejects)
+        pieces, keep = self._tokenize(chunk, keep, rejects)
+        rows = [row for piece in pieces for row in piece]
         future = (self._call(self.embedder.embed_planned(rows, truncate=self.settings.truncate))
                   if rows else None)
-        return Running(chunk, keep, rows, rejects, future, self._table)
+        return Running(chunk, keep, pieces, rejects, future, self._table)
 
     def _tokenize(self, chunk: Chunk, keep: list[int], rejects: list[dict[str, Any]]
-                  ) -> tuple[list[list[int]], list[int]]:
-        """Token rows of the kept texts; an over-long text (not truncating) is rejected."""
+                  ) -> tuple[chunking.Pieces, list[int]]:
+        """Token rows of the kept texts (chunking: an over-long text's chunks); an
+        over-long text (neither truncating nor chunking) is rejected."""
         tokenizer, truncate = self.embedder.tokenizer, self.settings.truncate
         texts = [self.prompt + chunk.texts[i] for i in keep]
+        if self.chunker is not None:
+            return chunking.split_long(self.chunker, tokenizer, texts,
+                                       tokenizer.encode_raw(texts)), keep
         try:
-            return tokenizer.encode(texts, truncate), keep
+            return [[row] for row in tokenizer.encode(texts, truncate)], keep
         except InvalidRequestError:  # some text is too long: find which, one at a time
             rows, kept = [], []
             for i, text in zip(keep, texts):
                 try:
-                    rows.append(tokenizer.encode([text], truncate)[0])
+                    rows.append([tokenizer.encode([text], truncate)[0]])
                     kept.append(i)
                 except InvalidRequestError as exc:
                     rejects.append(self._reject(chunk, i, f"too long: {exc.message}"))
@@ -169,13 +183,12 @@ class ChunkEmbedder:
     def _reject(chunk: Chunk, i: int, reason: str) -> dict[str, Any]:
         return {"index": i, "row": chunk.start + i, "id": chunk.ids[i], "reason": reason}
 
-    def _table(self, ids: Sequence[Any], vectors: Any, tokens: list[int]) -> Any:
-        pa = require("pyarrow")
-        flat = (pa.array(vectors.reshape(-1), pa.float32()) if vectors is not None
-                else pa.array([], pa.float32()))
-        return pa.table({"id": pa.array(list(ids)),
-                         "vector": pa.FixedSizeListArray.from_arrays(flat, self.dims),
-                         "tokens": pa.array(tokens, pa.int32())})
+    def _table(self, ids: Sequence[Any], vectors: Any, pieces: chunking.Pieces) -> Any:
+        """The part's table; chunk vectors pooled per row first."""
+        if vectors is not None and self.chunker is not None:
+            vectors = chunking.pool(vectors, pieces, self.embedder.spec.normalize)
+        return part_table(ids, vectors, pieces, self.dims, self.settings.embedding_types,
+                          self.embedder.quantizer, self.chunker is not None)
 
     def close(self) -> None:
         if not self._loop.is_closed():

@@ -19,6 +19,7 @@ from runtime.bulk.chunks import ChunkEmbedder, EmbedSettings, Running
 from runtime.bulk.deps import require
 from runtime.bulk.sources import Chunk, Source, estimate_rows, fingerprint, read_batches, rechunk
 from runtime.bulk.state import PartLog, artifact_fingerprint
+from runtime.quantization import FLOAT
 
 log = logging.getLogger("bulk")
 
@@ -41,7 +42,18 @@ class BulkJob:
                 "artifact": artifact_fingerprint(self.artifact), "backend": s.backend,
                 "chunk_rows": self.chunk_rows, "truncate": s.truncate,
                 "prompt_name": s.prompt_name, "max_batch_size": s.max_batch_size,
-                "max_batch_tokens": s.max_batch_tokens}
+                "max_batch_tokens": s.max_batch_tokens, **self.output_key()}
+
+    def output_key(self) -> dict[str, Any]:
+        """The output settings added since the first key: only where they differ from their
+        defaults, so a job begun before them resumes."""
+        s = self.settings
+        key: dict[str, Any] = {}
+        if s.embedding_types != (FLOAT,):
+            key["embedding_types"] = list(s.embedding_types)
+        if s.chunking:
+            key.update(chunking=True, chunk_overlap=s.chunk_overlap)
+        return key
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from runtime.errors import InvalidRequestError
 from runtime.pipeline.calibrate import measure_call_cost
 from runtime.pipeline.limits import needs_call_cost, plan_bound, resolve_batch
 from runtime.adapters.media import load_image
+from runtime.pipeline.chunking import chunker_for, chunking_on, pool, split_long
+from runtime.quantization import Quantizer, calibrates
 from runtime.pipeline.tokenize_queue import TokenizeQueue
 from runtime.tokenizer import TextTokenizer
 
@@ -47,6 +49,7 @@ R = TypeVar("R")
 class EmbeddingResult:
     vectors: np.ndarray  # (n, dims) float32, in input order
     prompt_tokens: int
+    chunks: int | None = None  # rows embedded, where long inputs were chunked
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class Embedder:
         self._tok_pool = ThreadPoolExecutor(config.tokenizers(), thread_name_prefix="pairs")
         self._tok_queue = TokenizeQueue(self.tokenizer.encode_raw, config.tokenizers())
         self._media_pool = ThreadPoolExecutor(config.media.threads, thread_name_prefix="media")
+        self.quantizer = Quantizer(artifact.path, artifact.manifest.calibration,
+                                   calibrates(self.spec))
 
     def _limits(self, tower: str) -> BatchConfig:
         """The tower's batch limits: flags, backend and build record, settled once."""
@@ -121,12 +126,37 @@ class Embedder:
             backend.close()
 
     async def embed_texts(self, texts: Sequence[str], *, truncate: bool = False,
-                          prompt_name: str | None = None,
-                          dimensions: int | None = None) -> EmbeddingResult:
+                          prompt_name: str | None = None, dimensions: int | None = None,
+                          chunking: bool | None = None,
+                          chunk_overlap: int | None = None) -> EmbeddingResult:
+        """`chunking` None: the server's default (never where `truncate` is asked)."""
         prompt = self._admit(len(texts), prompt_name, dimensions)
+        if chunking_on(chunking, truncate, self.config.chunk_long_inputs):
+            return await self._embed_chunked([prompt + t for t in texts], chunk_overlap,
+                                             dimensions)
         work = await self._embedding().prepare_texts(texts, prompt, self._truncate(truncate),
                                                      self)
         return await self._run(work, len(texts), dimensions)
+
+    async def _embed_chunked(self, texts: Sequence[str], overlap: int | None,
+                             dimensions: int | None) -> EmbeddingResult:
+        """Texts past the maximum as overlapping chunks, rows of the ordinary batches,
+        pooled per text (runtime/pipeline/chunking.py)."""
+        if not self.adapter.can(Capability.PLAIN_TEXT_ROWS):
+            raise InvalidRequestError("Chunking needs a text model whose texts are their own "
+                                      "tokens; this model's go through a template.",
+                                      param="chunking", code="unsupported_parameter")
+        chunker = chunker_for(self.tokenizer, (self.config.chunk_overlap
+                                                        if overlap is None else overlap))
+        rows = await self._tok_queue.encode(texts)
+        pieces = await asyncio.get_running_loop().run_in_executor(
+            self._tok_pool, split_long, chunker, self.tokenizer, texts, rows)
+        flat = [row for piece in pieces for row in piece]
+        self.batcher.admit(len(flat))  # the queue takes rows: every chunk is one (else 429)
+        result = await self._run(Work({self.adapter.towers[0].name: flat}), len(flat), None)
+        vectors = pool(result.vectors, pieces, self.spec.normalize)
+        return replace(self._finish(vectors, result.prompt_tokens, dimensions),
+                       chunks=len(flat))
 
     async def embed_tokens(self, rows: Sequence[Sequence[int]], *, truncate: bool = False,
                            dimensions: int | None = None) -> EmbeddingResult:

@@ -12,7 +12,7 @@ from runtime import settings
 
 SHARED = [settings.BACKEND, settings.PRECISION, settings.ARTIFACT_CACHE,
           settings.MAX_BATCH_SIZE, settings.MAX_BATCH_TOKENS, settings.TRT_CONTEXTS,
-          settings.BUILDER_PYTHON]
+          settings.BUILDER_PYTHON, settings.CHUNK_LONG_INPUTS, settings.CHUNK_OVERLAP]
 
 
 def parsers() -> dict[str, Callable[[], argparse.ArgumentParser]]:
