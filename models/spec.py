@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-POOLINGS = ("cls", "mean", "last")
+# cls/mean/last pool hidden states; max/sum pool SPLADE's per-token vocabulary weights.
+POOLINGS = ("cls", "mean", "last", "max", "sum")
 
 
 class AdapterKind(str, Enum):
@@ -26,10 +27,14 @@ class AdapterKind(str, Enum):
     VISION_LANGUAGE = "vision_language"  # GME: the vision graph's output enters the language's
     CROSS_ENCODER = "cross_encoder"  # a raw logit per (query, document) pair
     YES_NO_RERANKER = "yes_no_reranker"  # Qwen3-Reranker: P(yes) of a judging prompt
+    SPARSE = "sparse"  # SPLADE: one vocabulary-sized weight vector per text, served sparse
+    # bge-m3: dense, sparse lexical weights and ColBERT vectors from one pass (models/bge_m3.py)
+    MULTI_HEAD = "multi_head"
 
 
 KINDS = tuple(kind.value for kind in AdapterKind)
 SCORE_ACTIVATIONS = ("", "sigmoid", "identity")  # "": not a reranker
+SPARSE_ACTIVATIONS = ("", "relu", "log1p_relu")  # SpladePooling's; "": not SPLADE
 
 
 class UnsupportedModelError(ValueError):
@@ -104,6 +109,13 @@ class ModelSpec:
     # The body's hidden size where the output is not a hidden vector (rerankers: dims is 1);
     # 0: dims. It sizes CPU batches (runtime/backends/ort.py one_thread_batch_tokens).
     hidden_size: int = 0
+    # SPLADE (sentence-transformers SpladePooling): log1p(activation(logits)) per token and
+    # vocabulary entry, pooled over the tokens by `pooling` (max or sum); "": not SPLADE.
+    sparse_activation: str = ""
+    # bge-m3: the ColBERT head's width (0: no ColBERT head) and the token ids its sparse
+    # head drops (FlagEmbedding: cls, eos, pad, unk).
+    colbert_dims: int = 0
+    sparse_skip_ids: tuple[int, ...] = ()
 
     @property
     def is_reranker(self) -> bool:
@@ -122,6 +134,9 @@ class ModelSpec:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.dims <= 0 or self.max_len <= 0:
             raise ValueError("dims and max_len must be positive")
+        if self.sparse_activation not in SPARSE_ACTIVATIONS:
+            raise ValueError(f"sparse_activation must be one of {SPARSE_ACTIVATIONS}, "
+                             f"got {self.sparse_activation!r}")
         if self.score_activation not in SCORE_ACTIVATIONS:
             raise ValueError(f"score_activation must be one of {SCORE_ACTIVATIONS}, "
                              f"got {self.score_activation!r}")
@@ -135,6 +150,7 @@ class ModelSpec:
         data["modalities"] = list(self.modalities)
         data["inputs"] = list(self.inputs)
         data["matryoshka_dimensions"] = list(self.matryoshka_dimensions)
+        data["sparse_skip_ids"] = list(self.sparse_skip_ids)
         data["adapter"] = self.adapter.value
         return data
 
@@ -150,4 +166,5 @@ class ModelSpec:
         values["modalities"] = tuple(data.get("modalities", ("text",)))
         values["inputs"] = tuple(data.get("inputs", ("input_ids", "attention_mask")))
         values["matryoshka_dimensions"] = tuple(data.get("matryoshka_dimensions", ()))
+        values["sparse_skip_ids"] = tuple(data.get("sparse_skip_ids", ()))
         return cls(**values)

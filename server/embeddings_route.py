@@ -11,12 +11,14 @@ come from the one mapping in server/errors.py. It is the endpoint's one declarat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable
 
 from starlette.responses import Response
 
+from runtime.adapters.heads import Output
 from runtime.pipeline.embedder import Embedder, EmbeddingResult
-from server import errors
+from runtime.pipeline.heads import HeadsResult, resolve_output
+from server import errors, heads_routes
 from server.config import ServerConfig
 from server.encode import embeddings_body
 from server.guards import ASGIApp, Receive, Scope, Send
@@ -48,13 +50,20 @@ async def answer(emb: Embedder, config: ServerConfig, metrics: Metrics, body: by
     """The response to one embeddings request whose body has been read."""
     request = parse_request(body)
     kind, items = classify_input(request.input, config.max_inputs_per_request)
-    answered, result = await unless_disconnected(receive, _embed(emb, kind, items, request))
+    output = resolve_output(emb, request.output)
+    work: Awaitable[EmbeddingResult | HeadsResult] = (
+        _embed(emb, kind, items, request) if output is Output.DENSE
+        else heads_routes.embed_request(emb, kind, items, request, output))
+    answered, result = await unless_disconnected(receive, work)
     if not answered:  # nobody to answer; its queued inputs never reach the backend
         metrics.disconnects.inc()
         return Response(status_code=CLIENT_CLOSED)
     assert result is not None
     metrics.prompt_tokens.inc(result.prompt_tokens)
     # The served name whatever the request says (SGLang does not echo it either).
+    if not isinstance(result, EmbeddingResult):  # sparse or multi-vector output
+        return Response(heads_routes.openai_body(result, config.served_model_name),
+                        media_type="application/json")
     return Response(embeddings_body(result.vectors, request.encoding_format,
                                     config.served_model_name,
                                     result.prompt_tokens), media_type="application/json")

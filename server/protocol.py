@@ -39,6 +39,9 @@ class EmbeddingRequest(BaseModel):
     # Extensions shared with SGLang/vLLM/TEI clients.
     truncate: bool = False
     prompt_name: StrictStr | None = None
+    # Which output: "dense", "sparse" or "multi_vector" (server/heads_routes.py); None: the
+    # model's first (dense where it has one).
+    output: StrictStr | None = None
 
 
 def invalid(message: str, param: str | None) -> InvalidRequestError:
@@ -83,6 +86,15 @@ class TeiEmbedRequest(BaseModel):
     prompt_name: StrictStr | None = None
     dimensions: StrictInt | None = None
 
+
+class TeiTokensRequest(BaseModel):
+    """TEI's /embed_sparse and /embed_all (server/heads_routes.py)."""
+
+    model_config = ConfigDict(extra="ignore")
+    inputs: StrictStr | list[StrictStr]
+    truncate: bool = False
+    truncation_direction: Literal["Right", "Left", "right", "left"] = "Right"
+    prompt_name: StrictStr | None = None
 
 
 # Reranking (server/rerank_routes.py)

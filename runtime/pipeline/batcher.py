@@ -20,7 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -77,7 +77,30 @@ class _Job:
         self.out[index] = vector
         self.remaining -= 1
         if self.remaining == 0 and not self.future.done():
-            self.future.set_result(np.stack(self.out))  # type: ignore[arg-type]
+            self.future.set_result(gather_rows(self.out))
+
+
+def place_rows(plan: Sequence[Sequence[int]], outputs: Sequence[Any], count: int) -> Any:
+    """Planned batches' outputs -> the rows in input order: one array for pooled vectors,
+    a list where the adapter split a batch into rows of differing shapes."""
+    if all(isinstance(output, np.ndarray) for output in outputs):
+        vectors = np.empty((count, *outputs[0].shape[1:]), dtype=outputs[0].dtype)
+        for batch, output in zip(plan, outputs):
+            vectors[list(batch)] = output
+        return vectors
+    placed: list[Any] = [None] * count
+    for batch, output in zip(plan, outputs):
+        for index, row in zip(batch, output):
+            placed[index] = row
+    return gather_rows(placed)
+
+
+def gather_rows(rows: Sequence[Any]) -> Any:
+    """One request's per-row results: an array when they share a shape (pooled vectors),
+    else a list (per-token outputs of differing lengths, runtime/adapters/bge_m3.py)."""
+    if len({row.shape for row in rows}) == 1:
+        return np.stack(rows)
+    return list(rows)
 
 
 @dataclass(eq=False, slots=True)
@@ -185,9 +208,7 @@ class Batcher:
         outputs = await asyncio.gather(*(
             loop.run_in_executor(self._executor, self._run, [rows[i] for i in batch])
             for batch in plan))
-        vectors = np.empty((len(rows), *outputs[0].shape[1:]), dtype=outputs[0].dtype)
-        for batch, output in zip(plan, outputs):
-            vectors[batch] = output
+        vectors = place_rows(plan, outputs, len(rows))
         self.batches_run += len(plan)
         self.rows_run += len(rows)
         return vectors
