@@ -20,7 +20,7 @@ M3_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # XLM-R's first ids: cls 0, pad
 def make_tiny_splade(out: Path) -> Path:
     import torch
     from sentence_transformers import SparseEncoder
-    from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
+    from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
     from transformers import BertConfig, BertForMaskedLM
 
     if (out / "modules.json").is_file():
