@@ -1,4 +1,5 @@
-"""One chunk of input rows -> its output rows (id, vector, tokens) and its rejects.
+"""One chunk of input rows -> its output rows (id, the output's columns, tokens) and its
+rejects (runtime/bulk/columns.py: a dense vector, sparse weights or token vectors).
 
 The core both engines share (runtime/bulk/local.py, runtime/bulk/ray_engine.py): an
 Embedder on its own event loop, fed one chunk at a time. Rows are checked first (null, not
@@ -18,15 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from runtime.bulk.deps import require
 from runtime.bulk.sources import BadLine, Chunk, InputError
 from runtime.config import RuntimeConfig
 from runtime.adapters.base import Capability
-from runtime.pipeline.embedder import Embedder
+from runtime.adapters.heads import Output
+from runtime.bulk.columns import chunk_table
+from runtime.pipeline.embedder import Embedder, EmbeddingResult
+from runtime.pipeline.heads import embed_output, resolve_output
 from runtime.errors import InvalidRequestError
 from runtime.pipeline.limits import BatchFlags
 
-COLUMNS = ("id", "vector", "tokens")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class EmbedSettings:
     truncate: bool = False  # over-long texts: cut to the model's maximum, else rejected
     prompt_name: str | None = None
     trt_contexts: int = 2
+    output: str | None = None  # dense, sparse or multi_vector; None: the model's first
 
     def runtime_config(self, chunk_rows: int) -> RuntimeConfig:
         """`threads` one-thread batches at once on CPU (faster than one batch on every
@@ -56,7 +59,7 @@ class EmbedSettings:
 
 @dataclass
 class ChunkResult:
-    table: Any  # pyarrow.Table with COLUMNS
+    table: Any  # pyarrow.Table: id, the output's columns, tokens
     rejects: list[dict[str, Any]] = field(default_factory=list)
     tokens: int = 0
 
@@ -82,12 +85,14 @@ class Running:
     keep: list[int]  # the chunk's rows that are embedded
     rows: list[list[int]]  # their tokens
     rejects: list[dict[str, Any]]
-    future: Future | None  # the vectors; None: no row to embed
+    future: Future | None  # the outputs; None: no row to embed
     table: Callable[[Sequence[Any], Any, list[int]], Any]
 
     def result(self) -> ChunkResult:
-        vectors = self.future.result().vectors if self.future is not None else None
-        table = self.table([self.chunk.ids[i] for i in self.keep], vectors,
+        done = self.future.result() if self.future is not None else None
+        outputs = (done.vectors if isinstance(done, EmbeddingResult)  # dense
+                   else None if done is None else done.rows)  # sparse or token vectors
+        table = self.table([self.chunk.ids[i] for i in self.keep], outputs,
                            [len(r) for r in self.rows])
         ordered = [{k: v for k, v in r.items() if k != "index"}
                    for r in sorted(self.rejects, key=lambda r: r["index"])]
@@ -113,9 +118,11 @@ class ChunkEmbedder:
                              "the server")
         try:  # the server's own prompt rule: the named one, else the model's default
             self.prompt = self.embedder.prompt_text(settings.prompt_name or None)
+            self.output = resolve_output(self.embedder, settings.output)
         except InvalidRequestError as exc:
             self.close()
-            raise InputError(f"--prompt-name: {exc.message}") from exc
+            flag = "--embedding-output" if exc.param == "output" else "--prompt-name"
+            raise InputError(f"{flag}: {exc.message}") from exc
         self._call(self.embedder.start()).result()
         self.dims = self.embedder.spec.dims
 
@@ -144,9 +151,15 @@ class ChunkEmbedder:
             else:
                 rejects.append(self._reject(chunk, i, reason))
         rows, keep = self._tokenize(chunk, keep, rejects)
-        future = (self._call(self.embedder.embed_planned(rows, truncate=self.settings.truncate))
-                  if rows else None)
+        future = self._call(self._embed(rows)) if rows else None
         return Running(chunk, keep, rows, rejects, future, self._table)
+
+    def _embed(self, rows: list[list[int]]) -> Any:
+        truncate = self.settings.truncate
+        if self.output is Output.DENSE:
+            return self.embedder.embed_planned(rows, truncate=truncate)
+        return embed_output(self.embedder, rows, self.output, tokens=True, truncate=truncate,
+                            planned=True)
 
     def _tokenize(self, chunk: Chunk, keep: list[int], rejects: list[dict[str, Any]]
                   ) -> tuple[list[list[int]], list[int]]:
@@ -169,13 +182,10 @@ class ChunkEmbedder:
     def _reject(chunk: Chunk, i: int, reason: str) -> dict[str, Any]:
         return {"index": i, "row": chunk.start + i, "id": chunk.ids[i], "reason": reason}
 
-    def _table(self, ids: Sequence[Any], vectors: Any, tokens: list[int]) -> Any:
-        pa = require("pyarrow")
-        flat = (pa.array(vectors.reshape(-1), pa.float32()) if vectors is not None
-                else pa.array([], pa.float32()))
-        return pa.table({"id": pa.array(list(ids)),
-                         "vector": pa.FixedSizeListArray.from_arrays(flat, self.dims),
-                         "tokens": pa.array(tokens, pa.int32())})
+    def _table(self, ids: Sequence[Any], outputs: Any, tokens: list[int]) -> Any:
+        dims = self.embedder.spec.colbert_dims or self.dims  # token vectors: ColBERT's width
+        return chunk_table(ids, self.output, outputs,
+                           dims if self.output is Output.MULTI_VECTOR else self.dims, tokens)
 
     def close(self) -> None:
         if not self._loop.is_closed():

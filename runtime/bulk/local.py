@@ -41,7 +41,8 @@ class BulkJob:
                 "artifact": artifact_fingerprint(self.artifact), "backend": s.backend,
                 "chunk_rows": self.chunk_rows, "truncate": s.truncate,
                 "prompt_name": s.prompt_name, "max_batch_size": s.max_batch_size,
-                "max_batch_tokens": s.max_batch_tokens}
+                "max_batch_tokens": s.max_batch_tokens,
+                **({"output": s.output} if s.output else {})}  # keys of earlier jobs unchanged
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,8 @@
 """bge-m3 parity: the tiny bge-m3 (XLM-R + colbert_linear.pt + sparse_linear.pt), built and
-served, against FlagEmbedding's BGEM3 computation written out below from FlagEmbedding 1.4.2
-(inference/embedder/encoder_only/m3.py encode_single_device and _process_token_weights /
-_process_colbert_vecs; finetune/embedder/encoder_only/m3/modeling.py forward, _dense_embedding,
-_sparse_embedding, _colbert_embedding): a padded batch through the body, then each head.
-FlagEmbedding itself is not installed: it pulls datasets, accelerate, peft and ir-datasets."""
+served, against FlagEmbedding's BGEM3 computation (written out in tests/fixtures/flag_m3.py)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
+
+from tests.fixtures.flag_m3 import flag_m3
 
 TEXTS = [
     "What is the capital of France?",
@@ -24,50 +21,7 @@ TEXTS = [
     "Embeddings map text to vectors so that similar meanings land close together. " * 3,
     "long " * 80,  # past the 64-token maximum: cut with truncate
 ]
-MAX_LEN = 64
 ATOL = 1e-5
-
-
-def flag_m3(path: Path, texts: list[str]) -> dict[str, Any]:
-    """BGEM3FlagModel(path).encode(texts, return_dense=True, return_sparse=True,
-    return_colbert_vecs=True, max_length=MAX_LEN), as FlagEmbedding computes it."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModel.from_pretrained(str(path)).eval()
-    hidden = model.config.hidden_size
-    colbert_linear, sparse_linear = torch.nn.Linear(hidden, hidden), torch.nn.Linear(hidden, 1)
-    colbert_linear.load_state_dict(torch.load(path / "colbert_linear.pt", weights_only=True))
-    sparse_linear.load_state_dict(torch.load(path / "sparse_linear.pt", weights_only=True))
-    unused_tokens = {tokenizer.convert_tokens_to_ids(tokenizer.special_tokens_map[t])
-                     for t in ("cls_token", "eos_token", "pad_token", "unk_token")
-                     if t in tokenizer.special_tokens_map}
-
-    def process_token_weights(token_weights: np.ndarray, input_ids: list) -> dict:
-        result: dict[str, float] = defaultdict(int)
-        for w, idx in zip(token_weights, input_ids):
-            if idx not in unused_tokens and w > 0:
-                if w > result[str(idx)]:
-                    result[str(idx)] = w
-        return result
-
-    inputs = tokenizer(texts, truncation=True, max_length=MAX_LEN, padding=True,
-                       return_tensors="pt")
-    with torch.no_grad():
-        last_hidden_state = model(**inputs, return_dict=True).last_hidden_state
-        dense = torch.nn.functional.normalize(last_hidden_state[:, 0], dim=-1)
-        token_weights = torch.relu(sparse_linear(last_hidden_state)).squeeze(-1)
-        colbert = colbert_linear(last_hidden_state[:, 1:])
-        colbert = colbert * inputs["attention_mask"][:, 1:][:, :, None].float()
-        colbert = torch.nn.functional.normalize(colbert, dim=-1)
-    return {
-        "dense_vecs": dense.numpy(),
-        "lexical_weights": list(map(process_token_weights, token_weights.numpy(),
-                                    inputs["input_ids"].numpy().tolist())),
-        "colbert_vecs": [vecs[:int(np.sum(mask)) - 1] for vecs, mask in
-                         zip(colbert.numpy(), inputs["attention_mask"].numpy())],
-    }
 
 
 @pytest.fixture(scope="module")
