@@ -17,7 +17,8 @@ from devtools.checkpoints.tiny_multimodal import CORPUS
 M3_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # XLM-R's first ids: cls 0, pad 1, eos 2
 
 
-def make_tiny_splade(out: Path) -> Path:
+def make_tiny_splade(out: Path, pooling: str = "max", activation: str = "relu") -> Path:
+    """SpladePooling `pooling` (max or sum) of `activation` (relu or log1p_relu)."""
     import torch
     from sentence_transformers import SparseEncoder
     from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
@@ -36,7 +37,7 @@ def make_tiny_splade(out: Path) -> Path:
         initializer_range=0.2)).eval()
     model.save_pretrained(str(body))
     encoder = SparseEncoder(modules=[MLMTransformer(str(body), max_seq_length=MAX_LEN),
-                                     SpladePooling("max")], device="cpu")
+                                     SpladePooling(pooling, activation)], device="cpu")
     encoder.save(str(out))
     shutil.rmtree(body)  # the saved encoder holds the body's weights and tokenizer
     return out

@@ -21,8 +21,9 @@ class BgeM3Adapter(HeadsAdapter, TextAdapter):
     outputs = (Output.DENSE, Output.SPARSE, Output.MULTI_VECTOR)
 
     def split(self, tower: str, rows: Sequence[Any], output: np.ndarray) -> Any:
-        """Each row's own tokens (padding removed): a list, as the rows' lengths differ."""
-        return [output[b, :len(row)].copy() for b, row in enumerate(rows)]
+        """Each row's own tokens (padding removed): a list, as the rows' lengths differ.
+        Views of the batch's output, which every backend returns as a fresh array."""
+        return [output[b, :len(row)] for b, row in enumerate(rows)]
 
     def combine(self, work: Work, outputs: Mapping[str, Any], count: int) -> np.ndarray:
         """The dense embeddings (what /v1/embeddings serves by default): position 0."""
