@@ -1,9 +1,12 @@
-"""The parity gate for bge-m3's three heads: the artifact, served by the runtime's own
-pipeline (runtime/pipeline/heads.py), against FlagEmbedding's computation
-(builder/families/bge_m3.py reference_heads) on the probe texts. Dense vectors and every
-ColBERT token vector are held to the precision's cosine and length thresholds, and the
-sparse weights (every id either side has, a missing one weighing 0) to the same length
-tolerance, relative to the text's largest weight."""
+"""The parity gates of per-token models, the artifact served by the runtime's own pipeline
+(runtime/pipeline/heads.py) on the probe texts:
+
+- bge-m3's three heads against FlagEmbedding's computation (builder/families/bge_m3.py
+  reference_heads): dense vectors and every ColBERT token vector held to the precision's
+  cosine and length thresholds, the sparse weights (every id either side has, a missing one
+  weighing 0) to the same length tolerance, relative to the text's largest weight;
+- ColBERT (PyLate) models' token vectors, as documents and as queries, against PyLate's
+  encoding (builder/families/colbert.py reference_tokens), by cosine and length."""
 
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ from models.family import Family
 from models.spec import ModelSpec
 
 
-async def _serve(artifact: Path, texts: list[str]) -> tuple[np.ndarray, list[Any], list[Any]]:
+async def _serve(artifact: Path, texts: list[str], asks: list[tuple[str, str | None]]
+                 ) -> list[Any]:
+    """Each (output, prompt_name) of `asks` for every text, truncating."""
     from runtime.adapters.heads import Output
     from runtime.config import RuntimeConfig
     from runtime.pipeline.embedder import Embedder
@@ -30,12 +35,30 @@ async def _serve(artifact: Path, texts: list[str]) -> tuple[np.ndarray, list[Any
     embedder = Embedder.load(artifact, RuntimeConfig())
     await embedder.start()
     try:
-        dense = await embedder.embed_texts(texts, truncate=True)
-        sparse = await embed_output(embedder, texts, Output.SPARSE, truncate=True)
-        colbert = await embed_output(embedder, texts, Output.MULTI_VECTOR, truncate=True)
-        return dense.vectors, sparse.rows, colbert.rows
+        return [(await embedder.embed_texts(texts, truncate=True)).vectors if output == "dense"
+                else (await embed_output(embedder, texts, Output(output), truncate=True,
+                                         prompt_name=prompt)).rows
+                for output, prompt in asks]
     finally:
         await embedder.close()
+
+
+def _counted(ours: list[np.ndarray], reference: list[np.ndarray]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    counts = [(len(a), len(b)) for a, b in zip(ours, reference)]
+    if any(a != b for a, b in counts):
+        raise ValueError(f"token vectors per probe {counts} (ours, the reference's) differ")
+    return np.concatenate(ours), np.concatenate(reference)
+
+
+def _joined(heads: list[Verification], extra_error: float, method: str,
+            spec: ModelSpec, checkpoint: str | Path) -> Verification:
+    """One record for several comparisons: the worst of each figure."""
+    return dataclasses.replace(
+        heads[0], min_cosine=min(h.min_cosine for h in heads),
+        mean_cosine=float(np.mean([h.mean_cosine for h in heads])),
+        max_length_error=max(*(h.max_length_error for h in heads), extra_error),
+        method=method, long_probe=long_probe(spec, text_heads(checkpoint)).note)
 
 
 def sparse_error(ours: list[Any], reference: list[dict[int, float]]) -> float:
@@ -51,19 +74,28 @@ def sparse_error(ours: list[Any], reference: list[dict[int, float]]) -> float:
 
 def verify(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path,
            precision: str = "fp32") -> Verification:
+    """bge-m3: dense, sparse and ColBERT against FlagEmbedding's computation."""
     texts = probe_texts(spec, text_heads(checkpoint))
-    dense, sparse, colbert = asyncio.run(_serve(artifact, texts))
+    dense, sparse, colbert = asyncio.run(_serve(artifact, texts, [
+        ("dense", None), ("sparse", None), ("multi_vector", None)]))
     want = families.exporter(family).reference_heads(checkpoint, spec, texts)
-    counts = [(len(ours), len(ref[2])) for ours, ref in zip(colbert, want)]
-    if any(a != b for a, b in counts):
-        raise ValueError(f"ColBERT vectors per probe {counts} (ours, the reference's) differ")
     threshold = precisions.get(precision).min_cosine
     heads = [compare(dense, np.stack([w[0] for w in want]), threshold),
-             compare(np.concatenate(colbert), np.concatenate([w[2] for w in want]), threshold)]
-    return dataclasses.replace(
-        heads[0], min_cosine=min(h.min_cosine for h in heads),
-        mean_cosine=float(np.mean([h.mean_cosine for h in heads])),
-        max_length_error=max(*(h.max_length_error for h in heads),
-                             sparse_error(sparse, [w[1] for w in want])),
-        method="onnxruntime: dense, ColBERT (cosine, length) and sparse weights",
-        long_probe=long_probe(spec, text_heads(checkpoint)).note)
+             compare(*_counted(colbert, [w[2] for w in want]), threshold)]
+    return _joined(heads, sparse_error(sparse, [w[1] for w in want]),
+                   "onnxruntime: dense, ColBERT (cosine, length) and sparse weights",
+                   spec, checkpoint)
+
+
+def verify_tokens(family: Family, checkpoint: str | Path, spec: ModelSpec, artifact: Path,
+                  precision: str = "fp32") -> Verification:
+    """ColBERT: every token vector of the probes as documents and as queries."""
+    texts = probe_texts(spec, text_heads(checkpoint))
+    served = asyncio.run(_serve(artifact, texts, [("multi_vector", None),
+                                                  ("multi_vector", "query")]))
+    exporter = families.exporter(family)
+    threshold = precisions.get(precision).min_cosine
+    heads = [compare(*_counted(ours, exporter.reference_tokens(checkpoint, spec, texts, query)),
+                     threshold) for ours, query in zip(served, (False, True))]
+    return _joined(heads, 0.0, "onnxruntime: document and query token vectors", spec,
+                   checkpoint)

@@ -14,14 +14,11 @@ host takes the per-id max and drops the padding (runtime/adapters/bge_m3.py).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 from models.checkpoint import CheckpointInfo
 from models.cross_encoder import usable_positions
 from models.family import Family
 from models.spec import AdapterKind, ModelSpec
+from models.tokens import named_token, vocabulary
 
 HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt")
 SKIPPED_TOKENS = ("cls_token", "eos_token", "pad_token", "unk_token")  # FlagEmbedding's
@@ -31,27 +28,11 @@ def claims(info: CheckpointInfo) -> bool:
     return all((info.path / name).is_file() for name in HEAD_FILES)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
 def skipped_ids(info: CheckpointInfo) -> tuple[int, ...]:
     """The ids of the cls, eos, pad and unk tokens, from the tokenizer's own files."""
-    named = {**_read(info.path / "special_tokens_map.json"), **info.tokenizer_config}
-    tokenizer = _read(info.path / "tokenizer.json")
-    ids = {t["content"]: int(t["id"]) for t in tokenizer.get("added_tokens", [])}
-    vocab = (tokenizer.get("model") or {}).get("vocab")
-    if isinstance(vocab, dict):
-        ids = {**vocab, **ids}
-    elif isinstance(vocab, list):  # Unigram (XLM-R's sentencepiece): [piece, score] pairs
-        ids = {**{piece[0]: i for i, piece in enumerate(vocab)}, **ids}
-    found = set()
-    for key in SKIPPED_TOKENS:
-        token = named.get(key)
-        content = token.get("content") if isinstance(token, dict) else token
-        if isinstance(content, str) and content in ids:
-            found.add(int(ids[content]))
-    return tuple(sorted(found))
+    ids = vocabulary(info)
+    named = (named_token(info, key) for key in SKIPPED_TOKENS)
+    return tuple(sorted({ids[token] for token in named if token in ids}))
 
 
 def make_spec(info: CheckpointInfo) -> ModelSpec:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-# cls/mean/last pool hidden states; max/sum pool SPLADE's per-token vocabulary weights.
-POOLINGS = ("cls", "mean", "last", "max", "sum")
+# cls/mean/last pool hidden states; max/sum pool SPLADE's per-token vocabulary weights;
+# tokens: none, a vector per token (ColBERT).
+POOLINGS = ("cls", "mean", "last", "max", "sum", "tokens")
 
 
 class AdapterKind(str, Enum):
@@ -30,6 +31,7 @@ class AdapterKind(str, Enum):
     SPARSE = "sparse"  # SPLADE: one vocabulary-sized weight vector per text, served sparse
     # bge-m3: dense, sparse lexical weights and ColBERT vectors from one pass (models/bge_m3.py)
     MULTI_HEAD = "multi_head"
+    LATE_INTERACTION = "late_interaction"  # ColBERT (PyLate): a vector per token, no pooling
 
 
 KINDS = tuple(kind.value for kind in AdapterKind)
@@ -63,6 +65,22 @@ class VisionFacts:
         if self.image_size:
             return (self.image_size // self.patch_size) ** 2 + 1  # + the class token
         return self.max_pixels // (self.patch_size * self.patch_size)
+
+
+@dataclass(frozen=True)
+class LateInteraction:
+    """How a ColBERT (PyLate) model reads queries and documents, from its
+    config_sentence_transformers.json: a marker token after CLS ([Q] / [D]; -1: none), queries
+    padded to `query_length` with the expansion token (attended only with
+    `attend_expansion`) and every query vector kept; documents keep all but `skiplist_ids`."""
+
+    query_prefix_id: int
+    document_prefix_id: int
+    query_length: int
+    expansion_id: int  # the [MASK] token queries are expanded with
+    expand_queries: bool = True
+    attend_expansion: bool = False
+    skiplist_ids: tuple[int, ...] = ()
 
 
 def qwen2_vl_pixel_range(preprocessor: dict[str, Any]) -> tuple[int, int]:
@@ -116,6 +134,7 @@ class ModelSpec:
     # head drops (FlagEmbedding: cls, eos, pad, unk).
     colbert_dims: int = 0
     sparse_skip_ids: tuple[int, ...] = ()
+    late: LateInteraction | None = None  # ColBERT models (models/colbert.py)
 
     @property
     def is_reranker(self) -> bool:
@@ -163,6 +182,10 @@ class ModelSpec:
         values = dict(data)
         values["prompts"] = tuple(sorted(dict(data.get("prompts", {})).items()))
         values["vision"] = VisionFacts(**data["vision"]) if data.get("vision") else None
+        if data.get("late"):
+            late = dict(data["late"])
+            values["late"] = LateInteraction(**{**late, "skiplist_ids": tuple(
+                late.get("skiplist_ids", ()))})
         values["modalities"] = tuple(data.get("modalities", ("text",)))
         values["inputs"] = tuple(data.get("inputs", ("input_ids", "attention_mask")))
         values["matryoshka_dimensions"] = tuple(data.get("matryoshka_dimensions", ()))

@@ -62,7 +62,7 @@ async def tei_output(emb: Embedder, req: TeiTokensRequest, output: Output,
                           "truncation_direction")
         prompt = emb.prompt_text(req.prompt_name)
         rows = emb.tokenizer.encode_keeping_end([prompt + t for t in texts])
-        return await embed_output(emb, rows, output, tokens=True)
+        return await embed_output(emb, rows, output, tokens=True, prompt_name=req.prompt_name)
     return await embed_output(emb, texts, output, truncate=req.truncate,
                               prompt_name=req.prompt_name)
 

@@ -170,12 +170,14 @@ def qwen3_reranker_server(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="session")
 def heads_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny random retrieval-head models by family: SPLADE and bge-m3
+    """Tiny random retrieval-head models by family: SPLADE, bge-m3 and a PyLate ColBERT
     (devtools/checkpoints/tiny_sparse.py)."""
-    from devtools.checkpoints.tiny_sparse import make_tiny_bge_m3, make_tiny_splade
+    from devtools.checkpoints.tiny_sparse import (make_tiny_bge_m3, make_tiny_colbert,
+                                                  make_tiny_splade)
 
     root = tmp_path_factory.mktemp("tiny_heads")
-    return {"splade": make_tiny_splade(root / "splade"), "bge_m3": make_tiny_bge_m3(root / "m3")}
+    return {"splade": make_tiny_splade(root / "splade"), "bge_m3": make_tiny_bge_m3(root / "m3"),
+            "colbert": make_tiny_colbert(root / "colbert")}
 
 
 @pytest.fixture(scope="session")
@@ -196,5 +198,12 @@ def splade_server(heads_artifacts: dict[str, Path]) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def bge_m3_server(heads_artifacts: dict[str, Path]) -> Iterator[str]:
     with running_server(heads_artifacts["bge_m3"], "--max-wait-ms", "5",
+                        "--max-batch-tokens", "256") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def colbert_server(heads_artifacts: dict[str, Path]) -> Iterator[str]:
+    with running_server(heads_artifacts["colbert"], "--max-wait-ms", "5",
                         "--max-batch-tokens", "256") as url:
         yield url

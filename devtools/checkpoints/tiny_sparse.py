@@ -6,6 +6,7 @@ maxima (64 tokens) so truncation is exercised. Seeded: every build is the same c
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -81,4 +82,40 @@ def make_tiny_bge_m3(out: Path) -> Path:
         sparse.bias.zero_()
     torch.save(colbert.state_dict(), out / "colbert_linear.pt")
     torch.save(sparse.state_dict(), out / "sparse_linear.pt")
+    return out
+
+
+COLBERT_CONFIG = {"query_prefix": "[unused0]", "document_prefix": "[unused1]",
+                  "query_length": 16, "document_length": 48, "do_query_expansion": True,
+                  "attend_to_expansion_tokens": False,
+                  "skiplist_words": [".", ",", "?", "!", "-", "'"]}
+
+
+def make_tiny_colbert(out: Path) -> Path:
+    """A PyLate ColBERT: BertModel, a Dense 32 -> 16 without bias, the [Q]/[D] markers as
+    added tokens, short query (16) and document (48) lengths."""
+    import torch
+    from sentence_transformers.sentence_transformer.modules import Dense
+    from transformers import BertConfig, BertModel
+
+    if (out / "modules.json").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tok = _wordpiece()
+    tok.add_tokens(["[unused0]", "[unused1]"])  # as PyLate adds its markers
+    save_tokenizer(tok, out, **WORDPIECE_TOKENS)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=128,
+                         initializer_range=0.2), add_pooling_layer=False).save_pretrained(str(out))
+    dense = Dense(32, 16, bias=False, activation_function=torch.nn.Identity())
+    (out / "1_Dense").mkdir()
+    dense.save(str(out / "1_Dense"))
+    config = json.loads((out / "1_Dense" / "config.json").read_text())
+    (out / "1_Dense" / "config.json").write_text(json.dumps({**config, "use_residual": False}))
+    (out / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"}]))
+    (out / "config_sentence_transformers.json").write_text(json.dumps(COLBERT_CONFIG))
+    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 47}))
     return out

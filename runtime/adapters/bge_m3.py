@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from runtime.adapters.base import Capability, Work
-from runtime.adapters.heads import HeadsAdapter, Output, max_per_token
+from runtime.adapters.heads import HeadsAdapter, Output, max_per_token, token_rows
 from runtime.adapters.text import TextAdapter
 
 
@@ -21,9 +21,8 @@ class BgeM3Adapter(HeadsAdapter, TextAdapter):
     outputs = (Output.DENSE, Output.SPARSE, Output.MULTI_VECTOR)
 
     def split(self, tower: str, rows: Sequence[Any], output: np.ndarray) -> Any:
-        """Each row's own tokens (padding removed): a list, as the rows' lengths differ.
-        Views of the batch's output, which every backend returns as a fresh array."""
-        return [output[b, :len(row)] for b, row in enumerate(rows)]
+        """Each row's own tokens (padding removed): a list, as the rows' lengths differ."""
+        return token_rows(output, rows)
 
     def combine(self, work: Work, outputs: Mapping[str, Any], count: int) -> np.ndarray:
         """The dense embeddings (what /v1/embeddings serves by default): position 0."""

@@ -41,11 +41,23 @@ class HeadsAdapter(Embedding):
 
     outputs: tuple[Output, ...] = ()
 
+    def shape_rows(self, rows: list[list[int]], prompt_name: str | None,
+                   truncate: bool) -> list[Any]:
+        """A request's token rows -> the rows its graph runs (ColBERT: markers, query
+        expansion); as they are by default."""
+        return rows
+
     @abstractmethod
     def select(self, output: Output, results: Any, rows: Sequence[Sequence[int]]) -> list[Any]:
         """The batcher's per-row results of one request (`rows`: its token rows, in order)
         -> one answer per row: a SparseVector (SPARSE) or a (tokens, dims) array
         (MULTI_VECTOR)."""
+
+
+def token_rows(output: np.ndarray, rows: Sequence[Sequence[Any]]) -> list[np.ndarray]:
+    """A (batch, sequence, width) per-token output -> each row's own tokens, padding removed:
+    views of the batch's output, which every backend returns as a fresh array."""
+    return [output[b, :len(row)] for b, row in enumerate(rows)]
 
 
 def split_rows(row_of: np.ndarray, columns: np.ndarray, values: np.ndarray,

@@ -8,6 +8,7 @@ from models.spec import AdapterKind
 from runtime.adapters.base import Adapter
 from runtime.adapters.bge_m3 import BgeM3Adapter
 from runtime.adapters.clip import ClipAdapter
+from runtime.adapters.colbert import ColbertAdapter
 from runtime.adapters.cross_encoder import CrossEncoderAdapter
 from runtime.adapters.gme import GmeAdapter
 from runtime.adapters.splade import SpladeAdapter
@@ -24,6 +25,7 @@ ADAPTERS: dict[AdapterKind, type[Adapter]] = {  # by ModelSpec.adapter
     AdapterKind.YES_NO_RERANKER: YesNoRerankerAdapter,
     AdapterKind.SPARSE: SpladeAdapter,
     AdapterKind.MULTI_HEAD: BgeM3Adapter,
+    AdapterKind.LATE_INTERACTION: ColbertAdapter,
 }
 
 

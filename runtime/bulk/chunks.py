@@ -158,8 +158,9 @@ class ChunkEmbedder:
         truncate = self.settings.truncate
         if self.output is Output.DENSE:
             return self.embedder.embed_planned(rows, truncate=truncate)
+        # The prompt's text is in the rows already; its name still picks ColBERT's marker.
         return embed_output(self.embedder, rows, self.output, tokens=True, truncate=truncate,
-                            planned=True)
+                            prompt_name=self.settings.prompt_name, planned=True)
 
     def _tokenize(self, chunk: Chunk, keep: list[int], rejects: list[dict[str, Any]]
                   ) -> tuple[list[list[int]], list[int]]:

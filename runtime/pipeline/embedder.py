@@ -190,10 +190,12 @@ class Embedder:
     def _embedding(self) -> Embedding:
         """The adapter, where it embeds; a reranker: 400."""
         if isinstance(self.adapter, Embedding):
-            if not self.adapter.can(Capability.EMBED_TEXT):  # SPLADE: sparse weights only
+            if not self.adapter.can(Capability.EMBED_TEXT):  # SPLADE, ColBERT: no dense
+                gives = [o.value for o in getattr(self.adapter, "outputs", ())]
                 raise InvalidRequestError(
-                    "This model gives sparse weights, not dense vectors: ask for "
-                    "\"output\": \"sparse\" on /v1/embeddings, or POST /embed_sparse.",
+                    f"This model has no dense vectors; it gives {', '.join(gives)}: send "
+                    f"\"output\": \"{gives[0]}\" to /v1/embeddings (TEI: POST /embed_sparse "
+                    "for sparse, /embed_all for multi_vector).",
                     param="output", code="unsupported_output")
             return self.adapter
         raise InvalidRequestError(

@@ -61,6 +61,7 @@ async def embed_output(emb: Embedder, inputs: Sequence[Any], output: Output, *,
     else:
         prompt = emb.prompt_text(prompt_name)
         rows = await emb.tokenize([prompt + text for text in inputs], cut)
-    work = Work({TEXT: rows})
+    work = Work({TEXT: adapter.shape_rows(rows, prompt_name, cut)})
     results = await emb.run_work(work, planned)
-    return HeadsResult(output, adapter.select(output, results[TEXT], rows), work.tokens)
+    return HeadsResult(output, adapter.select(output, results[TEXT], work.rows[TEXT]),
+                       work.tokens)

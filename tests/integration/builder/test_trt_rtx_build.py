@@ -22,7 +22,7 @@ from tests.helpers import build_artifact
 
 rtx = pytest.importorskip("tensorrt_rtx_bindings")
 FAMILIES = ("bert", "qwen3", "gte_qwen2", "e5_mistral", "clip", "gme", "cross_encoder",
-            "qwen3_reranker", "splade", "bge_m3")
+            "qwen3_reranker", "splade", "bge_m3", "colbert")
 TOWERS = {"clip": {"text", "image"}, "gme": {"text", "image"}}
 
 

@@ -41,7 +41,8 @@ def post(url: str, route: str, body: dict[str, Any]) -> requests.Response:
      "no multi_vector output"),
     ("/embed", {"inputs": "a fox"}, "output", "unsupported_output",
      "POST /embed_sparse"),
-    ("/encode", {"text": "a fox"}, "output", "unsupported_output", "sparse weights, not dense"),
+    ("/encode", {"text": "a fox"}, "output", "unsupported_output",
+     "no dense vectors; it gives sparse"),
 ])
 def test_splade_refusals(splade_server: str, route: str, body: dict[str, Any],
                          param: str | None, code: str, says: str) -> None:
