@@ -99,3 +99,26 @@ def test_a_dense_model_refuses_sparse_in_one_line(minilm_artifact: Path, tmp_pat
     assert done.returncode == 1
     assert "--embedding-output: This model has no sparse output; it gives dense" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("prompt_name", [None, "query"])
+def test_colbert_documents_and_queries(heads_paths: dict[str, Path],
+                                       heads_artifacts: dict[str, Path], tmp_path: Path,
+                                       prompt_name: str | None) -> None:
+    """A ColBERT's token vectors, as documents (the default) or as queries (--prompt-name
+    query: marker and expansion), as PyLate encodes them."""
+    from tests.fixtures.pylate_colbert import pylate_encode
+
+    settings = EmbedSettings(threads=2, truncate=True, prompt_name=prompt_name,
+                             max_batch_tokens=512)
+    source = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    run_local(BulkJob(Source.of(source, "text", "id"), tmp_path / "out",
+                      heads_artifacts["colbert"], settings, 8, progress=False))
+    table = read_output(tmp_path / "out")
+    assert table.schema.field("vectors").type == pa.list_(pa.list_(pa.float32(), 16))
+    vectors = by_id(table, "vectors")
+    want = pylate_encode(heads_paths["colbert"], [t for _, t in GOOD],
+                         is_query=prompt_name == "query")
+    for (key, _), tokens in zip(GOOD, want):
+        assert np.shape(vectors[key]) == tokens.shape, key
+        np.testing.assert_allclose(vectors[key], tokens, atol=ATOL, rtol=0)

@@ -72,3 +72,38 @@ def test_bge_m3_is_claimed_by_its_head_files(tmp_path: Path) -> None:
     assert (spec.dims, spec.colbert_dims, spec.max_len) == (1024, 1024, 8192)
     assert spec.sparse_skip_ids == (0, 1, 2, 3)  # cls, pad, eos, unk; never <mask>
     assert ModelSpec.from_dict(spec.to_dict()) == spec
+
+
+COLBERT_ST = {"query_prefix": "[unused0]", "document_prefix": "[unused1]", "query_length": 32,
+              "document_length": 300, "attend_to_expansion_tokens": False,
+              "skiplist_words": ["!", ".", "§"]}  # "§": not in the vocabulary
+
+
+def colbert(root: Path, st_config: dict) -> Path:
+    return write_checkpoint(root, {**SPLADE_V3, "architectures": ["BertModel"]}, {
+        "modules.json": [ST_MODULES[0], {"idx": 1, "name": "1", "path": "1_Dense",
+                                         "type": "pylate.models.Dense.Dense"}],
+        "1_Dense/config.json": {"in_features": 768, "out_features": 128, "bias": False},
+        "config_sentence_transformers.json": st_config,
+        "tokenizer_config.json": {"mask_token": "[MASK]", "unk_token": "[UNK]"},
+        "tokenizer.json": {"model": {"vocab": {"[PAD]": 0, "[UNK]": 100, "[MASK]": 103,
+                                               "[unused0]": 1, "[unused1]": 2, "!": 999,
+                                               ".": 1012}}}})
+
+
+def test_colbert_is_claimed_by_pylates_keys_and_dense(tmp_path: Path) -> None:
+    family, spec = resolve(colbert(tmp_path / "c", COLBERT_ST))
+    assert (family.name, spec.adapter, spec.pooling, spec.dims) == (
+        "colbert", AdapterKind.LATE_INTERACTION, "tokens", 128)
+    assert spec.max_len == 299  # document_length, less the document marker
+    late = spec.late
+    assert late is not None
+    assert (late.query_prefix_id, late.document_prefix_id, late.query_length,
+            late.expansion_id) == (1, 2, 32, 103)
+    assert late.skiplist_ids == (100, 999, 1012)  # "§" is [UNK]'s id, as PyLate reads it
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_a_colbert_marker_missing_from_the_vocabulary_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError, match="query prefix '\\[Q\\] '"):
+        resolve(colbert(tmp_path / "c", {**COLBERT_ST, "query_prefix": "[Q] "}))
