@@ -1,6 +1,7 @@
 """SPLADE sparse encoders: one text tower whose graph returns the pooled vocabulary-sized
-weights per text (models/splade.py); a request's answer is each row's nonzero entries. It
-has no dense vector to serve: dense requests are refused by the pipeline (no EMBED_TEXT)."""
+weights per text (models/splade.py); each row's answer is its nonzero entries, taken on the
+batcher's thread. It has no dense vector to serve: dense requests are refused by the
+pipeline (no EMBED_TEXT)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ class SpladeAdapter(HeadsAdapter, TextAdapter):
                               Capability.TRUNCATE_LEFT})
     outputs = (Output.SPARSE,)
 
+    def split(self, tower: str, rows: Sequence[Any], output: np.ndarray) -> Any:
+        """Each row's nonzero weights, on the batcher's thread (a scan of the vocabulary
+        per row, kept off the event loop)."""
+        return sparse_from_dense(np.asarray(output, dtype=np.float32))
+
     def select(self, output: Output, results: Any, rows: Sequence[Sequence[int]]
                ) -> list[SparseVector]:
-        return sparse_from_dense(np.asarray(results, dtype=np.float32))
+        return list(results)

@@ -96,9 +96,10 @@ def place_rows(plan: Sequence[Sequence[int]], outputs: Sequence[Any], count: int
 
 
 def gather_rows(rows: Sequence[Any]) -> Any:
-    """One request's per-row results: an array when they share a shape (pooled vectors),
-    else a list (per-token outputs of differing lengths, runtime/adapters/bge_m3.py)."""
-    if len({row.shape for row in rows}) == 1:
+    """One request's per-row results: an array when they are arrays of one shape (pooled
+    vectors), else a list (per-token outputs of differing lengths, sparse rows)."""
+    shape = getattr(rows[0], "shape", None)
+    if shape is not None and all(getattr(row, "shape", None) == shape for row in rows):
         return np.stack(rows)
     return list(rows)
 

@@ -48,6 +48,9 @@ def test_rows_of_one_shape_stack_and_ragged_rows_stay_a_list() -> None:
     assert gather_rows(same).shape == (4, 3)
     ragged = [np.zeros((n, 2), dtype=np.float32) for n in (3, 1, 2)]
     assert [r.shape for r in gather_rows(ragged)] == [(3, 2), (1, 2), (2, 2)]
+    sparse = sparse_from_dense(np.eye(3, dtype=np.float32))  # SPLADE's rows: not arrays
+    gathered = gather_rows(sparse)
+    assert isinstance(gathered, list) and all(a is b for a, b in zip(gathered, sparse))
 
 
 def test_planned_batches_land_in_input_order() -> None:
