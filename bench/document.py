@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable, Sequence
 
 TITLE = "# Benchmarks\n"
 
@@ -27,3 +28,22 @@ def replace_section(path: Path, name: str, body: str) -> str:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
     return text
+
+
+def section_main(argv: Sequence[str] | None, prog: str, description: str | None, section: str,
+                 run: Callable[[Path, bool], str], quick_help: str) -> int:
+    """The command line of a benchmark that owns one section: `--quick`, `--output`,
+    `--cache`; runs it, rewrites its section and prints it."""
+    import argparse
+
+    from devtools.helpers import ROOT
+
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    p.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
+    args = p.parse_args(argv)
+    text = run(args.cache, args.quick)
+    replace_section(args.output, section, text)
+    print(text)
+    return 0

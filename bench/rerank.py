@@ -10,7 +10,6 @@ that model's (the scores are not meaningful; they are checked against CrossEncod
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib.metadata
 import os
@@ -23,10 +22,10 @@ import numpy as np
 import orjson
 
 from bench.corpus import load_sentences
-from bench.document import replace_section
+from bench.document import section_main
 from bench.http_load import closed_loop
 from bench.machine import cpu_model
-from devtools.helpers import ROOT, build_artifact, minilm_checkpoint, running_server
+from devtools.helpers import build_artifact, minilm_checkpoint, running_server
 
 VERSIONED = ("onnxruntime", "sentence-transformers", "torch", "transformers")
 
@@ -106,15 +105,8 @@ def run(cache: Path, quick: bool) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.rerank", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="12 queries instead of 60")
-    p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
-    p.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
-    args = p.parse_args(argv)
-    text = run(args.cache, args.quick)
-    replace_section(args.output, "rerank", text)
-    print(text)
-    return 0
+    return section_main(argv, "python -m bench.rerank", __doc__, "rerank", run,
+                        "12 queries instead of 60")
 
 
 if __name__ == "__main__":
