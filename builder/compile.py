@@ -205,7 +205,7 @@ def _memory(tower: str, graph: Graph, profiles: tuple[Profile, ...], spec: Model
     """Each profile's activation estimate (bytes, one context), logged and recorded."""
     if not config:  # no config.json: nothing to estimate from
         return {}
-    w = memory.widths(config, tower)
+    w = memory.tower_widths(config, tower, spec)
     out = {}
     for box in memory.graph_boxes(tower, profiles, graph.inputs, spec):
         need = memory.activation_need(box, w, precision)
