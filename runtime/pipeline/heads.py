@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from runtime.adapters.base import TEXT, Work
+from runtime.adapters.base import TEXT, Embedding, Work
 from runtime.adapters.heads import HeadsAdapter, Output
 from runtime.errors import InvalidRequestError
 from runtime.pipeline.embedder import Embedder
@@ -36,6 +36,10 @@ def resolve_output(emb: Embedder, requested: str | None) -> Output:
     offered = outputs_of(emb)
     if requested is None:
         return offered[0]
+    if not isinstance(emb.adapter, Embedding) and requested != Output.DENSE.value:
+        raise InvalidRequestError(  # plain or dense: the dense path says what it is
+            f"This model is a reranker: it has no {requested} output, nor embeddings. POST "
+            "/v1/rerank instead.", param="output", code="unsupported_output")
     if requested not in OUTPUT_NAMES:
         raise InvalidRequestError(f"'output' must be one of {list(OUTPUT_NAMES)}, got "
                                   f"{requested!r}.", param="output", code="invalid_value")

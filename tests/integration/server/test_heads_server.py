@@ -75,3 +75,13 @@ def test_a_dense_model_has_no_sparse_or_token_output(minilm_server: str) -> None
     dense = post(minilm_server, "/v1/embeddings", {"input": "a fox", "output": "dense"})
     plain = post(minilm_server, "/v1/embeddings", {"input": "a fox"})
     assert dense.status_code == 200 and dense.content == plain.content
+
+
+def test_a_reranker_has_no_embeddings_of_any_output(cross_encoder_server: str) -> None:
+    for route, body in (("/embed_sparse", {"inputs": "a fox"}),
+                        ("/embed_all", {"inputs": "a fox"}),
+                        ("/v1/embeddings", {"input": "a fox", "output": "multi_vector"})):
+        assert_400(post(cross_encoder_server, route, body), "output", "unsupported_output",
+                   "This model is a reranker")
+    assert_400(post(cross_encoder_server, "/v1/embeddings", {"input": "a fox"}), "model",
+               "unsupported_model", "This model is a reranker")

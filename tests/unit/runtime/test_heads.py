@@ -72,9 +72,16 @@ def test_the_default_output_is_the_models_first() -> None:
 
     splade = served(SpladeAdapter.__new__(SpladeAdapter))
     m3 = served(BgeM3Adapter.__new__(BgeM3Adapter))
-    dense = served(object())
+    from runtime.adapters.cross_encoder import CrossEncoderAdapter
+    from runtime.adapters.text import TextAdapter
+
+    dense = served(TextAdapter.__new__(TextAdapter))
     assert [resolve_output(e, None) for e in (splade, m3, dense)] == [
         Output.SPARSE, Output.DENSE, Output.DENSE]
+    reranker = served(CrossEncoderAdapter.__new__(CrossEncoderAdapter))
+    assert resolve_output(reranker, None) is Output.DENSE  # the dense path's 400 says why
+    with pytest.raises(InvalidRequestError, match="a reranker: it has no sparse output"):
+        resolve_output(reranker, "sparse")
     assert resolve_output(m3, "multi_vector") is Output.MULTI_VECTOR
     with pytest.raises(InvalidRequestError, match="no sparse output; it gives dense"):
         resolve_output(dense, "sparse")
