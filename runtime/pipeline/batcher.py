@@ -20,11 +20,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from runtime.pipeline import batch_plan
+from runtime.pipeline.rows import gather_rows, place_rows
 from runtime.errors import NotReadyError, OverloadedError, QueueTimeoutError
 from runtime.settings import (CPU_CALL_COST_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS,
                               DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT_MS)
@@ -78,30 +79,6 @@ class _Job:
         self.remaining -= 1
         if self.remaining == 0 and not self.future.done():
             self.future.set_result(gather_rows(self.out))
-
-
-def place_rows(plan: Sequence[Sequence[int]], outputs: Sequence[Any], count: int) -> Any:
-    """Planned batches' outputs -> the rows in input order: one array for pooled vectors,
-    a list where the adapter split a batch into rows of differing shapes."""
-    if all(isinstance(output, np.ndarray) for output in outputs):
-        vectors = np.empty((count, *outputs[0].shape[1:]), dtype=outputs[0].dtype)
-        for batch, output in zip(plan, outputs):
-            vectors[list(batch)] = output
-        return vectors
-    placed: list[Any] = [None] * count
-    for batch, output in zip(plan, outputs):
-        for index, row in zip(batch, output):
-            placed[index] = row
-    return gather_rows(placed)
-
-
-def gather_rows(rows: Sequence[Any]) -> Any:
-    """One request's per-row results: an array when they are arrays of one shape (pooled
-    vectors), else a list (per-token outputs of differing lengths, sparse rows)."""
-    shape = getattr(rows[0], "shape", None)
-    if shape is not None and all(getattr(row, "shape", None) == shape for row in rows):
-        return np.stack(rows)
-    return list(rows)
 
 
 @dataclass(eq=False, slots=True)

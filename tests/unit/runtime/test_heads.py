@@ -12,7 +12,7 @@ import pytest
 
 from runtime.adapters.heads import Output, max_per_token, sparse_from_dense
 from runtime.errors import InvalidRequestError
-from runtime.pipeline.batcher import gather_rows, place_rows
+from runtime.pipeline.rows import gather_rows, place_rows
 from runtime.pipeline.heads import resolve_output
 
 
