@@ -8,14 +8,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import (calibration, export, fit, memory, quantize, verify, verify_items,
-                     verify_pairs)
+from builder import (calibration, export, fit, memory, quantize, verify, verify_heads,
+                     verify_items, verify_pairs)
 from builder import precision as precisions
 from builder.compile import CompileOptions
 from builder.precision import PRECISIONS
 from builder.progress import say, step
 from models.registry import resolve
-from models.spec import ModelSpec
+from models.spec import AdapterKind, ModelSpec
 from runtime.artifact import cache as artifact_cache
 from runtime.backends.trt_plan import FLAVOURS
 from runtime.artifact.manifest import BuildLimits, Graph, Manifest, fingerprint, is_artifact
@@ -175,6 +175,10 @@ def _build_into(staging: Path, family, checkpoint: Path, spec, source_fp: str,  
                         calibration=ranges).save(staging)
 
 
+PER_TOKEN = {AdapterKind.MULTI_HEAD: verify_heads.verify,
+             AdapterKind.LATE_INTERACTION: verify_heads.verify_tokens}
+
+
 def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # type: ignore[no-untyped-def]
             graphs: dict[str, Graph]) -> dict:
     """The parity gate, on ONNX Runtime CPU wherever its kernels can run the graphs."""
@@ -182,12 +186,17 @@ def _verify(family, checkpoint: Path, spec, staging: Path, precision: str,  # ty
     if precisions.get(precision).torch_dtype is not None:
         unsupported = sorted({op for g in graphs.values()
                               for op in precisions.unsupported_ops(staging / g.onnx)})
-    if spec.vision is not None or spec.is_reranker:  # served through the runtime's pipeline
+    if spec.vision is not None or spec.is_reranker or spec.adapter in PER_TOKEN:
+        # served through the runtime's pipeline: every graph must run on ONNX Runtime CPU
         if unsupported:
             raise BuildError(f"ONNX Runtime CPU has no kernels for {', '.join(unsupported)}: "
                              f"the {precision} graphs of {family.name} cannot be verified")
     if spec.is_reranker:
         return _gate_pairs(family, checkpoint, spec, staging, precision)
+    if spec.adapter in PER_TOKEN:  # bge-m3, ColBERT: served by the pipeline, every output
+        with step(f"verifying ONNX Runtime ({precision}) token outputs against the reference"):
+            return _gate(PER_TOKEN[spec.adapter](family, checkpoint, spec, staging, precision),
+                         [], precision)
     if spec.vision is not None:  # image towers: text, image and text+image probes
         with step(f"verifying ONNX Runtime ({precision}) against the reference implementation"):
             result = verify_items.verify(family, checkpoint, spec, staging, precision)

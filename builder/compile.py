@@ -209,7 +209,7 @@ def _memory(tower: str, graph: Graph, profiles: tuple[Profile, ...], spec: Model
     """Each profile's activation estimate (bytes, one context), logged and recorded."""
     if not config:  # no config.json: nothing to estimate from
         return {}
-    w = memory.widths(config, tower)
+    w = memory.tower_widths(config, tower, spec)
     out = {}
     for box in memory.graph_boxes(tower, profiles, graph.inputs, spec):
         need = memory.activation_need(box, w, precision)
@@ -235,7 +235,8 @@ def _build_graph(session: _Session, tower: str, graph: Graph, spec: ModelSpec,
     """One graph's plan: profiles, memory (logged), a workspace that holds them, the build
     and TensorRT's own figures."""
     opts = session.base
-    rows_at = (memory.unfused_rows(memory.widths(config, tower), precision, opts.context_room)
+    rows_at = (memory.unfused_rows(memory.tower_widths(config, tower, spec), precision,
+                                   opts.context_room)
                if config else None)
     profiles = graph_profiles(graph.inputs, spec,
                               BuildLimits(opts.max_batch_size, opts.max_batch_tokens), rows_at)

@@ -28,27 +28,32 @@ def export_graphs(family: Family, checkpoint: str | Path, spec: ModelSpec, out: 
     its input shapes, dynamic axes named: what TensorRT profiles are built from."""
     prec = precisions.get(precision)
     towers = families.graphs(family, checkpoint, spec)
+    # Pooled (batch, dims) vectors, unless the family's graph says otherwise (bge-m3: per token).
+    shaped = getattr(families.exporter(family), "output_shape", None)
+    output = shaped(spec) if shaped else ["batch", spec.dims]
     graphs: dict[str, Graph] = {}
     for name in list(towers):
         module, input_axes, sample = towers.pop(name)  # dropped once exported (7B bodies)
         file = "model.onnx" if not towers and not graphs else f"{name}.onnx"
         module = precisions.prepare(module, prec)
         with precisions.float32_softmax(prec):
-            path = _export_file(module, out, file, input_axes, sample, external_data)
+            path = _export_file(module, out, file, input_axes, sample, external_data,
+                                {i: a for i, a in enumerate(output) if isinstance(a, str)})
         del module
         shapes = {input_name: [axes.get(i, int(d)) for i, d in enumerate(tensor.shape)]
                   for (input_name, axes), tensor in zip(input_axes.items(), sample)}
-        graphs[name] = Graph(path.name, shapes, {"embeddings": ["batch", spec.dims]})
+        graphs[name] = Graph(path.name, shapes, {"embeddings": output})
     return graphs
 
 
 def _export_file(module: Any, out: Path, file: str, input_axes: dict[str, dict[int, str]],
-                 sample: tuple[Any, ...], external_data: bool) -> Path:
+                 sample: tuple[Any, ...], external_data: bool,
+                 output_axes: dict[int, str] | None = None) -> Path:
     """Export into `out`/file; weights go to <file>.data past protobuf's 2 GB limit (4-7B
     decoders) or when `external_data` forces it."""
     scratch = out / ".export"
     scratch.mkdir()
-    export_graph(module, scratch / file, input_axes, sample)
+    export_graph(module, scratch / file, input_axes, sample, output_axes)
     gc.collect()  # the traced module's copies are gone before save_external loads weights
     path = out / file
     # Past 2 GB the TorchScript exporter silently writes one file per initializer next to
@@ -63,11 +68,12 @@ def _export_file(module: Any, out: Path, file: str, input_axes: dict[str, dict[i
 
 
 def export_graph(module: Any, path: Path, input_axes: dict[str, dict[int, str]],
-                 sample: tuple[Any, ...]) -> Path:
-    """One tower -> ONNX: inputs named and dynamic as given, output `embeddings` (batch, d)."""
+                 sample: tuple[Any, ...], output_axes: dict[int, str] | None = None) -> Path:
+    """One tower -> ONNX: inputs named and dynamic as given, output `embeddings` (batch, d),
+    or with the dynamic axes `output_axes` names (bge-m3: batch, sequence)."""
     import torch
 
-    axes = {**input_axes, "embeddings": {0: "batch"}}
+    axes = {**input_axes, "embeddings": output_axes or {0: "batch"}}
     with torch.inference_mode():
         torch.onnx.export(
             module,

@@ -48,7 +48,7 @@ def budget_gib(given: float | None, backend: str) -> tuple[float, str]:
 def cap_context(spec: ModelSpec, config: Mapping[str, Any], precision: str,
                 room: int) -> ModelSpec:
     """The spec with max_len cut to what one row of unfused attention fits in `room` bytes."""
-    rows_at = memory.unfused_rows(memory.widths(config, "text"), precision, room)
+    rows_at = memory.unfused_rows(memory.tower_widths(config, "text", spec), precision, room)
     if rows_at is None:
         return spec
     cap = memory.fit_max_len(rows_at, spec.max_len)

@@ -21,6 +21,7 @@ contexts (its --trt-contexts default), each with its own.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ class Widths:
     intermediate: int
     heads: int
     layers: int
+    head: int = 0  # float32 values per token past the body (head_values)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,12 @@ def widths(config: Mapping[str, Any], tower: str) -> Widths:
     return Widths(hidden, int(inter), heads, layers)
 
 
+def tower_widths(config: Mapping[str, Any], tower: str, spec: ModelSpec) -> Widths:
+    """widths() with the text tower's head values (SPLADE's vocabulary logits)."""
+    w = widths(config, tower)
+    return dataclasses.replace(w, head=head_values(spec)) if tower == "text" else w
+
+
 def attention_fused(precision: str) -> bool:
     """Whether TensorRT fuses the exported attention (no seq^2 scores in memory): measured
     on TensorRT for RTX 1.7 at fp16 (Qwen3-Embedding-4B's widths, 1 x 24576 tokens: 3.63 GiB
@@ -103,10 +111,21 @@ def attention_fused(precision: str) -> bool:
     return precision in FUSED
 
 
+def head_values(spec: ModelSpec) -> int:
+    """float32 values per token a head holds past the body: SPLADE's logits over the
+    vocabulary and their log-saturated copy before the pooling (2 x vocab, 244 KB a token
+    at 30522), an upper bound; 0 for heads of hidden width. TensorRT for RTX 1.7's figure on
+    bench/sparse.py's SPLADE (all-MiniLM's body, 30522 words), at its largest opt box
+    42 x 384: fp16 2.13e9 bytes measured, 4.33e9 estimated (0.40e9 without this term);
+    fp32 5.05e9 measured, 5.92e9 estimated (1.98e9 without)."""
+    return 2 * spec.dims if spec.sparse_activation else 0
+
+
 def activation_need(box: Box, w: Widths, precision: str) -> Need:
     body = BODY_BYTES[precision]
     tokens = box.rows * box.seq
     hidden = tokens * (2 * (2 * w.hidden + 3 * w.intermediate) + 4 * w.hidden) * body
+    hidden += tokens * w.head * 4
     cells = box.rows * box.seq * box.seq * w.heads
     scores = 0 if attention_fused(precision) else cells * 4
     return Need(box, hidden + (0 if attention_fused(precision) else cells * (12 + body)), scores)
@@ -231,7 +250,7 @@ def needs(config: Mapping[str, Any], spec: ModelSpec, limits: BuildLimits,
     unfused attention's profiles (unfused_rows)."""
     out = []
     for tower, inputs in spec_inputs(spec).items():
-        w = widths(config, tower)
+        w = tower_widths(config, tower, spec)
         profiles = graph_profiles(inputs, spec, limits, unfused_rows(w, precision, room_bytes))
         for box in graph_boxes(tower, profiles, inputs, spec):
             out.append((activation_need(box, w, precision), w))

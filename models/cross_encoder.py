@@ -29,6 +29,12 @@ ACTIVATIONS = {
 POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2}
 
 
+def usable_positions(config: dict) -> int:
+    """The tokens the position table serves (RoBERTa-style tables spend 2 on padding)."""
+    positions = int(config.get("max_position_embeddings", 512))
+    return positions - POSITION_OFFSET.get(str(config.get("model_type")), 0)
+
+
 def num_labels(config: dict) -> int:
     if "id2label" in config:
         return len(config["id2label"])
@@ -52,8 +58,7 @@ def make_spec(info: CheckpointInfo) -> ModelSpec:
         raise UnsupportedModelError(
             f"{info.path}: a cross-encoder with {num_labels(config)} labels; only one-label "
             "rerankers (one relevance score per pair) are supported")
-    positions = int(config.get("max_position_embeddings", 512))
-    positions -= POSITION_OFFSET.get(str(config.get("model_type")), 0)
+    positions = usable_positions(config)
     # token_type_ids where the model has segment embeddings (BERT); RoBERTa/XLM-R have one.
     segments = int(config.get("type_vocab_size", 1)) > 1
     return ModelSpec(

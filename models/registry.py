@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from models import bert, clip, cross_encoder, gme, qwen3_reranker
+from models import bert, bge_m3, clip, colbert, cross_encoder, gme, qwen3_reranker, splade
 from models import e5_mistral, gte_qwen2, qwen3  # decoder embedding families
 from models.checkpoint import CheckpointInfo, read_checkpoint
 from models.family import Family
 from models.spec import ModelSpec, UnsupportedModelError
 
 FAMILIES: tuple[Family, ...] = (
+    splade.FAMILY,  # before bert: both take BertForMaskedLM (SPLADE's with SpladePooling)
+    bge_m3.FAMILY,  # before bert: both take XLMRobertaModel (bge-m3's with its head files)
+    colbert.FAMILY,  # before bert: BERT-like bodies with PyLate's Dense and query/document keys
     bert.FAMILY,
     clip.FAMILY,
     gme.FAMILY,

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-POOLINGS = ("cls", "mean", "last")
+# cls/mean/last pool hidden states; max/sum pool SPLADE's per-token vocabulary weights;
+# tokens: none, a vector per token (ColBERT).
+POOLINGS = ("cls", "mean", "last", "max", "sum", "tokens")
 
 
 class AdapterKind(str, Enum):
@@ -26,10 +28,15 @@ class AdapterKind(str, Enum):
     VISION_LANGUAGE = "vision_language"  # GME: the vision graph's output enters the language's
     CROSS_ENCODER = "cross_encoder"  # a raw logit per (query, document) pair
     YES_NO_RERANKER = "yes_no_reranker"  # Qwen3-Reranker: P(yes) of a judging prompt
+    SPARSE = "sparse"  # SPLADE: one vocabulary-sized weight vector per text, served sparse
+    # bge-m3: dense, sparse lexical weights and ColBERT vectors from one pass (models/bge_m3.py)
+    MULTI_HEAD = "multi_head"
+    LATE_INTERACTION = "late_interaction"  # ColBERT (PyLate): a vector per token, no pooling
 
 
 KINDS = tuple(kind.value for kind in AdapterKind)
 SCORE_ACTIVATIONS = ("", "sigmoid", "identity")  # "": not a reranker
+SPARSE_ACTIVATIONS = ("", "relu", "log1p_relu")  # SpladePooling's; "": not SPLADE
 
 
 class UnsupportedModelError(ValueError):
@@ -58,6 +65,22 @@ class VisionFacts:
         if self.image_size:
             return (self.image_size // self.patch_size) ** 2 + 1  # + the class token
         return self.max_pixels // (self.patch_size * self.patch_size)
+
+
+@dataclass(frozen=True)
+class LateInteraction:
+    """How a ColBERT (PyLate) model reads queries and documents, from its
+    config_sentence_transformers.json: a marker token after CLS ([Q] / [D]; -1: none), queries
+    padded to `query_length` with the expansion token (attended only with
+    `attend_expansion`) and every query vector kept; documents keep all but `skiplist_ids`."""
+
+    query_prefix_id: int
+    document_prefix_id: int
+    query_length: int
+    expansion_id: int  # the [MASK] token queries are expanded with
+    expand_queries: bool = True
+    attend_expansion: bool = False
+    skiplist_ids: tuple[int, ...] = ()
 
 
 def qwen2_vl_pixel_range(preprocessor: dict[str, Any]) -> tuple[int, int]:
@@ -104,6 +127,14 @@ class ModelSpec:
     # The body's hidden size where the output is not a hidden vector (rerankers: dims is 1);
     # 0: dims. It sizes CPU batches (runtime/backends/ort.py one_thread_batch_tokens).
     hidden_size: int = 0
+    # SPLADE (sentence-transformers SpladePooling): log1p(activation(logits)) per token and
+    # vocabulary entry, pooled over the tokens by `pooling` (max or sum); "": not SPLADE.
+    sparse_activation: str = ""
+    # bge-m3: the ColBERT head's width (0: no ColBERT head) and the token ids its sparse
+    # head drops (FlagEmbedding: cls, eos, pad, unk).
+    colbert_dims: int = 0
+    sparse_skip_ids: tuple[int, ...] = ()
+    late: LateInteraction | None = None  # ColBERT models (models/colbert.py)
 
     @property
     def is_reranker(self) -> bool:
@@ -122,6 +153,9 @@ class ModelSpec:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.dims <= 0 or self.max_len <= 0:
             raise ValueError("dims and max_len must be positive")
+        if self.sparse_activation not in SPARSE_ACTIVATIONS:
+            raise ValueError(f"sparse_activation must be one of {SPARSE_ACTIVATIONS}, "
+                             f"got {self.sparse_activation!r}")
         if self.score_activation not in SCORE_ACTIVATIONS:
             raise ValueError(f"score_activation must be one of {SCORE_ACTIVATIONS}, "
                              f"got {self.score_activation!r}")
@@ -135,6 +169,7 @@ class ModelSpec:
         data["modalities"] = list(self.modalities)
         data["inputs"] = list(self.inputs)
         data["matryoshka_dimensions"] = list(self.matryoshka_dimensions)
+        data["sparse_skip_ids"] = list(self.sparse_skip_ids)
         data["adapter"] = self.adapter.value
         return data
 
@@ -147,7 +182,12 @@ class ModelSpec:
         values = dict(data)
         values["prompts"] = tuple(sorted(dict(data.get("prompts", {})).items()))
         values["vision"] = VisionFacts(**data["vision"]) if data.get("vision") else None
+        if data.get("late"):
+            late = dict(data["late"])
+            values["late"] = LateInteraction(**{**late, "skiplist_ids": tuple(
+                late.get("skiplist_ids", ()))})
         values["modalities"] = tuple(data.get("modalities", ("text",)))
         values["inputs"] = tuple(data.get("inputs", ("input_ids", "attention_mask")))
         values["matryoshka_dimensions"] = tuple(data.get("matryoshka_dimensions", ()))
+        values["sparse_skip_ids"] = tuple(data.get("sparse_skip_ids", ()))
         return cls(**values)

@@ -11,12 +11,14 @@ come from the one mapping in server/errors.py. It is the endpoint's one declarat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable
 
 from starlette.responses import Response
 
+from runtime.adapters.heads import Output
 from runtime.pipeline.embedder import Embedder, EmbeddingResult
-from server import errors
+from runtime.pipeline.heads import HeadsResult, resolve_output
+from server import errors, heads_routes
 from server.embedding_types import output_form, quantized_body
 from server.encode import embeddings_body
 from server.guards import ASGIApp, Receive, Scope, Send
@@ -51,17 +53,25 @@ async def answer(models: ServedModels, metrics: Metrics, body: bytes, scope: Sco
     served = models.resolve(request.model, EMBEDDING)  # one model: no lookup at all
     scope[SCOPE_KEY] = served.name
     config, emb = served.config, served.embedder
-    form = output_form(request)  # None: float or base64, the fast path below
+    kind, items = classify_input(request.input, config.max_inputs_per_request)
+    output = resolve_output(emb, request.output)
+    # Quantized forms are for dense vectors (heads_routes refuses them on the others).
+    form = output_form(request) if output is Output.DENSE else None  # None: float, base64
     if form is not None:
         emb.quantizer.check(form.kinds, form.param)
-    kind, items = classify_input(request.input, config.max_inputs_per_request)
-    answered, result = await unless_disconnected(receive, _embed(emb, kind, items, request))
+    work: Awaitable[EmbeddingResult | HeadsResult] = (
+        _embed(emb, kind, items, request) if output is Output.DENSE
+        else heads_routes.embed_request(emb, kind, items, request, output))
+    answered, result = await unless_disconnected(receive, work)
     if not answered:  # nobody to answer; its queued inputs never reach the backend
         metrics.model(served.name).disconnects.inc()
         return Response(status_code=CLIENT_CLOSED)
     assert result is not None
     metrics.model(served.name).prompt_tokens.inc(result.prompt_tokens)
     # The served name whatever the request says (SGLang does not echo it either).
+    if not isinstance(result, EmbeddingResult):  # sparse or multi-vector output
+        return Response(heads_routes.openai_body(result, config.served_model_name),
+                        media_type="application/json")
     if form is not None:
         return Response(quantized_body(result.vectors, form, emb.quantizer,
                                        config.served_model_name, result.prompt_tokens,

@@ -52,6 +52,9 @@ class EmbeddingRequest(BaseModel):
     # (runtime/pipeline/chunking.py); None: the server's --chunk-long-inputs.
     chunking: bool | None = None
     chunk_overlap: StrictInt | None = None  # tokens; None: the server's --chunk-overlap
+    # Which output: "dense", "sparse" or "multi_vector" (server/heads_routes.py); None: the
+    # model's first (dense where it has one).
+    output: StrictStr | None = None
 
 
 def invalid(message: str, param: str | None) -> InvalidRequestError:
@@ -100,6 +103,16 @@ class TeiEmbedRequest(BaseModel):
     prompt_name: StrictStr | None = None
     dimensions: StrictInt | None = None
 
+
+class TeiTokensRequest(BaseModel):
+    """TEI's /embed_sparse and /embed_all (server/heads_routes.py)."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: StrictStr | None = None  # which served model (server/models.py)
+    inputs: StrictStr | list[StrictStr]
+    truncate: bool = False
+    truncation_direction: Literal["Right", "Left", "right", "left"] = "Right"
+    prompt_name: StrictStr | None = None
 
 
 # Reranking (server/rerank_routes.py)

@@ -4,7 +4,8 @@
   server/openai_routes.py: GET /v1/models.
 - server/sglang_routes.py: SGLang's native routes (/encode, /classify, /tokenize,
   /detokenize, /get_server_info, /get_model_info, /health_generate, /v1/score).
-- server/tei_routes.py: TEI's /embed.
+- server/tei_routes.py: TEI's /embed; server/heads_routes.py: TEI's /embed_sparse and
+  /embed_all (sparse and multi-vector models).
 - server/rerank_routes.py: /v1/rerank (SGLang), /rerank (TEI), /v2/rerank (Cohere/Jina).
 - server/probe_routes.py: /health, /ready, /metrics.
 
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from server import openai_routes, probe_routes, rerank_routes, sglang_routes, tei_routes
+from server import (heads_routes, openai_routes, probe_routes, rerank_routes, sglang_routes,
+                    tei_routes)
 from server.config import ServerConfig
 from server.lifecycle import Readiness
 from server.metrics import Metrics
@@ -27,4 +29,5 @@ def register(app: FastAPI, config: ServerConfig, metrics: Metrics, readiness: Re
     openai_routes.register(app)
     sglang_routes.register(app, config)
     tei_routes.register(app, config)
+    heads_routes.register(app)
     rerank_routes.register(app)

@@ -166,3 +166,44 @@ def qwen3_reranker_server(tmp_path_factory: pytest.TempPathFactory,
     with _reranker_server(tmp_path_factory.mktemp("qr"),
                           reranker_paths["qwen3_reranker"]) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def heads_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random retrieval-head models by family: SPLADE, bge-m3 and a PyLate ColBERT
+    (devtools/checkpoints/tiny_sparse.py)."""
+    from devtools.checkpoints.tiny_sparse import (make_tiny_bge_m3, make_tiny_colbert,
+                                                  make_tiny_splade)
+
+    root = tmp_path_factory.mktemp("tiny_heads")
+    return {"splade": make_tiny_splade(root / "splade"), "bge_m3": make_tiny_bge_m3(root / "m3"),
+            "colbert": make_tiny_colbert(root / "colbert")}
+
+
+@pytest.fixture(scope="session")
+def heads_artifacts(tmp_path_factory: pytest.TempPathFactory,
+                    heads_paths: dict[str, Path]) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("heads_artifacts")
+    return {name: build_artifact(path, root / name) for name, path in heads_paths.items()}
+
+
+@pytest.fixture(scope="session")
+def splade_server(heads_artifacts: dict[str, Path]) -> Iterator[str]:
+    """Small batches (256 padded tokens), so one request's rows spread over several."""
+    with running_server(heads_artifacts["splade"], "--max-wait-ms", "5",
+                        "--max-batch-tokens", "256") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def bge_m3_server(heads_artifacts: dict[str, Path]) -> Iterator[str]:
+    with running_server(heads_artifacts["bge_m3"], "--max-wait-ms", "5",
+                        "--max-batch-tokens", "256") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def colbert_server(heads_artifacts: dict[str, Path]) -> Iterator[str]:
+    with running_server(heads_artifacts["colbert"], "--max-wait-ms", "5",
+                        "--max-batch-tokens", "256") as url:
+        yield url

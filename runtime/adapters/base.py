@@ -96,6 +96,8 @@ class Capability(Enum):
     # A text's rows are its own tokens, no template around them: token ids embed as the
     # text does (the bulk command tokenises itself; GME's texts go through its template).
     PLAIN_TEXT_ROWS = "a text's rows are its own tokens"
+    SPARSE = "sparse weights per vocabulary entry (SPLADE, bge-m3's lexical weights)"
+    MULTI_VECTOR = "one vector per token (ColBERT-style late interaction)"
 
 
 class Adapter(ABC):

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from models.spec import AdapterKind
 from runtime.adapters.base import Adapter
+from runtime.adapters.bge_m3 import BgeM3Adapter
 from runtime.adapters.clip import ClipAdapter
+from runtime.adapters.colbert import ColbertAdapter
 from runtime.adapters.cross_encoder import CrossEncoderAdapter
 from runtime.adapters.gme import GmeAdapter
+from runtime.adapters.splade import SpladeAdapter
 from runtime.adapters.text import TextAdapter
 from runtime.adapters.yes_no import YesNoRerankerAdapter
 from runtime.artifact import Artifact
@@ -20,6 +23,9 @@ ADAPTERS: dict[AdapterKind, type[Adapter]] = {  # by ModelSpec.adapter
     AdapterKind.VISION_LANGUAGE: GmeAdapter,
     AdapterKind.CROSS_ENCODER: CrossEncoderAdapter,
     AdapterKind.YES_NO_RERANKER: YesNoRerankerAdapter,
+    AdapterKind.SPARSE: SpladeAdapter,
+    AdapterKind.MULTI_HEAD: BgeM3Adapter,
+    AdapterKind.LATE_INTERACTION: ColbertAdapter,
 }
 
 

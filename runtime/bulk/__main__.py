@@ -1,6 +1,7 @@
 """python -m runtime.bulk IN OUT --model-path M [--text-column text] [--id-column id]
 
-Embeds every row of IN (JSONL, CSV or Parquet) into OUT/part-*.parquet (id, vector, tokens),
+Embeds every row of IN (JSONL, CSV or Parquet) into OUT/part-*.parquet (id, vector, tokens;
+or sparse indices/values, or token vectors, by --embedding-output),
 rejects into OUT/rejects-*.jsonl; rerun the same command to resume an interrupted job.
 `--engine ray` runs the same chunks on a Ray cluster (a local one unless --ray-address).
 --model-path takes an artifact dir, or a checkpoint dir / hub id built on first use into the
@@ -53,6 +54,10 @@ def parser() -> argparse.ArgumentParser:
                         "byte); default: float")
     add_flag(p, settings.CHUNK_LONG_INPUTS)
     add_flag(p, settings.CHUNK_OVERLAP)
+    p.add_argument("--embedding-output", choices=("dense", "sparse", "multi_vector"),
+                   default=None, help="what to write: the dense `vector`, sparse `indices` and "
+                   "`values` (SPLADE, bge-m3), or each row's token `vectors` (bge-m3's "
+                   "ColBERT); default: the model's first (dense, or SPLADE's sparse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--log-level", default="info", help="debug, info, warning or error")
     g = p.add_argument_group("backend and artifact (as the server's flags)")
@@ -93,7 +98,8 @@ def job_from(args: argparse.Namespace) -> BulkJob:
                           max_batch_tokens=args.max_batch_tokens, truncate=args.truncate,
                           prompt_name=args.prompt_name, trt_contexts=args.trt_contexts,
                           embedding_types=tuple(dict.fromkeys(args.embedding_types)),
-                          chunking=args.chunk_long_inputs, chunk_overlap=args.chunk_overlap)
+                          chunking=args.chunk_long_inputs, chunk_overlap=args.chunk_overlap,
+                          output=args.embedding_output)
     return BulkJob(source, args.output, artifact, embed, args.chunk_rows,
                    progress=not args.no_progress)
 

@@ -1,4 +1,6 @@
-"""One chunk of input rows -> its output rows (id, vector, tokens) and its rejects.
+"""One chunk of input rows -> its output rows (id, the output's columns, tokens) and its
+rejects (runtime/bulk/columns.py: a dense vector in each asked type, sparse weights or token
+vectors).
 
 The core both engines share (runtime/bulk/local.py, runtime/bulk/ray_engine.py): an
 Embedder on its own event loop, fed one chunk at a time. Rows are checked first (null, not
@@ -22,7 +24,9 @@ from runtime.bulk.columns import part_table
 from runtime.bulk.sources import BadLine, Chunk, InputError
 from runtime.config import RuntimeConfig
 from runtime.adapters.base import Capability
-from runtime.pipeline.embedder import Embedder
+from runtime.adapters.heads import Output
+from runtime.pipeline.embedder import Embedder, EmbeddingResult
+from runtime.pipeline.heads import embed_output, resolve_output
 from runtime.errors import InvalidRequestError
 from runtime.pipeline import chunking
 from runtime.pipeline.limits import BatchFlags
@@ -43,6 +47,7 @@ class EmbedSettings:
     embedding_types: tuple[str, ...] = (FLOAT,)  # the vector columns (runtime/bulk/columns.py)
     chunking: bool = False  # over-long texts: chunked and pooled (runtime/pipeline/chunking.py)
     chunk_overlap: int | None = None
+    output: str | None = None  # dense, sparse or multi_vector; None: the model's first
 
     def runtime_config(self, chunk_rows: int) -> RuntimeConfig:
         """`threads` one-thread batches at once on CPU (faster than one batch on every
@@ -85,12 +90,14 @@ class Running:
     keep: list[int]  # the chunk's rows that are embedded
     pieces: chunking.Pieces  # their token rows: one each, or their chunks
     rejects: list[dict[str, Any]]
-    future: Future | None  # the vectors, a row per piece; None: no row to embed
+    future: Future | None  # the outputs, a row per piece; None: no row to embed
     table: Callable[[Sequence[Any], Any, chunking.Pieces], Any]
 
     def result(self) -> ChunkResult:
-        vectors = self.future.result().vectors if self.future is not None else None
-        table = self.table([self.chunk.ids[i] for i in self.keep], vectors, self.pieces)
+        done = self.future.result() if self.future is not None else None
+        outputs = (done.vectors if isinstance(done, EmbeddingResult)  # dense
+                   else None if done is None else done.rows)  # sparse or token vectors
+        table = self.table([self.chunk.ids[i] for i in self.keep], outputs, self.pieces)
         ordered = [{k: v for k, v in r.items() if k != "index"}
                    for r in sorted(self.rejects, key=lambda r: r["index"])]
         return ChunkResult(table, ordered, sum(len(r) for p in self.pieces for r in p))
@@ -115,10 +122,13 @@ class ChunkEmbedder:
                              "the server")
         try:  # the server's own prompt rule: the named one, else the model's default
             self.prompt = self.embedder.prompt_text(settings.prompt_name or None)
+            self.output = resolve_output(self.embedder, settings.output)
         except InvalidRequestError as exc:
             self.close()
-            raise InputError(f"--prompt-name: {exc.message}") from exc
+            flag = "--embedding-output" if exc.param == "output" else "--prompt-name"
+            raise InputError(f"{flag}: {exc.message}") from exc
         try:
+            _dense_only(self.output, settings)
             self.embedder.quantizer.check(settings.embedding_types, "embedding_types")
             self.chunker = (chunking.chunker_for(self.embedder.tokenizer, settings.chunk_overlap)
                             if settings.chunking else None)
@@ -154,9 +164,16 @@ class ChunkEmbedder:
                 rejects.append(self._reject(chunk, i, reason))
         pieces, keep = self._tokenize(chunk, keep, rejects)
         rows = [row for piece in pieces for row in piece]
-        future = (self._call(self.embedder.embed_planned(rows, truncate=self.settings.truncate))
-                  if rows else None)
+        future = self._call(self._embed(rows)) if rows else None
         return Running(chunk, keep, pieces, rejects, future, self._table)
+
+    def _embed(self, rows: list[list[int]]) -> Any:
+        truncate = self.settings.truncate
+        if self.output is Output.DENSE:
+            return self.embedder.embed_planned(rows, truncate=truncate)
+        # The prompt's text is in the rows already; its name still picks ColBERT's marker.
+        return embed_output(self.embedder, rows, self.output, tokens=True, truncate=truncate,
+                            prompt_name=self.settings.prompt_name, planned=True)
 
     def _tokenize(self, chunk: Chunk, keep: list[int], rejects: list[dict[str, Any]]
                   ) -> tuple[chunking.Pieces, list[int]]:
@@ -183,11 +200,14 @@ class ChunkEmbedder:
     def _reject(chunk: Chunk, i: int, reason: str) -> dict[str, Any]:
         return {"index": i, "row": chunk.start + i, "id": chunk.ids[i], "reason": reason}
 
-    def _table(self, ids: Sequence[Any], vectors: Any, pieces: chunking.Pieces) -> Any:
-        """The part's table; chunk vectors pooled per row first."""
-        if vectors is not None and self.chunker is not None:
-            vectors = chunking.pool(vectors, pieces, self.embedder.spec.normalize)
-        return part_table(ids, vectors, pieces, self.dims, self.settings.embedding_types,
+    def _table(self, ids: Sequence[Any], outputs: Any, pieces: chunking.Pieces) -> Any:
+        """The part's table; dense chunk vectors pooled per row first."""
+        if outputs is not None and self.chunker is not None:
+            outputs = chunking.pool(outputs, pieces, self.embedder.spec.normalize)
+        dims = self.dims
+        if self.output is Output.MULTI_VECTOR:  # token vectors: ColBERT's width
+            dims = self.embedder.spec.colbert_dims or self.dims
+        return part_table(ids, self.output, outputs, pieces, dims, self.settings.embedding_types,
                           self.embedder.quantizer, self.chunker is not None)
 
     def close(self) -> None:
@@ -197,3 +217,15 @@ class ChunkEmbedder:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
             self._loop.close()
+
+
+def _dense_only(output: Output, settings: EmbedSettings) -> None:
+    """Quantized types and chunk pooling are defined on dense vectors only."""
+    if output is Output.DENSE:
+        return
+    if tuple(settings.embedding_types) != (FLOAT,):
+        raise InvalidRequestError(f"quantized types are for dense vectors, not {output.value} "
+                                  "output", param="embedding_types")
+    if settings.chunking:
+        raise InvalidRequestError(f"chunked inputs pool dense vectors, not {output.value} "
+                                  "output", param="chunk_long_inputs")

@@ -53,6 +53,8 @@ class BulkJob:
             key["embedding_types"] = list(s.embedding_types)
         if s.chunking:
             key.update(chunking=True, chunk_overlap=s.chunk_overlap)
+        if s.output:
+            key["output"] = s.output
         return key
 
 

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from runtime.pipeline import batch_plan
+from runtime.pipeline.rows import gather_rows, place_rows
 from runtime.errors import NotReadyError, OverloadedError, QueueTimeoutError
 from runtime.settings import (CPU_CALL_COST_TOKENS, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS,
                               DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT_MS)
@@ -77,7 +78,7 @@ class _Job:
         self.out[index] = vector
         self.remaining -= 1
         if self.remaining == 0 and not self.future.done():
-            self.future.set_result(np.stack(self.out))  # type: ignore[arg-type]
+            self.future.set_result(gather_rows(self.out))
 
 
 @dataclass(eq=False, slots=True)
@@ -185,9 +186,7 @@ class Batcher:
         outputs = await asyncio.gather(*(
             loop.run_in_executor(self._executor, self._run, [rows[i] for i in batch])
             for batch in plan))
-        vectors = np.empty((len(rows), *outputs[0].shape[1:]), dtype=outputs[0].dtype)
-        for batch, output in zip(plan, outputs):
-            vectors[batch] = output
+        vectors = place_rows(plan, outputs, len(rows))
         self.batches_run += len(plan)
         self.rows_run += len(rows)
         return vectors

@@ -220,6 +220,13 @@ class Embedder:
     def _embedding(self) -> Embedding:
         """The adapter, where it embeds; a reranker: 400."""
         if isinstance(self.adapter, Embedding):
+            if not self.adapter.can(Capability.EMBED_TEXT):  # SPLADE, ColBERT: no dense
+                gives = [o.value for o in getattr(self.adapter, "outputs", ())]
+                raise InvalidRequestError(
+                    f"This model has no dense vectors; it gives {', '.join(gives)}: send "
+                    f"\"output\": \"{gives[0]}\" to /v1/embeddings (TEI: POST /embed_sparse "
+                    "for sparse, /embed_all for multi_vector).",
+                    param="output", code="unsupported_output")
             return self.adapter
         raise InvalidRequestError(
             "This model is a reranker: it scores (query, document) pairs and has no "
@@ -247,6 +254,13 @@ class Embedder:
 
     async def _run(self, work: Work, count: int, dimensions: int | None,
                    planned: bool = False) -> EmbeddingResult:
+        outputs = await self.run_work(work, planned)
+        vectors = self.adapter.combine(work, outputs, count)
+        return self._finish(vectors, work.tokens, dimensions)
+
+    async def run_work(self, work: Work, planned: bool = False) -> dict[str, Any]:
+        """A prepared request's rows through their towers' batchers (`planned`: a bulk
+        chunk, past the queue) -> each tower's per-row results, in row order."""
         tokens = work.tokens
         if tokens > self.config.max_request_tokens:
             raise InvalidRequestError(
@@ -263,8 +277,7 @@ class Embedder:
             outputs = [await run(towers[0])]
         else:
             outputs = await asyncio.gather(*(run(t) for t in towers))
-        vectors = self.adapter.combine(work, dict(zip(towers, outputs)), count)
-        return self._finish(vectors, tokens, dimensions)
+        return dict(zip(towers, outputs))
 
     def _finish(self, vectors: np.ndarray, tokens: int, dimensions: int | None
                 ) -> EmbeddingResult:

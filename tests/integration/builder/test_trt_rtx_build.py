@@ -22,16 +22,17 @@ from tests.helpers import build_artifact
 
 rtx = pytest.importorskip("tensorrt_rtx_bindings")
 FAMILIES = ("bert", "qwen3", "gte_qwen2", "e5_mistral", "clip", "gme", "cross_encoder",
-            "qwen3_reranker")
+            "qwen3_reranker", "splade", "bge_m3", "colbert")
 TOWERS = {"clip": {"text", "image"}, "gme": {"text", "image"}}
 
 
 @pytest.fixture(scope="session")
 def checkpoints(minilm_path: Path, tiny_decoder_paths: dict[str, Path],
                 tiny_multimodal_paths: dict[str, Path],
-                reranker_paths: dict[str, Path]) -> dict[str, Path]:
+                reranker_paths: dict[str, Path],
+                heads_paths: dict[str, Path]) -> dict[str, Path]:
     return {"bert": minilm_path, **tiny_decoder_paths, **tiny_multimodal_paths,
-            **reranker_paths}
+            **reranker_paths, **heads_paths}
 
 
 @pytest.fixture(scope="session")

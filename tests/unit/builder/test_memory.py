@@ -179,3 +179,23 @@ def test_attention_evidence_for_whole_images() -> None:
     text = {"input_ids": ("batch", "sequence"), "attention_mask": ("batch", "sequence")}
     short = graph_profiles(text, clip, BuildLimits(64, 16384))
     assert memory.attention_evidence(96_000_000, short, text, 12) == "undetermined"
+
+
+def test_splade_counts_its_vocabulary_logits() -> None:
+    """A SPLADE's (tokens x vocabulary) logits dwarf its body: without them the estimate was
+    0.40e9 bytes where TensorRT for RTX measured 2.13e9 (fp16, bench/sparse.py's model)."""
+    minilm = {"hidden_size": 384, "intermediate_size": 1536, "num_attention_heads": 12,
+              "num_hidden_layers": 6}
+    splade = ModelSpec(family="splade", architecture="BertForMaskedLM", pooling="max",
+                       dims=30522, max_len=512, normalize=False, hidden_size=384,
+                       sparse_activation="relu", adapter=AdapterKind.SPARSE)
+    w = memory.tower_widths(minilm, "text", splade)
+    assert w.head == 2 * 30522
+    box = Box("text", "seq512", 42, 384)
+    body = activation_need(box, widths(minilm, "text"), "fp16").activations
+    need = activation_need(box, w, "fp16").activations
+    assert need - body == 42 * 384 * 2 * 30522 * 4
+    assert need > 2_125_928_960 > body  # TensorRT for RTX's figure for this box's plan
+    (largest, _), *_ = sorted(needs(minilm, splade, BuildLimits(64, 16384), "fp16"),
+                              key=lambda n: -n[0].activations)
+    assert largest.activations > 16384 * 2 * 30522 * 4  # the head counted in the check too

@@ -99,12 +99,13 @@ def test_build_records_parity_and_graph_files(name: str,
     assert manifest.verification["min_cosine"] >= 0.99999
     files = sorted(p.name for p in artifact.iterdir())
     if name == "e5_mistral":  # forced external data: one graph, one data file, no strays
-        assert files == ["manifest.json", "model.onnx", "model.onnx.data", "tokenizer.json"]
+        assert files == ["calibration.npy", "manifest.json", "model.onnx", "model.onnx.data",
+                         "tokenizer.json"]
         assert manifest.external_data == ("model.onnx.data",)
         # The weights live in the data file: at least the embedding table (vocab x 64 fp32).
         assert (artifact / "model.onnx.data").stat().st_size >= VOCAB * 64 * 4
-    else:
-        assert files == ["manifest.json", "model.onnx", "tokenizer.json"]
+    else:  # calibration.npy: the int8/uint8 calibration vectors (runtime/quantization.py)
+        assert files == ["calibration.npy", "manifest.json", "model.onnx", "tokenizer.json"]
 
 
 def test_spilled_per_tensor_files_are_consolidated(tiny_decoder_artifacts: dict[str, Path],

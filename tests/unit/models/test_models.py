@@ -113,7 +113,7 @@ def test_spec_round_trips_through_dict() -> None:
 
 def test_spec_rejects_unknown_pooling_and_fields() -> None:
     with pytest.raises(ValueError, match="pooling"):
-        ModelSpec(family="x", architecture="X", pooling="max", dims=8, max_len=8)
+        ModelSpec(family="x", architecture="X", pooling="median", dims=8, max_len=8)
     data = ModelSpec(family="x", architecture="X", pooling="cls", dims=8, max_len=8).to_dict()
     with pytest.raises(ValueError, match="unknown ModelSpec fields"):
         ModelSpec.from_dict({**data, "surprise": 1})

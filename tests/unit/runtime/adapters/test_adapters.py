@@ -61,6 +61,13 @@ def test_adapters_declare_what_they_can_do() -> None:
     assert can[AdapterKind.VISION_LANGUAGE] == {C.EMBED_TEXT, C.EMBED_IMAGES}  # templated text
     assert can[AdapterKind.CROSS_ENCODER] == {C.SCORE_PAIRS, C.CLASSIFY}
     assert can[AdapterKind.YES_NO_RERANKER] == {C.SCORE_PAIRS}
+    assert can[AdapterKind.SPARSE] == {C.SPARSE, C.PLAIN_TEXT_ROWS, C.TRUNCATE_LEFT}  # no dense
+    assert can[AdapterKind.MULTI_HEAD] == {C.EMBED_TEXT, C.SPARSE, C.MULTI_VECTOR,
+                                           C.PLAIN_TEXT_ROWS, C.TRUNCATE_LEFT}
+    assert can[AdapterKind.LATE_INTERACTION] == {C.MULTI_VECTOR, C.PLAIN_TEXT_ROWS,
+                                                 C.TRUNCATE_LEFT}
     for kind, adapter in ADAPTERS.items():  # the protocol a class implements says the same
-        assert issubclass(adapter, Embedding) == (C.EMBED_TEXT in can[kind]), kind
+        # SPLADE and ColBERT embed, only sparse / only multi-vector
+        embeds = bool({C.EMBED_TEXT, C.SPARSE, C.MULTI_VECTOR} & can[kind])
+        assert issubclass(adapter, Embedding) == embeds, kind
         assert issubclass(adapter, PairScoring) == (C.SCORE_PAIRS in can[kind]), kind
