@@ -21,7 +21,7 @@ from tests.helpers import assert_parity
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from sentence_transformers.quantization import quantize_embeddings
+    from sentence_transformers.util.quantization import quantize_embeddings
 
 ARROW = {"vector": (pa.float32(), 384), "vector_int8": (pa.int8(), 384),
          "vector_uint8": (pa.uint8(), 384), "vector_binary": (pa.int8(), 48),

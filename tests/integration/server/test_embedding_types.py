@@ -23,7 +23,7 @@ from tests.inprocess import embedding_rows, post_embeddings as post, serve, serv
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from sentence_transformers.quantization import quantize_embeddings
+    from sentence_transformers.util.quantization import quantize_embeddings
 
 TEXTS = ["The cat sat on the mat.", "Quantised vectors take a quarter of the bytes.",
          "Ünïcödé façade, naïve café", "A fourth, somewhat longer sentence about storage "

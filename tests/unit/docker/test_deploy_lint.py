@@ -140,6 +140,23 @@ def test_kubernetes_pieces_fit_together() -> None:
     assert claim == k8s("PersistentVolumeClaim")["metadata"]["name"]
 
 
+def test_the_autoscaler_scales_on_a_gauge_the_server_exports() -> None:
+    """The HPA's metric, through prometheus-adapter's rule, is a series /metrics has (it
+    once named trt_embed_queue_depth, which no server exported)."""
+    from prometheus_client import generate_latest
+
+    from server.metrics import Metrics
+
+    exported = generate_latest(Metrics().registry).decode()
+    hpa_metric = k8s("HorizontalPodAutoscaler")["spec"]["metrics"][0]["pods"]["metric"]["name"]
+    adapter = [d for p in K8S for d in load_all(p) if d["kind"] == "ConfigMap"
+               and d["metadata"]["name"] == "prometheus-adapter-trt-embed"]
+    rule = yaml.safe_load(adapter[0]["data"]["config.yaml"])
+    series = rule["rules"][0]["seriesQuery"].split("{")[0]
+    assert rule["rules"][0]["name"]["as"] == hpa_metric
+    assert f"# TYPE {series} gauge" in exported, series
+
+
 def test_serving_images_are_non_root_with_healthcheck_and_no_torch() -> None:
     stages = re.split(r"^FROM ", (DOCKER / "Dockerfile").read_text(), flags=re.M)[1:]
     final = {s.split()[2]: s for s in stages if s.split()[2] in ("gpu", "cpu")}

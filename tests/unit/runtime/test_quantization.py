@@ -15,7 +15,7 @@ from runtime.quantization import Quantizer, calibration_ranges, quantize, trunca
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from sentence_transformers.quantization import quantize_embeddings
+    from sentence_transformers.util.quantization import quantize_embeddings
 
 
 def vectors(rows: int, dims: int, seed: int) -> np.ndarray:
