@@ -171,6 +171,7 @@ def test_a_rejected_graph_names_its_node_and_publishes_nothing(
 
     monkeypatch.setattr(build_module.export, "export_graphs", export_rejected)
     monkeypatch.setattr(build_module, "_verify", lambda *args: {})  # straight to TensorRT
+    monkeypatch.setattr(build_module.calibration, "calibrate", lambda *args: None)
     out = tmp_path / "rejected"
     with pytest.raises(CompileError, match=r"node 'dedupe_ids' \(operator Unique\)"):
         build_artifact(checkpoints["qwen3"], out, backend="tensorrt-rtx")

@@ -18,6 +18,10 @@ from schemathesis.core.result import Ok
 from tests.inprocess import serve, server_config, wait_for
 
 EXAMPLES = 50  # per operation and generation mode
+# /v1/embeddings has many optional fields, each with values that are 400 on MiniLM (a
+# `dimensions` it is not trained for, a prompt it lacks, an output it does not give, chunking
+# with truncate): schema-valid requests that are also valid for the model are rarer there.
+EMBEDDINGS_POSITIVE = 200
 
 
 def test_no_request_the_spec_allows_or_breaks_gets_a_5xx(minilm_artifact: Path) -> None:
@@ -31,7 +35,8 @@ def test_no_request_the_spec_allows_or_breaks_gets_a_5xx(minilm_artifact: Path) 
             operations.append(result.ok())
         assert {op.path for op in operations} >= {"/v1/embeddings", "/health", "/ready"}
         for op in operations:
-            _fuzz(op, GenerationMode.POSITIVE, url)
+            _fuzz(op, GenerationMode.POSITIVE, url,
+                  EMBEDDINGS_POSITIVE if op.path == "/v1/embeddings" else EXAMPLES)
             if len(op.body) or len(op.query):  # nothing to break in a bare GET
                 _fuzz(op, GenerationMode.NEGATIVE, url)
         statuses = _statuses(app, "/v1/embeddings")
@@ -46,9 +51,10 @@ def _statuses(app: FastAPI, path: str) -> dict[int, float]:
             if s.name == "trt_embed_requests_total" and s.labels["path"] == path}
 
 
-def _fuzz(op: APIOperation[Any, Any, Any, Any], mode: GenerationMode, url: str) -> None:
+def _fuzz(op: APIOperation[Any, Any, Any, Any], mode: GenerationMode, url: str,
+          examples: int = EXAMPLES) -> None:
     @given(case=op.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
         response = case.call(base_url=url, timeout=60)
