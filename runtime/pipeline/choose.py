@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
+from runtime.adapters.base import Tower
 from runtime.artifact import Artifact
 from runtime.backends.base import Backend, BackendLimits
 # require_tensorrt and tensorrt_missing: imported for this module's users too
@@ -145,3 +147,19 @@ def load_backend(artifact: Artifact, config: RuntimeConfig, tower: str = "text")
     width = spec.width if tower == "text" else 0
     return OnnxRuntimeBackend(artifact.onnx_path(tower), limits, config.threads, width,
                               cores=config.cores)
+
+
+def open_backends(artifact: Artifact, config: RuntimeConfig, towers: Sequence[Tower],
+                   given: Mapping[str, Backend]) -> dict[str, Backend]:
+    """Every tower's backend; those opened here are closed again if a later one fails."""
+    backends: dict[str, Backend] = {}
+    try:
+        for tower in towers:
+            backends[tower.name] = given.get(tower.name) or load_backend(artifact, config,
+                                                                         tower.name)
+    except BaseException:
+        for name, backend in backends.items():
+            if name not in given:
+                backend.close()
+        raise
+    return backends

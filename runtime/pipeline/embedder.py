@@ -22,18 +22,19 @@ import numpy as np
 from PIL import Image
 
 from models.spec import ModelSpec
-from runtime.adapters.base import Adapter, Capability, Embedding, PairScoring, Tower, Work
+from runtime.adapters.base import Adapter, Capability, Embedding, PairScoring, Work
 from runtime.adapters.cross_encoder import CrossEncoderAdapter
 from runtime.adapters.registry import adapter_for
 from runtime.artifact import Artifact
 from runtime.backends.base import Backend
-from runtime.pipeline.choose import load_backend
+from runtime.pipeline.choose import open_backends
 from runtime.pipeline.batcher import BatchConfig, Batcher, RunFn
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequestError
 from runtime.pipeline.calibrate import measure_call_cost
 from runtime.pipeline.limits import needs_call_cost, plan_bound, resolve_batch
 from runtime.adapters.media import load_image
+from runtime.pipeline.checks import check_dimensions, check_items, prompt_for
 from runtime.pipeline.chunking import chunker_for, chunking_on, pool, split_long
 from runtime.quantization import Quantizer, calibrates
 from runtime.pipeline.tokenize_queue import TokenizeQueue
@@ -69,7 +70,7 @@ class Embedder:
         adapter_class = adapter_for(artifact)  # an unknown family fails before any loading
         self.tokenizer = TextTokenizer(artifact.tokenizer_path, self.spec.max_len)
         self.adapter: Adapter = adapter_class(artifact, self.tokenizer)
-        self.backends = _open_backends(artifact, config, self.adapter.towers, backends or {})
+        self.backends = open_backends(artifact, config, self.adapter.towers, backends or {})
         self.batchers = {t.name: Batcher(self._runner(t.name), self._limits(t.name))
                          for t in self.adapter.towers}
         main = self.adapter.towers[0].name
@@ -181,7 +182,7 @@ class Embedder:
                           dimensions: int | None = None) -> EmbeddingResult:
         """`{text, image}` items, checked against the spec's modalities."""
         prompt = self._admit(len(items), prompt_name, dimensions)
-        self._check_items(items)
+        check_items(self.spec, items)
         work = await self._embedding().prepare(items, prompt, self._truncate(truncate), self)
         return await self._run(work, len(items), dimensions)
 
@@ -245,9 +246,9 @@ class Embedder:
         """Checks that need no work, then admission (overloaded: 429 before any work); the
         prompt to prepend."""
         self._embedding()
-        self._check_dimensions(dimensions)
+        check_dimensions(self.spec, dimensions)
         self.batcher.admit(count)
-        return self._prompt(prompt_name)
+        return prompt_for(self.spec, prompt_name)
 
     def _truncate(self, requested: bool) -> bool:
         return requested or self.config.allow_auto_truncate
@@ -287,52 +288,9 @@ class Embedder:
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return EmbeddingResult(np.ascontiguousarray(vectors, dtype=np.float32), tokens)
 
-    def _check_dimensions(self, dimensions: int | None) -> None:
-        if dimensions is None:
-            return
-        if not self.spec.matryoshka:
-            raise InvalidRequestError(
-                f"This model does not support the 'dimensions' parameter: it was not trained "
-                f"for shortened embeddings (its size is {self.spec.dims}).",
-                param="dimensions", code="unsupported_parameter")
-        # 400 as in SGLang (managers/tokenizer_manager.py _validate_for_matryoshka_dim):
-        # below 1, outside the configured sizes, above the embedding size.
-        sizes = self.spec.matryoshka_dimensions
-        if not 1 <= dimensions <= self.spec.dims or (sizes and dimensions not in sizes):
-            allowed = (f"one of {list(sizes)}" if sizes
-                       else f"between 1 and {self.spec.dims}")
-            raise InvalidRequestError(
-                f"'dimensions' must be {allowed}, got {dimensions}.",
-                param="dimensions", code="invalid_value")
-
-    def _check_items(self, items: Sequence[Any]) -> None:
-        if "image" not in self.spec.modalities:
-            if any(item.image is not None for item in items):
-                raise InvalidRequestError("This model does not accept images; send text inputs.",
-                                          param="input", code="unsupported_modality")
-            return
-        both = next((i for i, item in enumerate(items)
-                     if item.text is not None and item.image is not None), None)
-        if both is not None and not self.spec.items_mix_modalities:
-            raise InvalidRequestError(
-                f"input[{both}] has both text and an image; this model embeds one or the other "
-                "per item (send them as two items).", param="input", code="unsupported_input")
-
     def prompt_text(self, prompt_name: str | None) -> str:
         """The text a request's prompt_name prepends (the default prompt for None)."""
-        return self._prompt(prompt_name)
-
-    def _prompt(self, prompt_name: str | None) -> str:
-        if prompt_name is None:
-            name = self.spec.default_prompt_name
-            return (self.spec.prompt(name) or "") if name else ""
-        prompt = self.spec.prompt(prompt_name)
-        if prompt is None:
-            known = ", ".join(name for name, _ in self.spec.prompts) or "none"
-            raise InvalidRequestError(
-                f"Unknown prompt_name {prompt_name!r}; this model's prompts: {known}.",
-                param="prompt_name", code="invalid_value")
-        return prompt
+        return prompt_for(self.spec, prompt_name)
 
     # Stages: what adapters use while they prepare a request (runtime.adapters.base.Stages).
 
@@ -365,19 +323,3 @@ class Embedder:
 
     async def submit(self, tower: str, rows: Sequence[Any]) -> Any:
         return await self.batchers[tower].submit(rows)
-
-
-def _open_backends(artifact: Artifact, config: RuntimeConfig, towers: Sequence[Tower],
-                   given: Mapping[str, Backend]) -> dict[str, Backend]:
-    """Every tower's backend; those opened here are closed again if a later one fails."""
-    backends: dict[str, Backend] = {}
-    try:
-        for tower in towers:
-            backends[tower.name] = given.get(tower.name) or load_backend(artifact, config,
-                                                                         tower.name)
-    except BaseException:
-        for name, backend in backends.items():
-            if name not in given:
-                backend.close()
-        raise
-    return backends
