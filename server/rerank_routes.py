@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -98,10 +98,17 @@ async def v1_score(emb: Embedder, config: ServerConfig, req: ScoreRequest) -> di
                                            "completion_tokens": 0}}
 
 
+def post_and_put(app: FastAPI, path: str, endpoint: Callable[..., Any]) -> None:
+    """SGLang's routes that take POST and PUT alike: a route per method, so the OpenAPI
+    spec gives each its own operation id (one route with both methods repeats one)."""
+    for method in ("POST", "PUT"):
+        app.add_api_route(path, endpoint, methods=[method],
+                          operation_id=f"{endpoint.__name__}_{method.lower()}")
+
+
 def register(app: FastAPI) -> None:
     """Each route finds its model (server.models.resolve; without `model`: the first
     reranker served) and answers with that model's config."""
-    @app.api_route("/v1/rerank", methods=["POST", "PUT"])
     async def sglang_rerank(body: SglangRerankRequest, request: Request) -> list[dict]:
         served = resolve(request, body.model, RERANK)
         result, order = await score(served.embedder, served.config, body.query,
@@ -109,6 +116,8 @@ def register(app: FastAPI) -> None:
         return [{"score": float(result.scores[i]), "index": i,
                  **({"document": body.documents[i]} if body.return_documents else {})}
                 for i in order]
+
+    post_and_put(app, "/v1/rerank", sglang_rerank)
 
     @app.post("/rerank")
     async def tei_rerank(body: TeiRerankRequest, request: Request) -> list[dict]:

@@ -169,14 +169,15 @@ def register(app: FastAPI, config: ServerConfig) -> None:
                 await served.embed_texts(["health check"])
         return Response(status_code=200)
 
-    @app.api_route("/encode", methods=["POST", "PUT"])
     async def encode_route(body: EncodeRequest, request: Request) -> Any:
         return await encode(emb(request, body.model), body, config.max_inputs_per_request)
 
-    @app.api_route("/classify", methods=["POST", "PUT"])
     async def classify_route(body: EncodeRequest, request: Request) -> Any:
         return await classify(emb(request, body.model, RERANK), body,
                               config.max_inputs_per_request)
+
+    rerank_routes.post_and_put(app, "/encode", encode_route)
+    rerank_routes.post_and_put(app, "/classify", classify_route)
 
     @app.post("/tokenize")
     @app.post("/v1/tokenize")

@@ -39,6 +39,20 @@ def test_sglang_shape_sorted_best_first(cross_encoder_server: str,
     assert all(abs(row["score"] - scores[row["document"]]) < 1e-6 for row in body)
 
 
+def test_put_answers_as_post_with_an_operation_id_each(cross_encoder_server: str) -> None:
+    """SGLang takes PUT on /v1/rerank, /encode and /classify too; the spec names each
+    method's operation once (FastAPI repeats one id for a two-method route)."""
+    body = {"query": QUERY, "documents": DOCS[:3]}
+    put = requests.put(cross_encoder_server + "/v1/rerank", json=body, timeout=60)
+    assert put.status_code == 200 and put.json() == post(cross_encoder_server, "/v1/rerank",
+                                                         **body).json()
+    spec = requests.get(cross_encoder_server + "/openapi.json", timeout=60).json()
+    ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    for path in ("/v1/rerank", "/encode", "/classify"):
+        assert set(spec["paths"][path]) == {"post", "put"}
+
+
 def test_top_n_and_return_documents(cross_encoder_server: str,
                                     scores: dict[str, float]) -> None:
     body = post(cross_encoder_server, "/v1/rerank", query=QUERY, documents=DOCS, top_n=3,
