@@ -27,7 +27,9 @@ def place_rows(plan: Sequence[Sequence[int]], outputs: Sequence[Any], count: int
 def gather_rows(rows: Sequence[Any]) -> Any:
     """One request's per-row results: an array when they are arrays of one shape (pooled
     vectors), else a list (per-token outputs of differing lengths, sparse rows)."""
-    shape = getattr(rows[0], "shape", None)
-    if shape is not None and all(getattr(row, "shape", None) == shape for row in rows):
+    if not isinstance(rows[0], np.ndarray):  # sparse rows
+        return list(rows)
+    try:  # np.stack checks the shapes itself: no Python pass per row on the dense path
         return np.stack(rows)
-    return list(rows)
+    except ValueError:  # token vectors of differing lengths
+        return list(rows)
