@@ -2,12 +2,9 @@
 widths (config.json) and the profile's box, and the check that refuses, before anything is
 built, a build whose largest profile cannot fit the GPU it is for.
 
-Pure. The estimate holds, for a box of rows x seq tokens, 2 x (2 hidden + 3 intermediate)
-+ 4 hidden values per token in the body's precision (each layer's hidden- and
-intermediate-width tensors, twice, and its q/k/v/context), and, where attention is not fused
-(fp32: attention_fused), the rows x heads x seq^2 scores three times in float32 (scores,
-masked scores, softmax: every precision keeps softmax in float32) plus a body-precision copy. Layers reuse the same memory,
-so it does not grow with depth; the weights do. Checked against TensorRT for RTX 1.7's own
+Pure. The estimate is runtime/backends/activations.py's formula (the server's start uses it
+too) at each profile's box, attention unfused where attention_fused says so (fp32). Layers
+reuse the same memory, so it does not grow with depth; the weights do. Checked against TensorRT for RTX 1.7's own
 figure (its builder's "Total Activation Memory", which builder/compile.py records; it sizes
 each profile at its opt shape): gme-Qwen2-VL-2B's language model at fp32, 21 x 768 tokens:
 4.88e9 bytes measured, 6.64e9 estimated; 11 x 1416: 5.56e9 measured, 8.35e9 estimated;
@@ -29,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from builder.profiles import RowsAt, graph_profiles
 from models.spec import ModelSpec
+from runtime.backends.activations import activation_bytes, score_cells
 from runtime.backends.trt_plan import BATCH, SEQUENCE, Profile, axis_extents
 from runtime.artifact.manifest import BuildLimits
 
@@ -122,13 +120,11 @@ def head_values(spec: ModelSpec) -> int:
 
 
 def activation_need(box: Box, w: Widths, precision: str) -> Need:
-    body = BODY_BYTES[precision]
+    fused = attention_fused(precision)
     tokens = box.rows * box.seq
-    hidden = tokens * (2 * (2 * w.hidden + 3 * w.intermediate) + 4 * w.hidden) * body
-    hidden += tokens * w.head * 4
-    cells = box.rows * box.seq * box.seq * w.heads
-    scores = 0 if attention_fused(precision) else cells * 4
-    return Need(box, hidden + (0 if attention_fused(precision) else cells * (12 + body)), scores)
+    total = activation_bytes(tokens, box.seq, w.hidden, w.intermediate, w.heads,
+                             BODY_BYTES[precision], fused, w.head)
+    return Need(box, total, 0 if fused else score_cells(tokens, box.seq, w.heads) * 4)
 
 
 def room(budget_gib: float, weights: int) -> int:

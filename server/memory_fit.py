@@ -8,11 +8,10 @@ batch, times the batches it runs at once:
 - TensorRT: per execution context (`--trt-contexts`), TensorRT's own activation figure from
   the build log where the manifest records it, else the builder's estimate of the largest
   profile (builder/memory.py, recorded per profile).
-- ONNX Runtime: an estimate from the batch's padded-token budget, ACTIVATION_VALUES float32
-  values per token and unit of width (builder/memory.py's 2 x (2 hidden + 3 intermediate) +
-  4 hidden, with intermediate = 4 hidden) plus the eager attention's scores (heads = width /
-  HEAD_WIDTH, SCORE_COPIES float32 copies of rows x heads x seq^2), with its batches in
-  flight as the backend plans them (runtime/backends/ort.py, ort_cuda.py).
+- ONNX Runtime: an estimate from the batch's padded-token budget, the builder's fp32 formula
+  (runtime/backends/activations.py) for BERT-shaped widths (intermediate = 4 hidden, heads =
+  width / HEAD_WIDTH) with the eager attention's scores, with its batches in flight as the
+  backend plans them (runtime/backends/ort.py, ort_cuda.py).
 The budget: the GPU's free memory for GPU backends, MemAvailable (/proc/meminfo) for the
 CPU, or --memory-budget-gib (a container's share, a GPU shared with other processes).
 """
@@ -24,6 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from runtime.backends.activations import activation_bytes as formula
 from runtime.backends.ort import (DUAL_SESSION_MAX_BYTES, IN_FLIGHT_PER_CORE,
                                   one_thread_batch_tokens)
 from runtime.backends.ort_cuda import default_sessions, graph_bytes
@@ -35,9 +35,7 @@ from server.config import ServerConfig
 
 log = logging.getLogger("server")
 GIB = 1 << 30
-ACTIVATION_VALUES = 32  # float32 values per token and unit of width (docstring)
 HEAD_WIDTH = 64  # the usual attention head width: heads = width / 64
-SCORE_COPIES = 4  # scores, masked scores, softmax, and one more copy
 CPU, GPU = "RAM", "GPU memory"
 
 
@@ -54,9 +52,10 @@ class Need:
 
 
 def activation_bytes(tokens: int, seq: int, width: int) -> int:
-    """One batch of `tokens` padded tokens in rows of `seq` on a model `width` wide."""
-    heads = max(1, width // HEAD_WIDTH)
-    return 4 * tokens * (ACTIVATION_VALUES * width + SCORE_COPIES * heads * seq)
+    """One fp32 batch of `tokens` padded tokens in rows of `seq` on a model `width` wide,
+    BERT-shaped (intermediate 4 x width, heads of HEAD_WIDTH), attention unfused (ONNX
+    Runtime's eager graph): the builder's formula (runtime/backends/activations.py)."""
+    return formula(tokens, seq, width, 4 * width, max(1, width // HEAD_WIDTH), 4, fused=False)
 
 
 def refusal(needs: Sequence[Need], budgets: Mapping[str, int]) -> str | None:
