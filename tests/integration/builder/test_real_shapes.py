@@ -6,7 +6,9 @@ sized, and the --gpu-memory-gib refusal before any export. The other families' r
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,10 @@ BUDGET = 16384  # the default --max-batch-tokens
 
 
 @pytest.fixture(scope="module")
-def gme_real(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return gme(tmp_path_factory.mktemp("real") / "gme")
+def gme_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("real")
+    yield gme(root / "gme")
+    shutil.rmtree(root)  # 2.2 GB of random weights: gone before the next module starts
 
 
 def test_a_build_over_the_gpu_budget_fails_before_exporting(

@@ -6,7 +6,9 @@ parsed network's inputs, the recorded targets, and the refusals."""
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,9 +37,9 @@ def checkpoints(minilm_path: Path, tiny_decoder_paths: dict[str, Path],
             **reranker_paths, **heads_paths}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def rtx_build(tmp_path_factory: pytest.TempPathFactory,
-              checkpoints: dict[str, Path]) -> Callable[[str, str], tuple[Path, float]]:
+              checkpoints: dict[str, Path]) -> Iterator[Callable[[str, str], tuple[Path, float]]]:
     """(family, precision) -> (artifact, wall seconds of the whole build), built once."""
     built: dict[tuple[str, str], tuple[Path, float]] = {}
     root = tmp_path_factory.mktemp("rtx")
@@ -50,7 +52,8 @@ def rtx_build(tmp_path_factory: pytest.TempPathFactory,
             built[family, precision] = (artifact, time.perf_counter() - start)
         return built[family, precision]
 
-    return get
+    yield get
+    shutil.rmtree(root)  # the plans (hundreds of MB) are not needed past this module
 
 
 def parsed_inputs(onnx_path: Path) -> dict[str, tuple[int, ...]]:

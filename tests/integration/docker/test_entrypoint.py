@@ -95,10 +95,11 @@ def embed(url: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> Cache:
+def cache(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> Iterator[Cache]:
     root = tmp_path_factory.mktemp("entrypoint")
     shutil.copytree(minilm_path, root / "minilm")
-    return Cache(root / "minilm", root / "engine-cache")
+    yield Cache(root / "minilm", root / "engine-cache")
+    shutil.rmtree(root)
 
 
 @pytest.fixture(scope="module")
