@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Awaitable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 from models.spec import ModelSpec
 from runtime.adapters.base import Adapter, Capability, Embedding, PairScoring, Work
@@ -33,17 +31,13 @@ from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequestError
 from runtime.pipeline.calibrate import measure_call_cost
 from runtime.pipeline.limits import needs_call_cost, plan_bound, resolve_batch
-from runtime.adapters.media import load_image
 from runtime.pipeline.checks import check_dimensions, check_items, prompt_for
 from runtime.pipeline.chunking import chunker_for, chunking_on, pool, split_long
 from runtime.quantization import Quantizer, calibrates
-from runtime.pipeline.tokenize_queue import TokenizeQueue
+from runtime.pipeline.stages import PipelineStages
 from runtime.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
-INLINE_TOKENIZE_CHARS = 1024  # rerank requests up to this many characters tokenise on the loop
-A = TypeVar("A")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -75,9 +69,8 @@ class Embedder:
                          for t in self.adapter.towers}
         main = self.adapter.towers[0].name
         self.backend, self.batcher = self.backends[main], self.batchers[main]
-        self._tok_pool = ThreadPoolExecutor(config.tokenizers(), thread_name_prefix="pairs")
-        self._tok_queue = TokenizeQueue(self.tokenizer.encode_raw, config.tokenizers())
-        self._media_pool = ThreadPoolExecutor(config.media.threads, thread_name_prefix="media")
+        # what adapters use while they prepare a request (runtime.adapters.base.Stages)
+        self.stages = PipelineStages(self.tokenizer, config, self.batchers)
         self.quantizer = Quantizer(artifact.path, artifact.manifest.calibration,
                                    calibrates(self.spec))
 
@@ -103,7 +96,7 @@ class Embedder:
     async def start(self) -> None:
         for batcher in self.batchers.values():
             batcher.start()
-        await self.adapter.warm_up(self)
+        await self.adapter.warm_up(self.stages)
         await self._measure_call_cost()
 
     async def _measure_call_cost(self) -> None:
@@ -120,9 +113,7 @@ class Embedder:
     async def close(self) -> None:
         for batcher in self.batchers.values():
             await batcher.stop()
-        self._tok_pool.shutdown(wait=False)
-        self._tok_queue.close()
-        self._media_pool.shutdown(wait=False)
+        self.stages.close()
         for backend in self.backends.values():
             backend.close()
 
@@ -136,7 +127,7 @@ class Embedder:
             return await self._embed_chunked([prompt + t for t in texts], chunk_overlap,
                                              dimensions)
         work = await self._embedding().prepare_texts(texts, prompt, self._truncate(truncate),
-                                                     self)
+                                                     self.stages)
         return await self._run(work, len(texts), dimensions)
 
     async def _embed_chunked(self, texts: Sequence[str], overlap: int | None,
@@ -149,9 +140,8 @@ class Embedder:
                                       param="chunking", code="unsupported_parameter")
         chunker = chunker_for(self.tokenizer, (self.config.chunk_overlap
                                                         if overlap is None else overlap))
-        rows = await self._tok_queue.encode(texts)
-        pieces = await asyncio.get_running_loop().run_in_executor(
-            self._tok_pool, split_long, chunker, self.tokenizer, texts, rows)
+        rows = await self.stages.encode(texts)
+        pieces = await self.stages.in_pool(split_long, chunker, self.tokenizer, texts, rows)
         flat = [row for piece in pieces for row in piece]
         self.batcher.admit(len(flat))  # the queue takes rows: every chunk is one (else 429)
         result = await self._run(Work({self.adapter.towers[0].name: flat}), len(flat), None)
@@ -183,7 +173,8 @@ class Embedder:
         """`{text, image}` items, checked against the spec's modalities."""
         prompt = self._admit(len(items), prompt_name, dimensions)
         check_items(self.spec, items)
-        work = await self._embedding().prepare(items, prompt, self._truncate(truncate), self)
+        work = await self._embedding().prepare(items, prompt, self._truncate(truncate),
+                                                self.stages)
         return await self._run(work, len(items), dimensions)
 
     async def rerank(self, query: str, documents: Sequence[str], *, truncate: bool = True,
@@ -195,7 +186,7 @@ class Embedder:
         default instruction of rerankers that take one (Qwen3-Reranker)."""
         scoring = self._scoring()
         self.batcher.admit(len(documents))
-        work = await scoring.prepare_pairs(query, documents, truncate, self, instruct)
+        work = await scoring.prepare_pairs(query, documents, truncate, self.stages, instruct)
         result = await self._run(work, len(documents), None)
         logits = result.vectors[:, 0]
         if not raw_scores and self.spec.score_activation == "sigmoid":
@@ -214,7 +205,7 @@ class Embedder:
                 f"/classify answers a sequence-classification model's class logits; this "
                 f"model is {kind}.", param="model", code="unsupported_model")
         self.batcher.admit(len(texts))
-        work = await self.adapter.prepare_single(texts, self._truncate(truncate), self)
+        work = await self.adapter.prepare_single(texts, self._truncate(truncate), self.stages)
         result = await self._run(work, len(texts), None)
         return RerankResult(result.vectors[:, 0].astype(np.float32), result.prompt_tokens)
 
@@ -291,35 +282,3 @@ class Embedder:
     def prompt_text(self, prompt_name: str | None) -> str:
         """The text a request's prompt_name prepends (the default prompt for None)."""
         return prompt_for(self.spec, prompt_name)
-
-    # Stages: what adapters use while they prepare a request (runtime.adapters.base.Stages).
-
-    async def tokenize(self, texts: Sequence[str], truncate: bool) -> list[list[int]]:
-        rows = await self._tok_queue.encode(texts)  # off the loop, with other requests'
-        max_len = self.tokenizer.max_len
-        if truncate and any(len(row) > max_len for row in rows):  # re-encoded, cut: rare
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._tok_pool, self.tokenizer.fit, texts, rows,
-                                              truncate)
-        return self.tokenizer.fit(texts, rows, truncate)  # too long: 400
-
-    async def tokenize_pairs(self, query: str, documents: Sequence[str],
-                             truncate: bool) -> list[tuple[list[int], list[int]]]:
-        chars = len(query) * len(documents) + sum(map(len, documents))
-        if chars <= INLINE_TOKENIZE_CHARS:
-            return self.tokenizer.encode_pairs(query, documents, truncate)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._tok_pool, self.tokenizer.encode_pairs, query,
-                                          documents, truncate)
-
-    async def load_images(self, sources: Sequence[str]) -> list[Image.Image]:
-        return await self.off_loop(lambda s: load_image(s, self.config.media), sources)
-
-    async def off_loop(self, fn: Callable[[A], R], args: Sequence[A]) -> list[R]:
-        """fn over args in the media pool (decoding and preprocessing images)."""
-        loop = asyncio.get_running_loop()
-        return list(await asyncio.gather(*(loop.run_in_executor(self._media_pool, fn, a)
-                                           for a in args)))
-
-    async def submit(self, tower: str, rows: Sequence[Any]) -> Any:
-        return await self.batchers[tower].submit(rows)

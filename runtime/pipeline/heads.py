@@ -66,7 +66,7 @@ async def embed_output(emb: Embedder, inputs: Sequence[Any], output: Output, *,
         rows = emb.tokenizer.check_ids(inputs, cut)
     else:
         prompt = emb.prompt_text(prompt_name)
-        rows = await emb.tokenize([prompt + text for text in inputs], cut)
+        rows = await emb.stages.tokenize([prompt + text for text in inputs], cut)
     work = Work({TEXT: adapter.shape_rows(rows, prompt_name, cut)})
     results = await emb.run_work(work, planned)
     args = (output, results[TEXT], work.rows[TEXT])
