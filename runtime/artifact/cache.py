@@ -41,6 +41,7 @@ from runtime.errors import ApplianceError, ArtifactError
 from runtime import settings
 from runtime.settings import add_flag
 from runtime.artifact.manifest import Manifest, fingerprint, is_artifact
+from runtime.quantization import calibrates
 
 log = logging.getLogger("artifact_cache")
 BUILD_BACKENDS = ("onnxruntime", *FLAVOURS)  # what an entry can be built for
@@ -124,6 +125,9 @@ def decide(artifact: Path, want: Want, machine: Machine | None,
     if manifest.precision != want.precision:
         return Decision("rebuild", f"built at precision {manifest.precision}, "
                                    f"{want.precision} wanted")
+    if manifest.calibration is None and calibrates(manifest.spec):
+        # built before int8/uint8 calibration: those answers would be 400 until rebuilt
+        return Decision("rebuild", "built without the int8/uint8 calibration ranges")
     stale = _plans_stale(manifest, want, machine)
     if stale:
         return Decision("rebuild", stale)

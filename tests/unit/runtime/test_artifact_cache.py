@@ -50,7 +50,8 @@ def write_manifest(directory: Path, checkpoint: Path, **kw: Any) -> Path:
     manifest = Manifest(spec=spec, source={"path": str(checkpoint),
                                            "fingerprint": fingerprint(checkpoint)},
                         precision="fp16", opset=17, graphs={"text": Graph("model.onnx", {}, {})},
-                        versions={}, verification={}, tensorrt=record())
+                        versions={}, verification={}, tensorrt=record(),
+                        calibration={"vectors": "calibration.npy", "ranges": [[0.0] * 8] * 2})
     directory.mkdir(parents=True, exist_ok=True)
     dataclasses.replace(manifest, **kw).save(directory)
     return directory
@@ -150,6 +151,19 @@ def test_changed_checkpoint_or_unreadable_manifest_rebuilds(tmp_path: Path,
     (art / "manifest.json").write_text("{not json")
     action, why = verdict(art, checkpoint)
     assert action == "rebuild" and "unreadable" in why
+
+
+def test_an_entry_built_before_calibration_rebuilds_unless_its_family_has_none(
+        tmp_path: Path, checkpoint: Path) -> None:
+    """Artifacts from before int8/uint8 calibration would answer those types with 400 until
+    rebuilt: the cache rebuilds them. Rerankers and image models are never calibrated."""
+    art = write_manifest(tmp_path / "art", checkpoint, calibration=None)
+    assert verdict(art, checkpoint) == ("rebuild",
+                                        "built without the int8/uint8 calibration ranges")
+    spec = ModelSpec(family="cross_encoder", architecture="BertForSequenceClassification",
+                     pooling="cls", dims=1, max_len=16, score_activation="sigmoid")
+    art = write_manifest(tmp_path / "ce", checkpoint, calibration=None, spec=spec)
+    assert verdict(art, checkpoint)[0] == "reuse"
 
 
 def test_ensure_builds_once_then_reuses_and_forces(tmp_path: Path, checkpoint: Path) -> None:
