@@ -6,6 +6,7 @@ context."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,10 @@ from builder.memory import Box, Widths, activation_need
 from runtime.artifact import Artifact
 from runtime.backends.trt_plan import GraphPlan
 from server.config import ServerConfig
-from server.memory_fit import CPU, GIB, GPU, Need, _trt_need, activation_bytes, refusal
+from runtime.errors import MissingDependencyError
+from runtime.settings import DEFAULT_BATCH_TOKENS
+from server.memory_fit import (CPU, GIB, GPU, Need, _ort_need, _trt_need, activation_bytes,
+                               measured_budgets, refusal)
 from tests.unit.runtime.test_artifact_cache import write_manifest
 
 
@@ -52,3 +56,39 @@ def test_a_tensorrt_model_counts_its_plans_and_each_context(tmp_path: Path) -> N
     three = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime,
                                                                     trt_contexts=3))
     assert _trt_need(three, {"text": measured}).activations == 3 * 500
+
+
+def test_onnxruntime_cuda_holds_a_weights_copy_per_session(tmp_path: Path) -> None:
+    """On ONNX Runtime CUDA each batch in flight is a session with its own weights: a small
+    graph gets two (ort_cuda.default_sessions), --batches-in-flight sets them, and every
+    session's largest batch is the token budget's."""
+    (tmp_path / "ckpt").mkdir()
+    art = Artifact.open(write_manifest(tmp_path / "art", tmp_path / "ckpt"))
+    (art.path / "model.onnx").write_bytes(b"\0" * 1000)
+    (art.path / "model.onnx.data").write_bytes(b"\0" * 3000)
+    config = ServerConfig(artifact=art, model_path="m", served_model_name="m")
+    need = _ort_need(config, on_gpu=True)
+    one_batch = activation_bytes(DEFAULT_BATCH_TOKENS, 16, 8)  # the spec's max_len is 16
+    assert (need.device, need.weights, need.activations) == (GPU, 2 * 4000, 2 * one_batch)
+    flags = dataclasses.replace(config.runtime.batch, concurrency=3, max_batch_tokens=64)
+    three = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime,
+                                                                    batch=flags))
+    need = _ort_need(three, on_gpu=True)
+    assert (need.weights, need.activations) == (3 * 4000, 3 * activation_bytes(64, 16, 8))
+
+
+def test_the_gpu_budget_is_its_free_memory_and_an_unreadable_gpu_is_not_checked(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from runtime.backends import gpu
+
+    monkeypatch.setattr(gpu, "free_memory", lambda device=0: 7 * GIB)
+    assert measured_budgets({GPU}) == {GPU: 7 * GIB}
+
+    def no_gpu(device: int = 0) -> int:
+        raise MissingDependencyError("cuda-python is not installed")
+
+    monkeypatch.setattr(gpu, "free_memory", no_gpu)
+    with caplog.at_level(logging.WARNING, logger="server"):
+        budgets = measured_budgets({GPU, CPU})
+    assert set(budgets) == {CPU} and budgets[CPU] > 0
+    assert "GPU memory not checked: cuda-python is not installed" in caplog.text
