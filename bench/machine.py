@@ -46,6 +46,12 @@ def versions() -> dict[str, str]:
     return out
 
 
+def describe(packages: tuple[str, ...]) -> str:
+    """"<CPU>, <n> cores; <package> <version>, ...": a benchmark section's machine line."""
+    return f"{cpu_model()}, {os.cpu_count()} cores; " + ", ".join(
+        f"{name} {importlib.metadata.version(name)}" for name in packages)
+
+
 def busy_seconds() -> float:
     """CPU-seconds used on this machine since boot, by every process (/proc/stat), with the
     time a hypervisor stole from it (it was not ours either)."""

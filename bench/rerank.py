@@ -11,8 +11,6 @@ that model's (the scores are not meaningful; they are checked against CrossEncod
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +22,7 @@ import orjson
 from bench.corpus import load_sentences
 from bench.document import section_main
 from bench.http_load import closed_loop
-from bench.machine import cpu_model
+from bench.machine import describe
 from devtools.helpers import build_artifact, minilm_checkpoint, running_server
 
 VERSIONED = ("onnxruntime", "sentence-transformers", "torch", "transformers")
@@ -91,8 +89,7 @@ def run(cache: Path, quick: bool) -> str:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: all-MiniLM-L6-v2's body under "
         "a random one-label head (ms-marco-MiniLM-L-6-v2's shape), fp32, "
         f"{len(asks)} queries x {DOCS_PER_QUERY} documents of the bench corpus. Machine: "
-        f"{cpu_model()}, {os.cpu_count()} cores; " + ", ".join(
-            f"{name} {importlib.metadata.version(name)}" for name in VERSIONED) + ".",
+        f"{describe(VERSIONED)}.",
         "",
         "| system | pairs/s |",
         "|---|---|",

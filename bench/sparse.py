@@ -12,8 +12,6 @@ its BENCHMARKS.md section.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ import orjson
 from bench.corpus import load_sentences
 from bench.document import section_main
 from bench.http_load import closed_loop
-from bench.machine import cpu_model
+from bench.machine import describe
 from devtools.helpers import build_artifact, minilm_checkpoint, running_server
 
 VERSIONED = ("onnxruntime", "sentence-transformers", "torch", "transformers")
@@ -106,8 +104,7 @@ def run(cache: Path, quick: bool) -> str:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: all-MiniLM-L6-v2's body under "
         "a seeded masked-LM head (a small SPLADE's shape), fp32, "
         f"{len(texts)} texts of the bench corpus, {nonzero:.0f} nonzero weights per text on "
-        f"average. Machine: {cpu_model()}, {os.cpu_count()} cores; " + ", ".join(
-            f"{name} {importlib.metadata.version(name)}" for name in VERSIONED) + ".",
+        f"average. Machine: {describe(VERSIONED)}.",
         "",
         "| system | texts/s |",
         "|---|---|",
